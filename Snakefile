@@ -1,0 +1,41 @@
+# dlpipe: cross-validated deep learning for biological data.
+#
+# snakemake --cores 4                         run the experiments of config/config.yaml
+# snakemake --cores 4 --configfile my.yaml    run your own experiments instead
+import sys
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+
+from dlpipe.config import DEFAULT_SCHEMA, validate_config  # noqa: E402
+from dlpipe.errors import DlpipeError  # noqa: E402
+
+# A --configfile replaces the demo instead of being merged into it.
+if not config:
+
+    configfile: "config/config.yaml"
+
+
+try:
+    validate_config(config, DEFAULT_SCHEMA)
+except DlpipeError as error:
+    sys.exit(f"dlpipe: invalid configuration: {error}")
+validate(config, str(DEFAULT_SCHEMA))
+
+
+include: "rules/common.smk"
+include: "rules/prepare.smk"
+include: "rules/split.smk"
+include: "rules/preprocess.smk"
+include: "rules/train.smk"
+include: "rules/evaluate.smk"
+include: "rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        "results/report.html",

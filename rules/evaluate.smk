@@ -1,0 +1,50 @@
+rule evaluate:
+    """Score the deep model and the baseline on the fold's test side (its only reader)."""
+    input:
+        unpack(evaluate_models),
+        test="results/{exp}/{fold}/test.npz",
+        preprocessor="results/{exp}/{fold}/preprocessor.joblib",
+        meta="results/{exp}/dataset.json",
+    output:
+        predictions="results/{exp}/{fold}/predictions.tsv",
+        metrics="results/{exp}/{fold}/metrics.json",
+    log:
+        "logs/evaluate/{exp}/{fold}.log",
+    conda:
+        "../envs/dlpipe.yaml"
+    params:
+        exp=sections("task", "model.name", "baseline.enabled"),
+    script:
+        "../workflow/scripts/evaluate.py"
+
+
+rule aggregate:
+    """Summarise metrics over folds, pool out-of-fold predictions and draw the figures."""
+    input:
+        metrics=per_fold("results/{exp}/{fold}/metrics.json"),
+        predictions=per_fold("results/{exp}/{fold}/predictions.tsv"),
+        histories=per_fold("results/{exp}/{fold}/history.tsv"),
+        meta="results/{exp}/dataset.json",
+    output:
+        metrics=report(
+            "results/{exp}/metrics.tsv",
+            caption="../workflow/report/metrics.rst",
+            category="{exp}",
+            labels={"table": "metrics over folds"},
+        ),
+        predictions="results/{exp}/oof_predictions.tsv",
+        figures=report(
+            directory("results/{exp}/figures"),
+            patterns=["{name}.png"],
+            caption="../workflow/report/figures.rst",
+            category="{exp}",
+            labels={"figure": "{name}"},
+        ),
+    log:
+        "logs/aggregate/{exp}.log",
+    conda:
+        "../envs/dlpipe.yaml"
+    params:
+        exp=sections("task"),
+    script:
+        "../workflow/scripts/aggregate.py"

@@ -1,0 +1,17 @@
+rule prepare:
+    """Check the raw table and write the canonical dataset with its provenance."""
+    input:
+        data=data_path,
+    output:
+        dataset="results/{exp}/dataset.parquet",
+        meta="results/{exp}/dataset.json",
+        provenance="results/{exp}/provenance.json",
+    log:
+        "logs/prepare/{exp}.log",
+    conda:
+        "../envs/dlpipe.yaml"
+    params:
+        exp=sections("task", "seed", "data", "cv", "preprocess.impute"),
+        workdir=workflow.basedir,
+    script:
+        "../workflow/scripts/prepare.py"

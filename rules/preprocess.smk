@@ -1,0 +1,20 @@
+rule preprocess:
+    """Fit normalisation, encoding, feature filters and SMOTE on the fold's training side."""
+    input:
+        dataset="results/{exp}/dataset.parquet",
+        meta="results/{exp}/dataset.json",
+        folds="results/{exp}/folds.tsv",
+    output:
+        train="results/{exp}/{fold}/train.npz",
+        val="results/{exp}/{fold}/val.npz",
+        test="results/{exp}/{fold}/test.npz",
+        preprocessor="results/{exp}/{fold}/preprocessor.joblib",
+        summary="results/{exp}/{fold}/preprocess.json",
+    log:
+        "logs/preprocess/{exp}/{fold}.log",
+    conda:
+        "../envs/dlpipe.yaml"
+    params:
+        exp=sections("task", "seed", "preprocess"),
+    script:
+        "../workflow/scripts/preprocess.py"

@@ -1,0 +1,15 @@
+rule split:
+    """Assign every sample of every fold to train, val or test (seeded)."""
+    input:
+        dataset="results/{exp}/dataset.parquet",
+        meta="results/{exp}/dataset.json",
+    output:
+        folds="results/{exp}/folds.tsv",
+    log:
+        "logs/split/{exp}.log",
+    conda:
+        "../envs/dlpipe.yaml"
+    params:
+        exp=sections("task", "seed", "cv"),
+    script:
+        "../workflow/scripts/split.py"

@@ -1,0 +1,228 @@
+"""Load and validate a dlpipe configuration against its JSON Schema.
+
+The schema (``config/schema/config.schema.yaml``) is the single source of keys, allowed values
+and defaults. :func:`validate_config` fills the defaults in place and turns the first schema
+violation into one sentence that names the key, the bad value and what is allowed, then checks
+the rules a schema cannot express (a classification needs a label column, and so on).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from dlpipe.errors import ConfigError
+
+#: The schema shipped with the workflow (repository layout) and used when none is given.
+DEFAULT_SCHEMA = Path(__file__).resolve().parents[2] / "config" / "schema" / "config.schema.yaml"
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping, with a clear error for a missing or malformed file.
+
+    Parameters
+    ----------
+    path
+        YAML file.
+
+    Returns
+    -------
+    dict
+        The parsed mapping.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the config must be a mapping with an 'experiments' key")
+    return data
+
+
+def _key_path(parts: Iterator[Any] | list[Any]) -> str:
+    return ".".join(str(p) for p in parts) or "<top level>"
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    """Turn one schema violation into a sentence naming key, value and what is allowed."""
+    key = _key_path(list(error.absolute_path))
+    schema = error.schema if isinstance(error.schema, Mapping) else {}
+    value = error.instance
+    if error.validator == "additionalProperties":
+        allowed = sorted(schema.get("properties", {}))
+        extra = sorted(set(value) - set(allowed)) if isinstance(value, Mapping) else []
+        return (
+            f"config key {key}: unknown key(s) {', '.join(map(repr, extra))}; "
+            f"allowed keys are {', '.join(allowed)}"
+        )
+    if error.validator == "required":
+        return f"config key {key}: {error.message}; add it to the config"
+    if error.validator == "enum":
+        return (
+            f"config key {key}: {value!r} is not allowed; "
+            f"choose one of {', '.join(map(str, schema['enum']))}"
+        )
+    if error.validator == "oneOf" and error.context:
+        allowed = sorted({str(v) for sub in error.context for v in (sub.schema.get("enum") or [])})
+        hint = f"; allowed values are {', '.join(allowed)}" if allowed else ""
+        return f"config key {key}: {value!r} is not valid{hint}"
+    if error.validator == "propertyNames":
+        return (
+            f"config key {key}: name {error.instance!r} is not allowed; experiment names start "
+            "with a letter and hold only letters, digits, '_' and '-'"
+        )
+    return f"config key {key}: {error.message}"
+
+
+def _resolve(schema: Mapping[str, Any], root: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Follow a local ``$ref`` (``#/$defs/name``)."""
+    if "$ref" in schema:
+        return root["$defs"][schema["$ref"].rsplit("/", 1)[-1]]
+    return schema
+
+
+def _fill_defaults(instance: Any, schema: Mapping[str, Any], root: Mapping[str, Any]) -> None:
+    """Fill defaults from ``schema`` into ``instance`` recursively (copies, never shared)."""
+    schema = _resolve(schema, root)
+    if not isinstance(instance, dict):
+        return
+    for key, sub in schema.get("properties", {}).items():
+        sub = _resolve(sub, root)
+        if key not in instance and "default" in sub:
+            instance[key] = copy.deepcopy(sub["default"])
+        if key in instance:
+            _fill_defaults(instance[key], sub, root)
+    extra = schema.get("additionalProperties")
+    if isinstance(extra, Mapping):
+        for key, value in instance.items():
+            if key not in schema.get("properties", {}):
+                _fill_defaults(value, extra, root)
+
+
+def load_schema(schema_path: str | Path | None = None) -> dict[str, Any]:
+    """Read the configuration schema (the shipped one by default)."""
+    return load_yaml(schema_path or DEFAULT_SCHEMA)
+
+
+def validate_config(
+    config: dict[str, Any], schema_path: str | Path | None = None
+) -> dict[str, Any]:
+    """Validate ``config`` in place, fill its defaults and return it.
+
+    Parameters
+    ----------
+    config
+        The parsed configuration mapping; it is modified in place.
+    schema_path
+        JSON Schema file; the shipped schema by default.
+
+    Returns
+    -------
+    dict
+        ``config`` with every default filled in.
+
+    Raises
+    ------
+    ConfigError
+        On the first violation, naming the key, the bad value and the allowed values.
+    """
+    schema = load_schema(schema_path)
+    _fill_defaults(config, schema, schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        best = jsonschema.exceptions.best_match(errors)
+        raise ConfigError(_describe(best))
+    for name, exp in config["experiments"].items():
+        check_experiment(name, exp)
+    return config
+
+
+def check_experiment(name: str, exp: Mapping[str, Any]) -> None:
+    """Check the rules between keys of one experiment that the schema cannot express.
+
+    Parameters
+    ----------
+    name
+        Experiment name (for messages).
+    exp
+        The experiment's validated configuration.
+    """
+    key = f"experiments.{name}"
+    data, cv, pre = exp["data"], exp["cv"], exp["preprocess"]
+    task = exp["task"]
+    if task == "classification":
+        if not data["label_column"]:
+            raise ConfigError(
+                f"config key {key}.data.label_column: a classification needs the name of the "
+                "label column"
+            )
+        if data["target_columns"]:
+            raise ConfigError(
+                f"config key {key}.data.target_columns: only regression uses target columns; "
+                "for classification set data.label_column"
+            )
+    else:
+        if not data["target_columns"]:
+            raise ConfigError(
+                f"config key {key}.data.target_columns: a regression needs a list of numeric "
+                "target columns"
+            )
+        if data["label_column"]:
+            raise ConfigError(
+                f"config key {key}.data.label_column: a regression predicts "
+                "data.target_columns; remove label_column or set task: classification"
+            )
+        if cv["plan"] in ("stratified_kfold", "repeated_stratified_kfold"):
+            raise ConfigError(
+                f"config key {key}.cv.plan: {cv['plan']!r} stratifies on a class label and does "
+                "not apply to regression; use kfold, repeated_kfold, group_kfold, leave_one_out "
+                "or holdout"
+            )
+        if pre["smote"]:
+            raise ConfigError(
+                f"config key {key}.preprocess.smote: SMOTE oversamples classes and does not "
+                "apply to regression; set it to false"
+            )
+        if exp["training"]["class_weights"] != "none":
+            raise ConfigError(
+                f"config key {key}.training.class_weights: class weights apply to "
+                "classification only; set it to none"
+            )
+    if cv["plan"] == "group_kfold" and not data["group_column"]:
+        raise ConfigError(
+            f"config key {key}.data.group_column: cv.plan group_kfold needs the column that "
+            "holds the groups"
+        )
+    if data["layer"] and data["format"] not in ("auto", "h5ad"):
+        raise ConfigError(f"config key {key}.data.layer: layers exist in .h5ad files only")
+    reserved = [data["id_column"], data["label_column"], data["group_column"]]
+    reserved += data["target_columns"] or []
+    for col in (data["feature_columns"] or []) + data["categorical_columns"]:
+        if col in reserved:
+            raise ConfigError(
+                f"config key {key}.data: column {col!r} is used both as a feature and as "
+                "id/label/target/group; remove it from the feature lists"
+            )
+    if data["feature_columns"] is not None:
+        missing = set(data["categorical_columns"]) - set(data["feature_columns"])
+        if missing:
+            raise ConfigError(
+                f"config key {key}.data.categorical_columns: {sorted(missing)} are not in "
+                "data.feature_columns; add them there"
+            )
+
+
+def normaliser_steps(pre: Mapping[str, Any]) -> list[str]:
+    """Return the normalisation steps of a preprocess config as a list (``none`` dropped)."""
+    steps = pre["normalise"]
+    steps = [steps] if isinstance(steps, str) else list(steps)
+    return [s for s in steps if s != "none"]

@@ -1,0 +1,178 @@
+"""Metrics per fold, summaries over folds with confidence intervals, and pooled predictions.
+
+All metrics come from scikit-learn (Pearson from scipy). Binary tasks treat the second class in
+sorted order as positive; multi-class tasks report macro averages (one-vs-rest for auROC and
+auPRC). A metric that is undefined on a fold (auROC with one class present) is NaN, not zero.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from sklearn import metrics as skm
+
+CLASSIFICATION_METRICS = (
+    "accuracy",
+    "balanced_accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "mcc",
+    "auroc",
+    "auprc",
+)
+REGRESSION_METRICS = ("mse", "mae", "r2", "pearson")
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax, numerically stable."""
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    expo = np.exp(shifted)
+    return expo / expo.sum(axis=1, keepdims=True)
+
+
+def classification_metrics(y_true: np.ndarray, proba: np.ndarray) -> dict[str, Any]:
+    """Classification metrics from class codes and class probabilities.
+
+    Parameters
+    ----------
+    y_true
+        True class codes ``0..k-1``.
+    proba
+        ``(n, k)`` class probabilities.
+
+    Returns
+    -------
+    dict
+        The metrics in :data:`CLASSIFICATION_METRICS` plus ``confusion_matrix`` (rows = true,
+        columns = predicted class) and ``n``.
+    """
+    y_true = np.asarray(y_true, dtype=int)
+    n_classes = proba.shape[1]
+    labels = np.arange(n_classes)
+    y_pred = proba.argmax(axis=1)
+    binary = n_classes == 2
+    average = "binary" if binary else "macro"
+    out: dict[str, Any] = {"n": len(y_true)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out["accuracy"] = skm.accuracy_score(y_true, y_pred)
+        out["balanced_accuracy"] = skm.balanced_accuracy_score(y_true, y_pred)
+        kw = {"average": average, "zero_division": 0.0}
+        if not binary:
+            kw["labels"] = labels
+        out["precision"] = skm.precision_score(y_true, y_pred, **kw)
+        out["recall"] = skm.recall_score(y_true, y_pred, **kw)
+        out["f1"] = skm.f1_score(y_true, y_pred, **kw)
+        out["mcc"] = skm.matthews_corrcoef(y_true, y_pred)
+    present = np.unique(y_true)
+    if len(present) < 2:
+        out["auroc"] = out["auprc"] = float("nan")
+    elif binary:
+        out["auroc"] = skm.roc_auc_score(y_true, proba[:, 1])
+        out["auprc"] = skm.average_precision_score(y_true, proba[:, 1])
+    else:
+        onehot = np.eye(n_classes)[y_true]
+        cols = [c for c in labels if 0 < onehot[:, c].sum() < len(y_true)]
+        out["auroc"] = float(np.mean([skm.roc_auc_score(onehot[:, c], proba[:, c]) for c in cols]))
+        out["auprc"] = float(
+            np.mean([skm.average_precision_score(onehot[:, c], proba[:, c]) for c in cols])
+        )
+    out["confusion_matrix"] = skm.confusion_matrix(y_true, y_pred, labels=labels).tolist()
+    return {k: (float(v) if isinstance(v, np.floating | float) else v) for k, v in out.items()}
+
+
+def regression_metrics(
+    y_true: np.ndarray, y_pred: np.ndarray, target_names: Sequence[str]
+) -> dict[str, Any]:
+    """Regression metrics per target and averaged over targets.
+
+    Parameters
+    ----------
+    y_true, y_pred
+        ``(n, t)`` true and predicted values on the original scale.
+    target_names
+        The ``t`` target names.
+
+    Returns
+    -------
+    dict
+        ``mse``, ``mae``, ``r2``, ``pearson`` (means over targets), ``n`` and ``per_target``.
+    """
+    y_true = np.asarray(y_true, dtype=np.float64).reshape(len(y_true), -1)
+    y_pred = np.asarray(y_pred, dtype=np.float64).reshape(len(y_pred), -1)
+    per_target = {}
+    for j, name in enumerate(target_names):
+        t, p = y_true[:, j], y_pred[:, j]
+        enough = len(t) >= 2 and np.ptp(t) > 0
+        pearson = (
+            float(stats.pearsonr(t, p).statistic) if enough and np.ptp(p) > 0 else float("nan")
+        )
+        per_target[name] = {
+            "mse": float(skm.mean_squared_error(t, p)),
+            "mae": float(skm.mean_absolute_error(t, p)),
+            "r2": float(skm.r2_score(t, p)) if enough else float("nan"),
+            "pearson": pearson,
+        }
+    out: dict[str, Any] = {"n": len(y_true)}
+    for metric in REGRESSION_METRICS:
+        values = np.array([per_target[n][metric] for n in target_names])
+        out[metric] = float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
+    out["per_target"] = per_target
+    return out
+
+
+def confidence_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float]:
+    """Student-t confidence interval of the mean over folds (NaN with fewer than two values)."""
+    x = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=np.float64)
+    if len(x) < 2:
+        return float("nan"), float("nan")
+    half = stats.t.ppf(0.5 + level / 2, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))
+    return float(x.mean() - half), float(x.mean() + half)
+
+
+def summarise_folds(
+    per_fold: Mapping[int, Mapping[str, Mapping[str, Any]]],
+    metric_names: Sequence[str],
+    pooled: Mapping[str, Mapping[str, Any]] | None = None,
+) -> pd.DataFrame:
+    """Table of metrics per fold with mean, sd and 95 % CI over folds.
+
+    Parameters
+    ----------
+    per_fold
+        ``{fold: {learner: {metric: value}}}`` as written by evaluate.
+    metric_names
+        Scalar metrics to tabulate.
+    pooled
+        ``{learner: {metric: value}}`` computed on the pooled out-of-fold predictions.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per learner and metric; columns ``fold_0`` … ``fold_k``, ``mean``, ``sd``,
+        ``ci95_low``, ``ci95_high`` and ``pooled``.
+    """
+    folds = sorted(per_fold)
+    learners = list(dict.fromkeys(lrn for f in folds for lrn in per_fold[f]))
+    rows = []
+    for learner in learners:
+        for metric in metric_names:
+            values = [per_fold[f].get(learner, {}).get(metric, float("nan")) for f in folds]
+            values = [float("nan") if v is None else float(v) for v in values]
+            finite = np.array([v for v in values if np.isfinite(v)])
+            low, high = confidence_interval(values)
+            row = {"learner": learner, "metric": metric}
+            row.update({f"fold_{f}": v for f, v in zip(folds, values, strict=True)})
+            row["mean"] = float(finite.mean()) if len(finite) else float("nan")
+            row["sd"] = float(finite.std(ddof=1)) if len(finite) > 1 else float("nan")
+            row["ci95_low"], row["ci95_high"] = low, high
+            if pooled is not None:
+                row["pooled"] = pooled.get(learner, {}).get(metric, float("nan"))
+            rows.append(row)
+    return pd.DataFrame(rows)

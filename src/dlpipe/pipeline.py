@@ -1,0 +1,298 @@
+"""One function per workflow step, reading and writing the step's files.
+
+The Snakemake scripts in ``workflow/scripts`` only unpack ``snakemake.input``/``output`` and call
+these; tests call them directly. Imports of torch happen inside the steps that train or predict,
+so light steps start fast.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+
+from dlpipe.baselines import BASELINE_NAMES, baseline_scores, make_baseline
+from dlpipe.dataset import TabularDataset, prepare_tabular
+from dlpipe.evaluate import (
+    CLASSIFICATION_METRICS,
+    REGRESSION_METRICS,
+    classification_metrics,
+    regression_metrics,
+    softmax,
+    summarise_folds,
+)
+from dlpipe.io import read_json, write_json
+from dlpipe.preprocess import FittedPreprocessor, FoldArrays, preprocess_fold
+from dlpipe.provenance import provenance
+from dlpipe.split import fold_indices, make_folds, read_folds, write_folds
+
+log = logging.getLogger(__name__)
+
+
+def learner_names(exp: Mapping[str, Any]) -> list[str]:
+    """Names of the learners an experiment evaluates: the deep model, then the baseline."""
+    names = [exp["model"]["name"]]
+    if exp["baseline"]["enabled"]:
+        names.append(BASELINE_NAMES[exp["task"]])
+    return names
+
+
+def prepare_step(
+    name: str, exp: Mapping[str, Any], dataset: str, meta: str, provenance_json: str, workdir: str
+) -> TabularDataset:
+    """Check and canonicalise the raw table; record provenance."""
+    data = prepare_tabular(exp, name)
+    data.save(dataset, meta)
+    record = provenance(name, exp, {data.meta["source"]: data.meta["sha256"]}, workdir)
+    write_json(record, provenance_json)
+    log.info("%s: %d samples, %d features", name, len(data.table), len(data.feature_columns))
+    return data
+
+
+def split_step(exp: Mapping[str, Any], dataset: str, meta: str, folds_tsv: str) -> pd.DataFrame:
+    """Assign samples to train/val/test in every fold of the CV plan."""
+    data = TabularDataset.load(dataset, meta)
+    folds = make_folds(data.ids, data.y, exp["cv"], exp["task"], int(exp["seed"]), data.groups)
+    write_folds(folds, folds_tsv)
+    return folds
+
+
+def preprocess_step(
+    exp: Mapping[str, Any],
+    fold: int,
+    dataset: str,
+    meta: str,
+    folds_tsv: str,
+    outputs: Mapping[str, str],
+) -> dict[str, Any]:
+    """Fit preprocessing on the fold's training side and write train/val/test arrays.
+
+    ``outputs`` maps ``train``, ``val``, ``test``, ``preprocessor`` and ``summary`` to paths.
+    """
+    data = TabularDataset.load(dataset, meta)
+    index = fold_indices(read_folds(folds_tsv), fold, data.ids)
+    arrays, fitted, summary = preprocess_fold(data, index, exp["preprocess"], int(exp["seed"]))
+    for side, arr in arrays.items():
+        arr.save(outputs[side])
+    joblib.dump(fitted, outputs["preprocessor"])
+    write_json(summary, outputs["summary"])
+    return summary
+
+
+def _n_outputs(data_meta: Mapping[str, Any]) -> int:
+    if data_meta["task"] == "classification":
+        return len(data_meta["classes"])
+    return len(data_meta["target_columns"])
+
+
+def train_step(
+    exp: Mapping[str, Any],
+    train: str,
+    val: str,
+    preprocessor: str,
+    meta: str,
+    checkpoint: str,
+    history: str,
+    threads: int = 1,
+) -> None:
+    """Train the deep model of one fold (Lightning) and write checkpoint and history."""
+    from dlpipe.train import fit
+
+    fitted: FittedPreprocessor = joblib.load(preprocessor)
+    tr, va = FoldArrays.load(train), FoldArrays.load(val)
+    y_tr, y_va = tr.y, va.y
+    if exp["task"] == "regression":
+        y_tr, y_va = fitted.scale_targets(y_tr), fitted.scale_targets(y_va)
+    fit((tr.X, y_tr), (va.X, y_va), exp, _n_outputs(read_json(meta)), checkpoint, history, threads)
+
+
+def baseline_step(exp: Mapping[str, Any], train: str, preprocessor: str, model_out: str) -> None:
+    """Fit the scikit-learn baseline on the same training rows as the deep model."""
+    fitted: FittedPreprocessor = joblib.load(preprocessor)
+    tr = FoldArrays.load(train)
+    y = tr.y if exp["task"] == "classification" else fitted.scale_targets(tr.y)
+    model = make_baseline(exp)
+    model.fit(tr.X, y)
+    joblib.dump(model, model_out)
+
+
+def _scores(
+    exp: Mapping[str, Any],
+    learner: str,
+    model_path: str,
+    X: np.ndarray,  # noqa: N803
+    fitted: FittedPreprocessor,
+    n_classes: int | None,
+) -> np.ndarray:
+    """Class probabilities or original-scale predictions of one learner."""
+    if learner == exp["model"]["name"]:
+        from dlpipe.train import load_model, predict
+
+        raw = predict(load_model(model_path), X)
+        out = softmax(raw) if n_classes else raw
+    else:
+        out = baseline_scores(joblib.load(model_path), X, n_classes)
+    return out if n_classes else fitted.unscale_targets(out)
+
+
+def prediction_table(
+    ids: np.ndarray,
+    fold: int,
+    learner: str,
+    y_true: np.ndarray,
+    scores: np.ndarray,
+    meta: Mapping[str, Any],
+) -> pd.DataFrame:
+    """Tidy predictions: id, fold, learner, then truth/prediction (and class probabilities)."""
+    frame = pd.DataFrame({"id": ids, "fold": fold, "learner": learner})
+    if meta["task"] == "classification":
+        classes = np.asarray(meta["classes"])
+        frame["y_true"] = classes[np.asarray(y_true, dtype=int)]
+        frame["y_pred"] = classes[scores.argmax(axis=1)]
+        for j, cls in enumerate(classes):
+            frame[f"prob_{cls}"] = scores[:, j]
+    else:
+        truth = np.asarray(y_true).reshape(len(ids), -1)
+        for j, target in enumerate(meta["target_columns"]):
+            frame[f"true_{target}"] = truth[:, j]
+            frame[f"pred_{target}"] = scores[:, j]
+    return frame
+
+
+def table_metrics(frame: pd.DataFrame, meta: Mapping[str, Any]) -> dict[str, Any]:
+    """Metrics of one learner's rows of a prediction table."""
+    if meta["task"] == "classification":
+        classes = list(meta["classes"])
+        codes = pd.Categorical(frame["y_true"], categories=classes).codes
+        proba = frame[[f"prob_{c}" for c in classes]].to_numpy()
+        return classification_metrics(codes, proba)
+    targets = list(meta["target_columns"])
+    return regression_metrics(
+        frame[[f"true_{t}" for t in targets]].to_numpy(),
+        frame[[f"pred_{t}" for t in targets]].to_numpy(),
+        targets,
+    )
+
+
+def evaluate_step(
+    exp: Mapping[str, Any],
+    fold: int,
+    test: str,
+    model: str,
+    baseline: str | None,
+    preprocessor: str,
+    meta: str,
+    predictions_tsv: str,
+    metrics_json: str,
+) -> dict[str, Any]:
+    """Score the deep model and the baseline on the fold's test side, the only step reading it."""
+    info = read_json(meta)
+    fitted: FittedPreprocessor = joblib.load(preprocessor)
+    te = FoldArrays.load(test)
+    n_classes = len(info["classes"]) if info["task"] == "classification" else None
+    files = dict(zip(learner_names(exp), [model, baseline], strict=False))
+    tables, results = [], {}
+    for learner, path in files.items():
+        scores = _scores(exp, learner, path, te.X, fitted, n_classes)
+        table = prediction_table(te.ids, fold, learner, te.y, scores, info)
+        results[learner] = table_metrics(table, info)
+        tables.append(table)
+    pd.concat(tables).to_csv(predictions_tsv, sep="\t", index=False, float_format="%.8g")
+    write_json(results, metrics_json)
+    return results
+
+
+def read_predictions(path: str) -> pd.DataFrame:
+    """Read a predictions TSV (ids and labels kept as text)."""
+    return pd.read_csv(path, sep="\t", dtype={"id": str, "y_true": str, "y_pred": str})
+
+
+def aggregate_step(
+    exp: Mapping[str, Any],
+    metrics_files: Sequence[str],
+    prediction_files: Sequence[str],
+    meta: str,
+    metrics_tsv: str,
+    oof_tsv: str,
+) -> pd.DataFrame:
+    """Summarise metrics over folds (mean, sd, 95 % CI, pooled) and pool the predictions."""
+    info = read_json(meta)
+    per_fold = {}
+    for path in metrics_files:
+        fold = int(Path(path).parent.name)
+        per_fold[fold] = read_json(path)
+    oof = pd.concat([read_predictions(p) for p in prediction_files], ignore_index=True)
+    oof = oof.sort_values(["learner", "fold", "id"], kind="stable").reset_index(drop=True)
+    pooled = {
+        learner: table_metrics(rows, info) for learner, rows in oof.groupby("learner", sort=False)
+    }
+    names = CLASSIFICATION_METRICS if info["task"] == "classification" else REGRESSION_METRICS
+    summary = summarise_folds(per_fold, names, pooled)
+    summary.to_csv(metrics_tsv, sep="\t", index=False, float_format="%.6g")
+    oof.to_csv(oof_tsv, sep="\t", index=False, float_format="%.8g")
+    return summary
+
+
+FIGURES = {
+    "classification": ("roc_pr.png", "confusion.png", "training.png"),
+    "regression": ("scatter.png", "r2_per_target.png", "training.png"),
+}
+
+
+def figures_step(oof_tsv: str, history_files: Sequence[str], meta: str, outdir: str) -> list[str]:
+    """Draw the experiment's figures from pooled predictions and training histories."""
+    from dlpipe import plots
+
+    info = read_json(meta)
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    oof = read_predictions(oof_tsv)
+    histories = {int(Path(p).parent.name): pd.read_csv(p, sep="\t") for p in history_files}
+    if info["task"] == "classification":
+        plots.roc_pr_curves(oof, info["classes"], out / "roc_pr.png")
+        plots.confusion_matrices(oof, info["classes"], out / "confusion.png")
+    else:
+        targets = info["target_columns"]
+        plots.regression_scatter(oof, targets, out / "scatter.png")
+        per_target = {
+            learner: table_metrics(rows, info)["per_target"]
+            for learner, rows in oof.groupby("learner", sort=False)
+        }
+        plots.per_target_bars(per_target, out / "r2_per_target.png")
+    plots.training_curves(histories, out / "training.png")
+    return [str(out / name) for name in FIGURES[info["task"]]]
+
+
+def report_step(
+    experiments: Mapping[str, Mapping[str, Any]],
+    files: Mapping[str, Any],
+    title: str,
+    out_html: str,
+) -> None:
+    """Write the HTML report.
+
+    ``files`` holds ``{exp}_meta``, ``_provenance``, ``_metrics``, ``_figures`` (folder) and
+    ``_summaries`` (list) for every experiment.
+    """
+    from dlpipe.report import ExperimentFiles, build_report
+
+    entries = []
+    for name, exp in experiments.items():
+        figures = Path(files[f"{name}_figures"])
+        entries.append(
+            ExperimentFiles(
+                name=name,
+                config=exp,
+                dataset_meta=files[f"{name}_meta"],
+                provenance=files[f"{name}_provenance"],
+                metrics=files[f"{name}_metrics"],
+                preprocess_summaries=list(files[f"{name}_summaries"]),
+                figures=[str(figures / f) for f in FIGURES[exp["task"]]],
+            )
+        )
+    build_report(entries, title, out_html)

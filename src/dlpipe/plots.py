@@ -1,0 +1,158 @@
+"""Figures of an experiment: ROC/PR curves, confusion matrices, training curves, scatter plots.
+
+Every function takes tidy tables (predictions, histories) and writes one PNG; matplotlib runs
+headless (Agg).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib as mpl
+
+mpl.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from sklearn import metrics as skm
+
+# Fixed metadata keeps PNG bytes identical between reruns.
+_PNG_META = {"Software": None}
+
+
+def _save(fig: plt.Figure, path: str | Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=100, metadata=_PNG_META)
+    plt.close(fig)
+
+
+def _binary_scores(rows: pd.DataFrame, classes: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    positive = classes[1]
+    return (rows["y_true"] == positive).to_numpy(), rows[f"prob_{positive}"].to_numpy()
+
+
+def roc_pr_curves(oof: pd.DataFrame, classes: Sequence[str], path: str | Path) -> None:
+    """ROC and precision-recall curves per learner: thin lines per fold, thick pooled.
+
+    For more than two classes the curves are one-vs-rest, micro-averaged over classes.
+    """
+    learners = list(dict.fromkeys(oof["learner"]))
+    fig, axes = plt.subplots(len(learners), 2, figsize=(9, 4 * len(learners)), squeeze=False)
+    for row, learner in enumerate(learners):
+        rows = oof[oof["learner"] == learner]
+        for fold, part in [(f, r) for f, r in rows.groupby("fold")] + [("pooled", rows)]:
+            truth, score = _curve_inputs(part, classes)
+            if truth.min() == truth.max():
+                continue
+            pooled = fold == "pooled"
+            style = {"lw": 2.2, "color": "black"} if pooled else {"lw": 0.8, "alpha": 0.6}
+            fpr, tpr, _ = skm.roc_curve(truth, score)
+            auc = skm.auc(fpr, tpr)
+            label = f"pooled (AUC {auc:.3f})" if pooled else None
+            axes[row, 0].plot(fpr, tpr, label=label, **style)
+            prec, rec, _ = skm.precision_recall_curve(truth, score)
+            ap = skm.average_precision_score(truth, score)
+            axes[row, 1].plot(rec, prec, label=f"pooled (AP {ap:.3f})" if pooled else None, **style)
+        axes[row, 0].plot([0, 1], [0, 1], ls="--", color="grey", lw=0.8)
+        axes[row, 0].set(
+            xlabel="false positive rate", ylabel="true positive rate", title=f"{learner}: ROC"
+        )
+        axes[row, 1].set(xlabel="recall", ylabel="precision", title=f"{learner}: PR")
+        for ax in axes[row]:
+            ax.legend(loc="lower right" if ax is axes[row, 0] else "lower left")
+            ax.set_xlim(0, 1)
+            ax.set_ylim(0, 1.02)
+    _save(fig, path)
+
+
+def _curve_inputs(rows: pd.DataFrame, classes: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    if len(classes) == 2:
+        return _binary_scores(rows, classes)
+    truth = np.stack([(rows["y_true"] == c).to_numpy() for c in classes], axis=1)
+    score = rows[[f"prob_{c}" for c in classes]].to_numpy()
+    return truth.ravel(), score.ravel()
+
+
+def confusion_matrices(oof: pd.DataFrame, classes: Sequence[str], path: str | Path) -> None:
+    """Pooled out-of-fold confusion matrix per learner (counts, rows = true class)."""
+    learners = list(dict.fromkeys(oof["learner"]))
+    size = 2.5 + 0.5 * len(classes)
+    fig, axes = plt.subplots(1, len(learners), figsize=(size * len(learners), size), squeeze=False)
+    for ax, learner in zip(axes[0], learners, strict=True):
+        rows = oof[oof["learner"] == learner]
+        cm = skm.confusion_matrix(rows["y_true"], rows["y_pred"], labels=list(classes))
+        ax.imshow(cm, cmap="Blues")
+        for (i, j), value in np.ndenumerate(cm):
+            ax.text(
+                j,
+                i,
+                str(value),
+                ha="center",
+                va="center",
+                color="white" if value > cm.max() / 2 else "black",
+            )
+        ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+        ax.set_yticks(range(len(classes)), classes)
+        ax.set(xlabel="predicted", ylabel="true", title=learner)
+    _save(fig, path)
+
+
+def training_curves(histories: Mapping[int, pd.DataFrame], path: str | Path) -> None:
+    """Training and validation loss per epoch, one line per fold."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    for fold, hist in sorted(histories.items()):
+        for ax, col in zip(axes, ("train_loss", "val_loss"), strict=True):
+            if col in hist:
+                ax.plot(hist["epoch"], hist[col], lw=1, label=f"fold {fold}")
+    for ax, title in zip(axes, ("training loss", "validation loss"), strict=True):
+        ax.set(xlabel="epoch", ylabel="loss", title=title)
+    if len(histories) <= 10:
+        axes[1].legend(fontsize="small")
+    _save(fig, path)
+
+
+def regression_scatter(
+    oof: pd.DataFrame, targets: Sequence[str], path: str | Path, max_targets: int = 8
+) -> None:
+    """Pooled out-of-fold predicted vs true values, per learner (rows) and target (columns)."""
+    learners = list(dict.fromkeys(oof["learner"]))
+    shown = list(targets)[:max_targets]
+    fig, axes = plt.subplots(
+        len(learners), len(shown), figsize=(2.6 * len(shown), 2.6 * len(learners)), squeeze=False
+    )
+    for i, learner in enumerate(learners):
+        rows = oof[oof["learner"] == learner]
+        for j, target in enumerate(shown):
+            ax = axes[i, j]
+            t, p = rows[f"true_{target}"].to_numpy(), rows[f"pred_{target}"].to_numpy()
+            ax.scatter(t, p, s=6, alpha=0.6)
+            low, high = float(min(t.min(), p.min())), float(max(t.max(), p.max()))
+            ax.plot([low, high], [low, high], ls="--", color="grey", lw=0.8)
+            r2 = skm.r2_score(t, p) if len(t) > 1 else float("nan")
+            ax.set_title(f"{target}\nR² {r2:.2f}", fontsize="small")
+            if j == 0:
+                ax.set_ylabel(f"{learner}\npredicted")
+            if i == len(learners) - 1:
+                ax.set_xlabel("true")
+    _save(fig, path)
+
+
+def per_target_bars(per_target: Mapping[str, Mapping[str, Any]], path: str | Path) -> None:
+    """Pooled R² per target for every learner, side by side."""
+    learners = list(per_target)
+    targets = list(next(iter(per_target.values())))
+    width = 0.8 / len(learners)
+    fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(targets) * len(learners)), 3.8))
+    x = np.arange(len(targets))
+    for k, learner in enumerate(learners):
+        values = [per_target[learner][t]["r2"] for t in targets]
+        ax.bar(x + k * width, values, width, label=learner)
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set_xticks(
+        x + width * (len(learners) - 1) / 2, targets, rotation=60, ha="right", fontsize="small"
+    )
+    ax.set(ylabel="pooled R²", title="out-of-fold R² per target")
+    ax.legend()
+    _save(fig, path)

@@ -1,0 +1,331 @@
+"""Fold-wise preprocessing, fitted on the training side only.
+
+Per fold, a scikit-learn :class:`~sklearn.compose.ColumnTransformer` is fitted on the training
+rows and applied unchanged to validation and test rows. Numeric features go through imputation,
+sample-wise normalisation (``log1p``, ``cpm_log1p``), the variance filter and top-k selection,
+then feature-wise scaling (``zscore``, ``quantile``), in that order; categorical features are
+imputed with their most frequent value and one-hot encoded (categories unseen in training become
+all-zero rows). SMOTE (imbalanced-learn) then oversamples the training rows only; validation and
+test rows are never seen by it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.compose import ColumnTransformer
+from sklearn.feature_selection import SelectKBest, VarianceThreshold
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, QuantileTransformer, StandardScaler
+
+from dlpipe.config import normaliser_steps
+from dlpipe.dataset import TabularDataset
+from dlpipe.errors import InputError
+
+SAMPLE_WISE = ("log1p", "cpm_log1p")
+FEATURE_WISE = ("zscore", "quantile")
+
+
+class Log1p(TransformerMixin, BaseEstimator):
+    """``log(1 + x)``; refuses negative values, which mean the data are already transformed."""
+
+    def fit(self, X: np.ndarray, y: Any = None) -> Log1p:  # noqa: N803 - sklearn convention
+        """Check that the training data are non-negative."""
+        _check_non_negative(X, "log1p")
+        self.n_features_in_ = np.asarray(X).shape[1]
+        return self
+
+    def transform(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
+        """Apply ``log1p`` (negative values are clipped to 0)."""
+        return np.log1p(np.clip(np.asarray(X, dtype=np.float64), 0, None))
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        """Names pass through unchanged."""
+        return np.asarray(input_features, dtype=object)
+
+
+class CPMLog1p(Log1p):
+    """Scale each sample to counts per million, then ``log1p`` (library-size normalisation)."""
+
+    def fit(self, X: np.ndarray, y: Any = None) -> CPMLog1p:  # noqa: N803
+        """Check that the training data are non-negative counts."""
+        _check_non_negative(X, "cpm_log1p")
+        self.n_features_in_ = np.asarray(X).shape[1]
+        return self
+
+    def transform(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
+        """Divide each row by its total, times 1e6, then ``log1p``."""
+        X = np.clip(np.asarray(X, dtype=np.float64), 0, None)  # noqa: N806
+        totals = X.sum(axis=1, keepdims=True)
+        totals[totals == 0] = 1.0
+        return np.log1p(X / totals * 1e6)
+
+
+def _check_non_negative(X: np.ndarray, step: str) -> None:  # noqa: N803
+    low = np.nanmin(np.asarray(X, dtype=np.float64))
+    if low < 0:
+        raise InputError(
+            f"preprocess.normalise {step!r} needs non-negative values (counts or intensities), "
+            f"but the training data hold {low:.3g}; the data look already log-transformed or "
+            "centred: use normalise: zscore (or none)"
+        )
+
+
+def _variance_score(X: np.ndarray, y: Any = None) -> np.ndarray:  # noqa: N803
+    """Score features by variance so SelectKBest keeps the most variable (y is ignored)."""
+    return np.nanvar(np.asarray(X, dtype=np.float64), axis=0)
+
+
+def build_feature_transformer(
+    pre: Mapping[str, Any], numeric: list[str], categorical: list[str], seed: int, n_train: int
+) -> ColumnTransformer:
+    """Build the unfitted feature transformer that a preprocess config describes.
+
+    Parameters
+    ----------
+    pre
+        The experiment's ``preprocess`` config.
+    numeric, categorical
+        Column names of each kind.
+    seed
+        Seed (for the quantile transformer's subsampling).
+    n_train
+        Number of training rows (caps the number of quantiles).
+
+    Returns
+    -------
+    sklearn.compose.ColumnTransformer
+        Unfitted transformer producing a dense float matrix.
+    """
+    steps: list[tuple[str, Any]] = []
+    if pre["impute"] != "none":
+        steps.append(("impute", SimpleImputer(strategy=pre["impute"])))
+    normalisers = normaliser_steps(pre)
+    for step in normalisers:
+        if step in SAMPLE_WISE:
+            steps.append((step, Log1p() if step == "log1p" else CPMLog1p()))
+    steps.append(("variance", VarianceThreshold(pre["variance_threshold"])))
+    if pre["top_k_features"]:
+        steps.append(("top_k", SelectKBest(_variance_score, k=pre["top_k_features"])))
+    for step in normalisers:
+        if step == "zscore":
+            steps.append((step, StandardScaler()))
+        elif step == "quantile":
+            steps.append(
+                (
+                    step,
+                    QuantileTransformer(
+                        n_quantiles=max(2, min(1000, n_train)),
+                        output_distribution="normal",
+                        random_state=seed,
+                    ),
+                )
+            )
+    parts: list[tuple[str, Any, list[str]]] = []
+    if numeric:
+        parts.append(("numeric", Pipeline(steps), numeric))
+    if categorical:
+        encoder = Pipeline(
+            [
+                ("impute", SimpleImputer(strategy="most_frequent")),
+                ("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
+            ]
+        )
+        parts.append(("categorical", encoder, categorical))
+    return ColumnTransformer(parts, verbose_feature_names_out=False, sparse_threshold=0.0)
+
+
+@dataclass
+class FittedPreprocessor:
+    """Everything fitted on a fold's training side that prediction on new rows needs.
+
+    Attributes
+    ----------
+    features
+        The fitted feature transformer.
+    feature_names
+        Names of the columns it outputs.
+    input_columns
+        Names of the raw columns it expects.
+    target_mean, target_scale
+        Regression target standardisation (``None`` when targets are not scaled).
+    """
+
+    features: ColumnTransformer
+    feature_names: list[str]
+    input_columns: list[str]
+    target_mean: np.ndarray | None = None
+    target_scale: np.ndarray | None = None
+
+    def transform(self, frame: pd.DataFrame) -> np.ndarray:
+        """Transform raw feature columns into the model's float32 input matrix."""
+        return np.asarray(self.features.transform(frame[self.input_columns]), dtype=np.float32)
+
+    def scale_targets(self, y: np.ndarray) -> np.ndarray:
+        """Standardise regression targets with the training-side mean and scale."""
+        if self.target_mean is None:
+            return np.asarray(y, dtype=np.float32)
+        return ((y - self.target_mean) / self.target_scale).astype(np.float32)
+
+    def unscale_targets(self, y: np.ndarray) -> np.ndarray:
+        """Map standardised predictions back to the original target scale."""
+        if self.target_mean is None:
+            return np.asarray(y, dtype=np.float64)
+        return np.asarray(y, dtype=np.float64) * self.target_scale + self.target_mean
+
+
+@dataclass
+class FoldArrays:
+    """One side (train, val or test) of a preprocessed fold."""
+
+    X: np.ndarray
+    y: np.ndarray
+    ids: np.ndarray
+
+    def save(self, path: str | Path) -> None:
+        """Write as an uncompressed ``.npz``."""
+        np.savez(path, X=self.X, y=self.y, ids=self.ids.astype(str))
+
+    @classmethod
+    def load(cls, path: str | Path) -> FoldArrays:
+        """Read a file written by :meth:`save`."""
+        with np.load(path, allow_pickle=False) as data:
+            return cls(X=data["X"], y=data["y"], ids=data["ids"])
+
+
+def apply_smote(
+    X: np.ndarray,  # noqa: N803
+    y: np.ndarray,
+    k_neighbors: int,
+    seed: int,
+    categorical_mask: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Oversample minority classes of training rows with SMOTE (SMOTENC with categorical columns).
+
+    ``k_neighbors`` is lowered to the smallest class size minus one when a class is small.
+
+    Parameters
+    ----------
+    X, y
+        Training rows and class codes only; never pass validation or test rows.
+    k_neighbors
+        Requested number of neighbours.
+    seed
+        Seed of the sampler.
+    categorical_mask
+        Boolean mask of one-hot columns (SMOTENC keeps them 0/1).
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        The original rows followed by the synthetic ones, and their codes.
+    """
+    from imblearn.over_sampling import SMOTE, SMOTENC
+
+    classes, counts = np.unique(y, return_counts=True)
+    smallest = int(counts.min())
+    if smallest < 2:
+        cls = classes[counts.argmin()]
+        raise InputError(
+            f"SMOTE needs at least 2 training samples per class, but class code {cls} has "
+            f"{smallest} on the training side of this fold; lower cv.n_splits, drop the class or "
+            "set preprocess.smote: false"
+        )
+    k = min(k_neighbors, smallest - 1)
+    if categorical_mask is not None and categorical_mask.any():
+        if categorical_mask.all():
+            raise InputError(
+                "SMOTE needs at least one numeric feature; all features are categorical"
+            )
+        sampler = SMOTENC(
+            categorical_features=np.flatnonzero(categorical_mask), k_neighbors=k, random_state=seed
+        )
+    else:
+        sampler = SMOTE(k_neighbors=k, random_state=seed)
+    X_res, y_res = sampler.fit_resample(X, y)  # noqa: N806
+    return np.asarray(X_res, dtype=np.float32), np.asarray(y_res)
+
+
+def preprocess_fold(
+    dataset: TabularDataset,
+    index: Mapping[str, np.ndarray],
+    pre: Mapping[str, Any],
+    seed: int,
+) -> tuple[dict[str, FoldArrays], FittedPreprocessor, dict[str, Any]]:
+    """Fit preprocessing on a fold's training rows and apply it to all three sides.
+
+    Parameters
+    ----------
+    dataset
+        The experiment's dataset.
+    index
+        Positions of ``train``, ``val`` and ``test`` rows (see :func:`dlpipe.split.fold_indices`).
+    pre
+        The experiment's ``preprocess`` config.
+    seed
+        Seed for SMOTE and the quantile transformer.
+
+    Returns
+    -------
+    arrays
+        ``train``, ``val``, ``test`` :class:`FoldArrays` (train includes SMOTE rows, if any).
+    fitted
+        The :class:`FittedPreprocessor`.
+    summary
+        Counts for the report: rows per side, features in/out, class counts before/after SMOTE.
+    """
+    features = dataset.features
+    y = dataset.y
+    ids = dataset.ids
+    categorical = dataset.categorical_columns
+    numeric = [c for c in dataset.feature_columns if c not in categorical]
+    train = index["train"]
+    transformer = build_feature_transformer(pre, numeric, categorical, seed, len(train))
+    X_train = np.asarray(  # noqa: N806
+        transformer.fit_transform(features.iloc[train]), dtype=np.float32
+    )
+    names = [str(n) for n in transformer.get_feature_names_out()]
+    fitted = FittedPreprocessor(transformer, names, list(dataset.feature_columns))
+    if dataset.task == "regression" and pre["scale_targets"]:
+        mean = y[train].mean(axis=0)
+        scale = y[train].std(axis=0)
+        scale[scale == 0] = 1.0
+        fitted.target_mean, fitted.target_scale = mean, scale
+
+    arrays = {"train": FoldArrays(X_train, y[train], ids[train])}
+    for side in ("val", "test"):
+        rows = index[side]
+        arrays[side] = FoldArrays(fitted.transform(features.iloc[rows]), y[rows], ids[rows])
+
+    summary: dict[str, Any] = {
+        "n_train": len(train),
+        "n_val": len(index["val"]),
+        "n_test": len(index["test"]),
+        "n_input_features": len(dataset.feature_columns),
+        "n_model_features": len(names),
+    }
+    if dataset.task == "classification":
+        classes = dataset.classes or []
+        summary["train_class_counts"] = _counts(y[train], classes)
+        if pre["smote"]:
+            onehot = np.array([n not in numeric for n in names]) if categorical else None
+            X_res, y_res = apply_smote(  # noqa: N806
+                X_train, y[train], pre["smote_k_neighbors"], seed, onehot
+            )
+            n_new = len(y_res) - len(train)
+            new_ids = np.array([f"smote_{i}" for i in range(n_new)], dtype=str)
+            arrays["train"] = FoldArrays(X_res, y_res, np.concatenate([ids[train], new_ids]))
+            summary["train_class_counts_after_smote"] = _counts(y_res, classes)
+            summary["n_smote_samples"] = n_new
+    return arrays, fitted, summary
+
+
+def _counts(codes: np.ndarray, classes: list[str]) -> dict[str, int]:
+    return {name: int((codes == i).sum()) for i, name in enumerate(classes)}

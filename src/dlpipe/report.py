@@ -1,0 +1,258 @@
+"""One self-contained HTML page with every experiment's data, plan, metrics and figures.
+
+Images are embedded as base64 PNG, so the page can be mailed or archived alone. Nothing is
+recomputed here: the page shows the files the workflow wrote.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dlpipe.io import read_json
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2em auto;max-width:1100px;
+color:#222;line-height:1.45;padding:0 1em}
+h1{border-bottom:2px solid #333}h2{margin-top:2.2em;border-bottom:1px solid #bbb}
+table{border-collapse:collapse;margin:.6em 0 1.2em;font-size:.9em}
+th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right}
+th{background:#f0f0f0}td:first-child,th:first-child{text-align:left}
+.best{font-weight:bold}.note{color:#555;font-size:.9em}
+img{max-width:100%;border:1px solid #eee;margin:.4em 0}
+details{margin:.6em 0}pre{background:#f7f7f7;padding:.8em;overflow-x:auto;font-size:.8em}
+nav a{margin-right:1em}
+"""
+
+_HIGHER_IS_BETTER = {"mse": False, "mae": False}
+_PLAN_TEXT = {
+    "stratified_kfold": "stratified {n_splits}-fold",
+    "kfold": "{n_splits}-fold",
+    "group_kfold": "group {n_splits}-fold",
+    "repeated_kfold": "{n_splits}-fold repeated {n_repeats}×",
+    "repeated_stratified_kfold": "stratified {n_splits}-fold repeated {n_repeats}×",
+    "leave_one_out": "leave-one-out",
+    "holdout": "hold-out test set of {test_size:.0%}",
+}
+
+
+@dataclass
+class ExperimentFiles:
+    """The files of one experiment that the report shows."""
+
+    name: str
+    config: Mapping[str, Any]
+    dataset_meta: str
+    provenance: str
+    metrics: str
+    preprocess_summaries: Sequence[str]
+    figures: Sequence[str] = field(default_factory=list)
+
+
+def _esc(value: Any) -> str:
+    return html.escape(str(value))
+
+
+def _img(path: str | Path, alt: str) -> str:
+    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    return f'<img alt="{_esc(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _table(frame: pd.DataFrame, classes: Mapping[tuple[int, int], str] | None = None) -> str:
+    head = "".join(f"<th>{_esc(c)}</th>" for c in frame.columns)
+    rows = []
+    for i, (_, row) in enumerate(frame.iterrows()):
+        cells = []
+        for j, value in enumerate(row):
+            css = (classes or {}).get((i, j))
+            attr = f' class="{css}"' if css else ""
+            cells.append(f"<td{attr}>{_esc(value)}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return "–"
+    if isinstance(value, float | np.floating):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def metrics_table(metrics: pd.DataFrame) -> str:
+    """HTML table: one row per metric, per learner ``mean ± sd [95 % CI]`` and pooled value."""
+    learners = list(dict.fromkeys(metrics["learner"]))
+    out = []
+    css = {}
+    for i, metric in enumerate(dict.fromkeys(metrics["metric"])):
+        row = {"metric": metric}
+        means = {}
+        for learner in learners:
+            rec = metrics[(metrics["learner"] == learner) & (metrics["metric"] == metric)]
+            if rec.empty:
+                continue
+            r = rec.iloc[0]
+            means[learner] = r["mean"]
+            row[f"{learner} (mean ± sd)"] = f"{_fmt(r['mean'])} ± {_fmt(r['sd'])}"
+            row[f"{learner} 95 % CI"] = f"[{_fmt(r['ci95_low'])}, {_fmt(r['ci95_high'])}]"
+            row[f"{learner} pooled"] = _fmt(r.get("pooled"))
+        finite = {k: v for k, v in means.items() if np.isfinite(v)}
+        if len(finite) > 1:
+            pick = max if _HIGHER_IS_BETTER.get(metric, True) else min
+            best = pick(finite, key=finite.get)
+            css[(i, 1 + 3 * learners.index(best))] = "best"
+        out.append(row)
+    return _table(pd.DataFrame(out), css)
+
+
+def _data_section(meta: Mapping[str, Any], exp: Mapping[str, Any]) -> str:
+    m = meta["meta"]
+    items = [
+        ("source", m["source"]),
+        ("sha256", m["sha256"][:16] + "…"),
+        ("samples", m["n_samples"]),
+        ("features", f"{m['n_features']} ({m['n_categorical']} categorical)"),
+        ("missing feature values (imputed per fold)", m["missing_values"]),
+        ("task", exp["task"]),
+    ]
+    if meta["task"] == "classification":
+        counts = m["class_counts"]
+        items.append(("classes", ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()))))
+    else:
+        items.append(("targets", ", ".join(meta["target_columns"])))
+    if meta.get("group_column"):
+        items.append(("groups", f"{m.get('n_groups')} in column {meta['group_column']}"))
+    return _table(pd.DataFrame(items, columns=["", "value"]))
+
+
+def _plan_section(exp: Mapping[str, Any], summaries: Sequence[Mapping[str, Any]]) -> str:
+    cv, pre = exp["cv"], exp["preprocess"]
+    plan = _PLAN_TEXT[cv["plan"]].format(**cv)
+    normalise = pre["normalise"] if isinstance(pre["normalise"], list) else [pre["normalise"]]
+    lines = [
+        f"<p>Cross-validation: {plan}, {len(summaries)} fold(s), seed {exp['seed']}; "
+        f"{cv['val_fraction']:.0%} of each training side held out for early stopping. "
+        "Everything fitted (imputer, feature filters, normalisation, SMOTE, early stopping) "
+        "saw the training side of its fold only; each test fold was scored once.</p>",
+        f"<p>Preprocessing: impute {pre['impute']}; variance threshold "
+        f"{pre['variance_threshold']}; top-k {pre['top_k_features'] or 'all'}; normalise "
+        f"{' → '.join(normalise)}; SMOTE {'on' if pre['smote'] else 'off'}.</p>",
+    ]
+    rows = []
+    for fold, s in enumerate(summaries):
+        row = {
+            "fold": fold,
+            "train": s["n_train"],
+            "val": s["n_val"],
+            "test": s["n_test"],
+            "model features": s["n_model_features"],
+        }
+        if "train_class_counts" in s:
+            row["train classes"] = ", ".join(
+                f"{k}: {v}" for k, v in s["train_class_counts"].items()
+            )
+        if "train_class_counts_after_smote" in s:
+            row["after SMOTE"] = ", ".join(
+                f"{k}: {v}" for k, v in s["train_class_counts_after_smote"].items()
+            )
+        rows.append(row)
+    shown = rows if len(rows) <= 20 else rows[:20]
+    note = f'<p class="note">First 20 of {len(rows)} folds.</p>' if len(rows) > 20 else ""
+    return "\n".join(lines) + _table(pd.DataFrame(shown)) + note
+
+
+def _model_section(exp: Mapping[str, Any]) -> str:
+    model, training = exp["model"], exp["training"]
+    text = ", ".join(f"{k}={v}" for k, v in model.items())
+    train = ", ".join(f"{k}={v}" for k, v in training.items() if k != "progress_bar")
+    base = exp["baseline"]
+    baseline = (
+        (
+            "logistic regression (C=" + str(base["C"]) + ")"
+            if exp["task"] == "classification"
+            else "ridge regression (alpha=" + str(base["alpha"]) + ")"
+        )
+        if base["enabled"]
+        else "none"
+    )
+    return (
+        f"<p>Model: {_esc(text)}.<br>Training: {_esc(train)}.<br>"
+        f"Baseline in the same folds: {_esc(baseline)}.</p>"
+    )
+
+
+_CAPTIONS = {
+    "roc_pr.png": "ROC and precision-recall curves: thin lines are folds, the black line pools "
+    "all out-of-fold predictions.",
+    "confusion.png": "Confusion matrices of the pooled out-of-fold predictions.",
+    "training.png": "Training and validation loss per epoch (one line per fold); training "
+    "stopped early when the validation loss stopped improving.",
+    "scatter.png": "Pooled out-of-fold predictions against true values (first targets).",
+    "r2_per_target.png": "Pooled out-of-fold R² per target, deep model beside the baseline.",
+}
+
+
+def _provenance_section(prov: Mapping[str, Any]) -> str:
+    versions = ", ".join(f"{k} {v}" for k, v in prov["versions"].items())
+    inputs = "<br>".join(f"{_esc(p)}: <code>{_esc(h)}</code>" for p, h in prov["inputs"].items())
+    config = json.dumps(prov["config"], indent=2, sort_keys=True)
+    return (
+        f"<p>Seed {prov['seed']}; git commit {_esc(prov['git_commit'] or 'none')}; "
+        f"platform {_esc(prov['platform'])}.<br>Inputs (sha256):<br>{inputs}<br>"
+        f'<span class="note">Versions: {_esc(versions)}</span></p>'
+        f"<details><summary>Full experiment config (defaults filled in)</summary>"
+        f"<pre>{_esc(config)}</pre></details>"
+    )
+
+
+def build_report(experiments: Sequence[ExperimentFiles], title: str, out_html: str) -> None:
+    """Write the HTML report of all experiments.
+
+    Parameters
+    ----------
+    experiments
+        The files of each experiment.
+    title
+        Page title.
+    out_html
+        Output path.
+    """
+    nav = " ".join(f'<a href="#{_esc(e.name)}">{_esc(e.name)}</a>' for e in experiments)
+    parts = [
+        f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>{_esc(title)}</title>"
+        f"<style>{_CSS}</style></head><body><h1>{_esc(title)}</h1><nav>{nav}</nav>"
+    ]
+    for exp in experiments:
+        meta = read_json(exp.dataset_meta)
+        cfg = exp.config
+        summaries = [read_json(p) for p in exp.preprocess_summaries]
+        metrics = pd.read_csv(exp.metrics, sep="\t")
+        parts.append(f'<h2 id="{_esc(exp.name)}">{_esc(exp.name)}</h2>')
+        if cfg.get("description"):
+            parts.append(f"<p>{_esc(cfg['description'])}</p>")
+        parts += ["<h3>Data</h3>", _data_section(meta, cfg)]
+        parts += ["<h3>Cross-validation and preprocessing</h3>", _plan_section(cfg, summaries)]
+        parts += ["<h3>Model</h3>", _model_section(cfg)]
+        parts += [
+            "<h3>Metrics</h3>",
+            '<p class="note">Mean ± sd over test folds with a Student-t 95 % CI of the mean; '
+            "pooled = computed once on all out-of-fold predictions. Bold: the better learner.</p>",
+            metrics_table(metrics),
+        ]
+        for fig in exp.figures:
+            name = Path(fig).name
+            parts.append(
+                f"<figure>{_img(fig, name)}<figcaption class=note>"
+                f"{_esc(_CAPTIONS.get(name, name))}</figcaption></figure>"
+            )
+        parts += ["<h3>Provenance</h3>", _provenance_section(read_json(exp.provenance))]
+    parts.append("</body></html>")
+    Path(out_html).write_text("\n".join(parts))

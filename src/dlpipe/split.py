@@ -1,0 +1,212 @@
+"""Cross-validation plans built on scikit-learn splitters, with a seeded validation carve.
+
+A plan assigns every sample, in every fold, to ``train``, ``val`` or ``test``. The test sets
+come from the scikit-learn splitter the config names; the validation set (for early stopping)
+is carved from the training side of each fold, stratified for classification and by group
+when groups are given, so the test fold never informs any fitting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import (
+    GroupKFold,
+    GroupShuffleSplit,
+    KFold,
+    LeaveOneOut,
+    RepeatedKFold,
+    RepeatedStratifiedKFold,
+    StratifiedKFold,
+    train_test_split,
+)
+
+from dlpipe.errors import InputError
+
+PLANS = (
+    "stratified_kfold",
+    "kfold",
+    "group_kfold",
+    "repeated_kfold",
+    "repeated_stratified_kfold",
+    "leave_one_out",
+    "holdout",
+)
+
+
+def n_folds(cv: Mapping[str, Any], n_samples: int) -> int:
+    """Return the number of folds a plan yields.
+
+    Parameters
+    ----------
+    cv
+        The experiment's ``cv`` config.
+    n_samples
+        Number of samples (used by leave-one-out only).
+
+    Returns
+    -------
+    int
+        Number of train/test folds.
+    """
+    plan = cv["plan"]
+    if plan in ("repeated_kfold", "repeated_stratified_kfold"):
+        return int(cv["n_splits"]) * int(cv["n_repeats"])
+    if plan == "leave_one_out":
+        return int(n_samples)
+    if plan == "holdout":
+        return 1
+    return int(cv["n_splits"])
+
+
+def _test_splits(
+    cv: Mapping[str, Any], y: np.ndarray, groups: np.ndarray | None, task: str, seed: int
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    plan, k = cv["plan"], int(cv["n_splits"])
+    n = len(y)
+    index = np.arange(n)
+    strat = y if task == "classification" else None
+    if (
+        plan
+        in (
+            "stratified_kfold",
+            "kfold",
+            "group_kfold",
+            "repeated_kfold",
+            "repeated_stratified_kfold",
+        )
+        and k > n
+    ):
+        raise InputError(f"cv.n_splits={k} is larger than the number of samples ({n})")
+    if plan == "stratified_kfold":
+        return StratifiedKFold(k, shuffle=True, random_state=seed).split(index, y)
+    if plan == "kfold":
+        return KFold(k, shuffle=True, random_state=seed).split(index)
+    if plan == "repeated_kfold":
+        return RepeatedKFold(n_splits=k, n_repeats=cv["n_repeats"], random_state=seed).split(index)
+    if plan == "repeated_stratified_kfold":
+        return RepeatedStratifiedKFold(
+            n_splits=k, n_repeats=cv["n_repeats"], random_state=seed
+        ).split(index, y)
+    if plan == "group_kfold":
+        if groups is None:
+            raise InputError("cv.plan group_kfold needs data.group_column")
+        n_groups = len(np.unique(groups))
+        if n_groups < k:
+            raise InputError(
+                f"cv.plan group_kfold with n_splits={k} needs at least {k} groups, but "
+                f"data.group_column holds {n_groups}; lower cv.n_splits"
+            )
+        return GroupKFold(k, shuffle=True, random_state=seed).split(index, groups=groups)
+    if plan == "leave_one_out":
+        return LeaveOneOut().split(index)
+    if plan == "holdout":
+        train, test = train_test_split(
+            index, test_size=cv["test_size"], random_state=seed, stratify=strat
+        )
+        return iter([(np.sort(train), np.sort(test))])
+    raise InputError(f"unknown cv.plan {plan!r}; choose one of {', '.join(PLANS)}")
+
+
+def _carve_validation(
+    train: np.ndarray,
+    y: np.ndarray,
+    groups: np.ndarray | None,
+    task: str,
+    fraction: float,
+    seed: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split a fold's training side into fit and validation indices."""
+    if len(train) < 2:
+        raise InputError("a fold's training side has fewer than 2 samples; use fewer folds")
+    if groups is not None and len(np.unique(groups[train])) >= 2:
+        splitter = GroupShuffleSplit(n_splits=1, test_size=fraction, random_state=seed)
+        fit, val = next(splitter.split(train, groups=groups[train]))
+        return np.sort(train[fit]), np.sort(train[val])
+    strat = None
+    if task == "classification":
+        _, counts = np.unique(y[train], return_counts=True)
+        n_val = int(np.ceil(fraction * len(train)))
+        # Stratify only where every class can appear on both sides.
+        if counts.min() >= 2 and n_val >= len(counts) and len(train) - n_val >= len(counts):
+            strat = y[train]
+    fit, val = train_test_split(train, test_size=fraction, random_state=seed, stratify=strat)
+    return np.sort(fit), np.sort(val)
+
+
+def make_folds(
+    ids: np.ndarray,
+    y: np.ndarray,
+    cv: Mapping[str, Any],
+    task: str,
+    seed: int,
+    groups: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """Assign every sample of every fold to train, val or test.
+
+    Parameters
+    ----------
+    ids
+        Unique sample ids.
+    y
+        Class codes (classification) or targets (regression); used for stratification.
+    cv
+        The experiment's ``cv`` config (plan, n_splits, n_repeats, test_size, val_fraction).
+    task
+        ``classification`` or ``regression``.
+    seed
+        Seed of every random choice (0 is a seed like any other).
+    groups
+        Group ids; samples of one group never straddle train and test (group plans).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Long table with columns ``fold``, ``id``, ``set`` (one row per sample and fold),
+        sorted by fold then original sample order.
+    """
+    ids = np.asarray(ids).astype(str)
+    y = np.asarray(y)
+    if len(ids) != len(y):
+        raise ValueError("ids and y differ in length")
+    label_vector = y if y.ndim == 1 else np.zeros(len(y))
+    splits = _test_splits(cv, label_vector, groups, task, seed)
+    frames = []
+    for fold, (train, test) in enumerate(splits):
+        fit, val = _carve_validation(
+            np.asarray(train),
+            label_vector,
+            groups if cv["plan"] == "group_kfold" else None,
+            task,
+            cv["val_fraction"],
+            seed + fold,
+        )
+        role = np.empty(len(ids), dtype=object)
+        role[fit], role[val], role[test] = "train", "val", "test"
+        frames.append(pd.DataFrame({"fold": fold, "id": ids, "set": role}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def fold_indices(folds: pd.DataFrame, fold: int, ids: np.ndarray) -> dict[str, np.ndarray]:
+    """Return the positions in ``ids`` of the train, val and test samples of one fold."""
+    table = folds[folds["fold"] == fold]
+    if table.empty:
+        raise InputError(f"fold {fold} is not in the fold table")
+    position = pd.Series(np.arange(len(ids)), index=pd.Index(ids))
+    return {
+        name: position.loc[table.loc[table["set"] == name, "id"].astype(str)].to_numpy()
+        for name in ("train", "val", "test")
+    }
+
+
+def write_folds(folds: pd.DataFrame, path: str) -> None:
+    """Write a fold table as TSV."""
+    folds.to_csv(path, sep="\t", index=False)
+
+
+def read_folds(path: str) -> pd.DataFrame:
+    """Read a fold table written by :func:`write_folds` (ids kept as strings)."""
+    return pd.read_csv(path, sep="\t", dtype={"fold": int, "id": str, "set": str})

@@ -1,0 +1,61 @@
+"""Helpers the Snakefile needs when it builds the job graph (cheap: no data is loaded).
+
+Checks here run before any job: every input file named by the config must exist, and a
+leave-one-out plan needs the number of samples to know its folds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from dlpipe.errors import InputError
+from dlpipe.split import n_folds
+
+
+def check_inputs(config: Mapping[str, Any]) -> None:
+    """Fail before any job runs if an experiment's data file is missing.
+
+    Parameters
+    ----------
+    config
+        The validated configuration.
+
+    Raises
+    ------
+    InputError
+        Naming the experiment's config key and the missing path.
+    """
+    for name, exp in config["experiments"].items():
+        path = Path(exp["data"]["path"])
+        if not path.is_file():
+            raise InputError(
+                f"config key experiments.{name}.data.path: file {str(path)!r} not found "
+                f"(relative paths start at {Path.cwd()}); fix the path or run from the folder "
+                "it is relative to"
+            )
+
+
+def fold_count(exp: Mapping[str, Any]) -> int:
+    """Return the number of folds of an experiment (leave-one-out counts table rows)."""
+    n_samples = 0
+    if exp["cv"]["plan"] == "leave_one_out":
+        from dlpipe.io import read_table
+
+        n_samples = len(
+            read_table(exp["data"]["path"], exp["data"]["format"], exp["data"]["layer"])
+        )
+    return n_folds(exp["cv"], n_samples)
+
+
+def experiment_sections(exp: Mapping[str, Any], names: Iterable[str]) -> dict[str, Any]:
+    """Pick the named sections of an experiment's config (``a.b`` picks a sub-key)."""
+    out: dict[str, Any] = {}
+    for name in names:
+        head, _, sub = name.partition(".")
+        if sub:
+            out.setdefault(head, {})[sub] = exp[head][sub]
+        else:
+            out[head] = exp[head]
+    return out

@@ -1,0 +1,17 @@
+"""Rule baseline: unpack the job's files, call dlpipe.pipeline.baseline_step."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1] / "src"))
+
+from dlpipe.logs import step_logging
+from dlpipe.pipeline import baseline_step
+
+with step_logging(snakemake.log[0], list(snakemake.output)):
+    baseline_step(
+        snakemake.params.exp,
+        snakemake.input.train,
+        snakemake.input.preprocessor,
+        snakemake.output.model,
+    )

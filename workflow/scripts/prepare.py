@@ -1,0 +1,19 @@
+"""Rule prepare: unpack the job's files, call dlpipe.pipeline.prepare_step."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1] / "src"))
+
+from dlpipe.logs import step_logging
+from dlpipe.pipeline import prepare_step
+
+with step_logging(snakemake.log[0], list(snakemake.output)):
+    prepare_step(
+        snakemake.wildcards.exp,
+        snakemake.params.exp,
+        snakemake.output.dataset,
+        snakemake.output.meta,
+        snakemake.output.provenance,
+        snakemake.params.workdir,
+    )

@@ -12,6 +12,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from dlpipe.config import DEFAULT_SCHEMA, validate_config  # noqa: E402
 from dlpipe.errors import DlpipeError  # noqa: E402
+from dlpipe.workflow import check_inputs  # noqa: E402
 
 # A --configfile replaces the demo instead of being merged into it.
 if not config:
@@ -19,10 +20,12 @@ if not config:
     configfile: "config/config.yaml"
 
 
+# Stop before any job with one message naming the key or file at fault.
 try:
     validate_config(config, DEFAULT_SCHEMA)
+    check_inputs(config)
 except DlpipeError as error:
-    sys.exit(f"dlpipe: invalid configuration: {error}")
+    sys.exit(f"dlpipe error: {error}")
 validate(config, str(DEFAULT_SCHEMA))
 
 

@@ -1,5 +1,5 @@
 # Input functions and helpers shared by the rules. The logic they need lives in dlpipe.
-from dlpipe.workflow import check_inputs, experiment_sections, fold_count
+from dlpipe.workflow import experiment_sections, fold_count
 
 EXPERIMENTS = list(config["experiments"])
 
@@ -8,8 +8,6 @@ wildcard_constraints:
     exp="|".join(EXPERIMENTS) or "[A-Za-z][A-Za-z0-9_-]*",
     fold=r"\d+",
 
-
-check_inputs(config)
 
 
 def exp_config(wildcards):

@@ -33,6 +33,7 @@ rule aggregate:
             labels={"table": "metrics over folds"},
         ),
         predictions="results/{exp}/oof_predictions.tsv",
+        config="results/{exp}/config.yaml",
         figures=report(
             directory("results/{exp}/figures"),
             patterns=["{name}.png"],
@@ -45,6 +46,6 @@ rule aggregate:
     conda:
         "../envs/dlpipe.yaml"
     params:
-        exp=sections("task"),
+        exp=exp_config,
     script:
         "../workflow/scripts/aggregate.py"

@@ -27,6 +27,15 @@ CLASSIFICATION_METRICS = (
     "auprc",
 )
 REGRESSION_METRICS = ("mse", "mae", "r2", "pearson")
+#: Range of each metric; confidence intervals are clipped to it.
+METRIC_BOUNDS = {
+    **dict.fromkeys(CLASSIFICATION_METRICS, (0.0, 1.0)),
+    "mcc": (-1.0, 1.0),
+    "mse": (0.0, np.inf),
+    "mae": (0.0, np.inf),
+    "r2": (-np.inf, 1.0),
+    "pearson": (-1.0, 1.0),
+}
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -140,6 +149,7 @@ def summarise_folds(
     per_fold: Mapping[int, Mapping[str, Mapping[str, Any]]],
     metric_names: Sequence[str],
     pooled: Mapping[str, Mapping[str, Any]] | None = None,
+    learners: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """Table of metrics per fold with mean, sd and 95 % CI over folds.
 
@@ -151,22 +161,27 @@ def summarise_folds(
         Scalar metrics to tabulate.
     pooled
         ``{learner: {metric: value}}`` computed on the pooled out-of-fold predictions.
+    learners
+        Order of the learners in the table (default: as first met in ``per_fold``).
 
     Returns
     -------
     pandas.DataFrame
         One row per learner and metric; columns ``fold_0`` … ``fold_k``, ``mean``, ``sd``,
-        ``ci95_low``, ``ci95_high`` and ``pooled``.
+        ``ci95_low``, ``ci95_high`` (clipped to the metric's range) and ``pooled``.
     """
     folds = sorted(per_fold)
-    learners = list(dict.fromkeys(lrn for f in folds for lrn in per_fold[f]))
+    if learners is None:
+        learners = list(dict.fromkeys(lrn for f in folds for lrn in per_fold[f]))
     rows = []
     for learner in learners:
         for metric in metric_names:
             values = [per_fold[f].get(learner, {}).get(metric, float("nan")) for f in folds]
             values = [float("nan") if v is None else float(v) for v in values]
             finite = np.array([v for v in values if np.isfinite(v)])
-            low, high = confidence_interval(values)
+            low, high = np.clip(
+                confidence_interval(values), *METRIC_BOUNDS.get(metric, (-np.inf, np.inf))
+            )
             row = {"learner": learner, "metric": metric}
             row.update({f"fold_{f}": v for f, v in zip(folds, values, strict=True)})
             row["mean"] = float(finite.mean()) if len(finite) else float("nan")

@@ -15,6 +15,7 @@ from typing import Any
 import joblib
 import numpy as np
 import pandas as pd
+import yaml
 
 from dlpipe.baselines import BASELINE_NAMES, baseline_scores, make_baseline
 from dlpipe.dataset import TabularDataset, prepare_tabular
@@ -219,20 +220,31 @@ def aggregate_step(
     meta: str,
     metrics_tsv: str,
     oof_tsv: str,
+    config_yaml: str | None = None,
 ) -> pd.DataFrame:
-    """Summarise metrics over folds (mean, sd, 95 % CI, pooled) and pool the predictions."""
+    """Summarise metrics over folds (mean, sd, 95 % CI, pooled) and pool the predictions.
+
+    With ``config_yaml`` the experiment's full config (defaults filled in) is written beside
+    the metrics, so the results folder says exactly how it was made.
+    """
     info = read_json(meta)
+    if config_yaml is not None:
+        Path(config_yaml).write_text(yaml.safe_dump(dict(exp), sort_keys=True))
     per_fold = {}
     for path in metrics_files:
         fold = int(Path(path).parent.name)
         per_fold[fold] = read_json(path)
     oof = pd.concat([read_predictions(p) for p in prediction_files], ignore_index=True)
-    oof = oof.sort_values(["learner", "fold", "id"], kind="stable").reset_index(drop=True)
+    # The deep model first, then its baseline, in the tables and figures.
+    order = {name: i for i, name in enumerate(learner_names(exp))}
+    oof = oof.sort_values(
+        ["learner", "fold", "id"], key=lambda col: col.map(order) if col.name == "learner" else col
+    ).reset_index(drop=True)
     pooled = {
         learner: table_metrics(rows, info) for learner, rows in oof.groupby("learner", sort=False)
     }
     names = CLASSIFICATION_METRICS if info["task"] == "classification" else REGRESSION_METRICS
-    summary = summarise_folds(per_fold, names, pooled)
+    summary = summarise_folds(per_fold, names, pooled, learners=learner_names(exp))
     summary.to_csv(metrics_tsv, sep="\t", index=False, float_format="%.6g")
     oof.to_csv(oof_tsv, sep="\t", index=False, float_format="%.8g")
     return summary

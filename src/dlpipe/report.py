@@ -200,10 +200,10 @@ _CAPTIONS = {
 }
 
 
-def _provenance_section(prov: Mapping[str, Any]) -> str:
+def _provenance_section(prov: Mapping[str, Any], exp: Mapping[str, Any]) -> str:
     versions = ", ".join(f"{k} {v}" for k, v in prov["versions"].items())
     inputs = "<br>".join(f"{_esc(p)}: <code>{_esc(h)}</code>" for p, h in prov["inputs"].items())
-    config = json.dumps(prov["config"], indent=2, sort_keys=True)
+    config = json.dumps(exp, indent=2, sort_keys=True)
     return (
         f"<p>Seed {prov['seed']}; git commit {_esc(prov['git_commit'] or 'none')}; "
         f"platform {_esc(prov['platform'])}.<br>Inputs (sha256):<br>{inputs}<br>"
@@ -211,6 +211,28 @@ def _provenance_section(prov: Mapping[str, Any]) -> str:
         f"<details><summary>Full experiment config (defaults filled in)</summary>"
         f"<pre>{_esc(config)}</pre></details>"
     )
+
+
+_HEADLINE = {"classification": ("accuracy", "auroc"), "regression": ("r2", "pearson")}
+
+
+def summary_table(experiments: Sequence[ExperimentFiles]) -> str:
+    """One row per experiment and learner with the headline metrics (mean and 95 % CI)."""
+    rows = []
+    for exp in experiments:
+        metrics = pd.read_csv(exp.metrics, sep="\t")
+        task = exp.config["task"]
+        n_folds = sum(c.startswith("fold_") for c in metrics.columns)
+        for learner in dict.fromkeys(metrics["learner"]):
+            row = {"experiment": exp.name, "task": task, "folds": n_folds, "learner": learner}
+            for i, metric in enumerate(_HEADLINE[task]):
+                rec = metrics[(metrics["learner"] == learner) & (metrics["metric"] == metric)]
+                r = rec.iloc[0]
+                row[f"metric {i + 1}"] = (
+                    f"{metric} {_fmt(r['mean'])} [{_fmt(r['ci95_low'])}, {_fmt(r['ci95_high'])}]"
+                )
+            rows.append(row)
+    return _table(pd.DataFrame(rows))
 
 
 def build_report(experiments: Sequence[ExperimentFiles], title: str, out_html: str) -> None:
@@ -228,7 +250,10 @@ def build_report(experiments: Sequence[ExperimentFiles], title: str, out_html: s
     nav = " ".join(f'<a href="#{_esc(e.name)}">{_esc(e.name)}</a>' for e in experiments)
     parts = [
         f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>{_esc(title)}</title>"
-        f"<style>{_CSS}</style></head><body><h1>{_esc(title)}</h1><nav>{nav}</nav>"
+        f"<style>{_CSS}</style></head><body><h1>{_esc(title)}</h1><nav>{nav}</nav>",
+        "<h2>Summary</h2>",
+        '<p class="note">Mean over test folds [95 % CI]; details per experiment below.</p>',
+        summary_table(experiments),
     ]
     for exp in experiments:
         meta = read_json(exp.dataset_meta)
@@ -253,6 +278,6 @@ def build_report(experiments: Sequence[ExperimentFiles], title: str, out_html: s
                 f"<figure>{_img(fig, name)}<figcaption class=note>"
                 f"{_esc(_CAPTIONS.get(name, name))}</figcaption></figure>"
             )
-        parts += ["<h3>Provenance</h3>", _provenance_section(read_json(exp.provenance))]
+        parts += ["<h3>Provenance</h3>", _provenance_section(read_json(exp.provenance), cfg)]
     parts.append("</body></html>")
     Path(out_html).write_text("\n".join(parts))

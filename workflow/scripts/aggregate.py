@@ -16,6 +16,7 @@ with step_logging(snakemake.log[0], list(snakemake.output)):
         snakemake.input.meta,
         snakemake.output.metrics,
         snakemake.output.predictions,
+        snakemake.output.config,
     )
     figures_step(
         snakemake.output.predictions,

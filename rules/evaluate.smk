@@ -10,6 +10,8 @@ rule evaluate:
         metrics="results/{exp}/{fold}/metrics.json",
     log:
         "logs/evaluate/{exp}/{fold}.log",
+    benchmark:
+        "benchmarks/runs/evaluate/{exp}/{fold}.tsv"
     conda:
         "../envs/dlpipe.yaml"
     params:

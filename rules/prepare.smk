@@ -8,6 +8,8 @@ rule prepare:
         provenance="results/{exp}/provenance.json",
     log:
         "logs/prepare/{exp}.log",
+    benchmark:
+        "benchmarks/runs/prepare/{exp}.tsv"
     conda:
         "../envs/dlpipe.yaml"
     params:

@@ -12,6 +12,8 @@ rule preprocess:
         summary="results/{exp}/{fold}/preprocess.json",
     log:
         "logs/preprocess/{exp}/{fold}.log",
+    benchmark:
+        "benchmarks/runs/preprocess/{exp}/{fold}.tsv"
     conda:
         "../envs/dlpipe.yaml"
     params:

@@ -1,0 +1,387 @@
+"""Genomic intervals to fixed-length sequences: BED checks, resizing, pysam extraction, negatives.
+
+A reference FASTA (plain or bgzip) is opened with :class:`pysam.FastaFile`; its index is
+built on demand, beside the file or, when that folder is read-only, beside a symbolic link in a
+writable cache folder. BED intervals are checked (columns, integer coordinates, order,
+chromosome names against the FASTA) and resized around their centre (or summit). Negatives are
+genome windows drawn GC-matched to the positives, away from every positive by a flank and free
+of N-rich stretches. All of it is seeded and vectorised over intervals; only the FASTA fetch is
+one pysam call per interval.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dlpipe.encode import encode, gc_content
+from dlpipe.errors import InputError
+
+log = logging.getLogger(__name__)
+
+BED_COLUMNS = ("chrom", "start", "end", "name", "score", "strand")
+
+
+def open_fasta(path: str | Path, cache_dir: str | Path | None = None) -> Any:
+    """Open a reference FASTA with pysam, building its index if needed.
+
+    Parameters
+    ----------
+    path
+        Plain or bgzip-compressed FASTA.
+    cache_dir
+        Writable folder for the index when the FASTA's own folder is read-only.
+
+    Returns
+    -------
+    pysam.FastaFile
+        The open FASTA.
+    """
+    import pysam
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: reference FASTA not found; check data.genome in the config")
+    target = path
+    has_index = Path(f"{path}.fai").is_file()
+    if not has_index and not os.access(path.parent, os.W_OK):
+        if cache_dir is None:
+            raise InputError(
+                f"{path}: no .fai index and its folder is read-only; index it with "
+                "`samtools faidx` or give a writable cache folder"
+            )
+        cache = Path(cache_dir)
+        cache.mkdir(parents=True, exist_ok=True)
+        target = cache / path.name
+        if not target.exists():
+            target.symlink_to(path.resolve())
+        log.info("indexing %s in %s (its folder is read-only)", path, cache)
+    try:
+        return pysam.FastaFile(str(target))
+    except (OSError, ValueError) as err:
+        hint = ""
+        if path.suffix in (".gz", ".bgz"):
+            hint = "; a compressed FASTA must be bgzip-compressed (bgzip -c file.fa > file.fa.gz)"
+        raise InputError(f"{path}: cannot be opened or indexed as FASTA ({err}){hint}") from None
+
+
+def read_bed(path: str | Path) -> pd.DataFrame:
+    """Read and check a BED file (3 to 12 columns; header, track and comment lines skipped).
+
+    Parameters
+    ----------
+    path
+        BED file (optionally gzip-compressed).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``chrom``, ``start``, ``end``, ``name``, ``strand`` and ``summit`` (the
+        narrowPeak summit offset, or -1), plus ``line`` (the line number in the file).
+
+    Raises
+    ------
+    InputError
+        For fewer than 3 columns, non-integer or negative coordinates, start > end, or an empty
+        file, naming the line.
+    """
+    import gzip
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: BED file not found; check data.bed in the config")
+    opener = gzip.open if path.suffix in (".gz", ".bgz") else open
+    rows, lines = [], []
+    with opener(path, "rt") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip() or line.startswith(("#", "track", "browser")):
+                continue
+            fields = line.rstrip("\n\r").split("\t")
+            if len(fields) < 3:
+                fields = line.split()
+            if len(fields) < 3:
+                raise InputError(
+                    f"{path}, line {number}: a BED line needs at least 3 tab-separated columns "
+                    "(chrom, start, end)"
+                )
+            rows.append(fields)
+            lines.append(number)
+    if not rows:
+        raise InputError(f"{path}: the BED file holds no intervals")
+    width = max(len(r) for r in rows)
+    frame = pd.DataFrame([r + [""] * (width - len(r)) for r in rows])
+    out = pd.DataFrame({"chrom": frame[0].astype(str)})
+    for col, name in ((1, "start"), (2, "end")):
+        values = pd.to_numeric(frame[col], errors="coerce")
+        bad = values.isna() | (values % 1 != 0)
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            raise InputError(
+                f"{path}, line {lines[i]}: {name} {frame[col].iloc[i]!r} is not an integer"
+            )
+        out[name] = values.astype(np.int64)
+    neg = out["start"] < 0
+    if neg.any():
+        i = int(np.flatnonzero(neg.to_numpy())[0])
+        raise InputError(f"{path}, line {lines[i]}: start {out['start'].iloc[i]} is negative")
+    swapped = out["start"] > out["end"]
+    if swapped.any():
+        i = int(np.flatnonzero(swapped.to_numpy())[0])
+        raise InputError(
+            f"{path}, line {lines[i]}: start {out['start'].iloc[i]} is after end "
+            f"{out['end'].iloc[i]}; BED intervals are 0-based, half-open [start, end)"
+        )
+    out["name"] = frame[3] if width > 3 else ""
+    out["strand"] = frame[5].replace("", ".") if width > 5 else "."
+    summit = (
+        pd.to_numeric(frame[9], errors="coerce") if width > 9 else pd.Series(-1, index=frame.index)
+    )
+    out["summit"] = summit.fillna(-1).astype(np.int64)
+    out["line"] = lines
+    return out
+
+
+def check_chromosomes(bed: pd.DataFrame, lengths: Mapping[str, int], source: str) -> None:
+    """Check that every interval lies on a FASTA chromosome and ends inside it.
+
+    Unknown names get a hint when only the ``chr`` prefix differs.
+    """
+    unknown = sorted(set(bed["chrom"]) - set(lengths))
+    if unknown:
+        names = list(lengths)
+        hint = ""
+        if any(f"chr{c}" in lengths for c in unknown):
+            hint = "; the FASTA names chromosomes with a 'chr' prefix: add it to the BED names"
+        elif any(c.removeprefix("chr") in lengths for c in unknown):
+            hint = "; the FASTA names chromosomes without 'chr': remove the prefix in the BED"
+        raise InputError(
+            f"{source}: chromosome(s) {unknown[:5]} are not in the reference FASTA, whose "
+            f"sequences are {names[:5]}{' …' if len(names) > 5 else ''}{hint}"
+        )
+    chrom_len = bed["chrom"].map(lengths).to_numpy()
+    beyond = bed["end"].to_numpy() > chrom_len
+    if beyond.any():
+        i = int(np.flatnonzero(beyond)[0])
+        raise InputError(
+            f"{source}, line {bed['line'].iloc[i]}: interval ends at {bed['end'].iloc[i]}, beyond "
+            f"the end of {bed['chrom'].iloc[i]} ({chrom_len[i]} bp); is the BED from another "
+            "assembly?"
+        )
+
+
+def resize(bed: pd.DataFrame, length: int, use_summit: bool = True) -> pd.DataFrame:
+    """Centre every interval on its summit (if given) or midpoint, with a fixed length."""
+    centre = (bed["start"] + bed["end"]) // 2
+    if use_summit:
+        has = bed["summit"].to_numpy() >= 0
+        centre = np.where(has, bed["start"] + bed["summit"], centre)
+    out = bed.copy()
+    out["start"] = np.asarray(centre, dtype=np.int64) - length // 2
+    out["end"] = out["start"] + length
+    return out
+
+
+def clip_to_chromosomes(
+    windows: pd.DataFrame, lengths: Mapping[str, int], policy: str
+) -> tuple[pd.DataFrame, int]:
+    """Handle windows running past a chromosome end: ``skip`` drops them, ``pad`` keeps them.
+
+    Returns the windows and the number affected (padded windows are filled with N at fetch).
+    """
+    chrom_len = windows["chrom"].map(lengths).to_numpy()
+    outside = (windows["start"].to_numpy() < 0) | (windows["end"].to_numpy() > chrom_len)
+    n = int(outside.sum())
+    if policy == "skip":
+        return windows[~outside].reset_index(drop=True), n
+    return windows.reset_index(drop=True), n
+
+
+def fetch(fasta: Any, windows: pd.DataFrame, alphabet: str = "dna") -> np.ndarray:
+    """Fetch windows from the FASTA as ``uint8`` codes; bases past a chromosome end become N.
+
+    Minus-strand windows are not reverse-complemented: strand rarely carries meaning for
+    binding sites, and reverse-complement augmentation covers both orientations.
+    """
+    lengths = dict(zip(fasta.references, fasta.lengths, strict=True))
+    seqs = []
+    for chrom, start, end in zip(windows["chrom"], windows["start"], windows["end"], strict=True):
+        size = lengths[chrom]
+        left, right = max(0, -start), max(0, end - size)
+        seq = fasta.fetch(chrom, max(0, start), min(end, size))
+        seqs.append("N" * left + seq + "N" * right)
+    return encode(seqs, alphabet) if seqs else np.zeros((0, 0), np.uint8)
+
+
+def _merge(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    order = np.argsort(starts, kind="stable")
+    s, e = starts[order], ends[order]
+    running = np.maximum.accumulate(e)
+    new = np.ones(len(s), dtype=bool)
+    new[1:] = s[1:] > running[:-1]
+    idx = np.flatnonzero(new)
+    return s[idx], np.maximum.reduceat(e, idx) if len(idx) else e[:0]
+
+
+def overlaps(windows: pd.DataFrame, intervals: pd.DataFrame, flank: int = 0) -> np.ndarray:
+    """Whether each window overlaps any interval (widened by ``flank`` on both sides)."""
+    hit = np.zeros(len(windows), dtype=bool)
+    for chrom, rows in intervals.groupby("chrom", sort=False):
+        mask = (windows["chrom"] == chrom).to_numpy()
+        if not mask.any():
+            continue
+        starts, ends = _merge(rows["start"].to_numpy() - flank, rows["end"].to_numpy() + flank)
+        w_start = windows["start"].to_numpy()[mask]
+        w_end = windows["end"].to_numpy()[mask]
+        # Last merged interval starting before the window's end; overlap if it ends after start.
+        k = np.searchsorted(starts, w_end, side="left") - 1
+        ok = k >= 0
+        res = np.zeros(mask.sum(), dtype=bool)
+        res[ok] = ends[k[ok]] > w_start[ok]
+        hit[mask] = res
+    return hit
+
+
+@dataclass
+class NegativeSampling:
+    """Settings of genome-sampled negatives."""
+
+    ratio: float = 1.0
+    flank: int = 100
+    max_n_fraction: float = 0.01
+    gc_bins: int = 20
+    oversample: int = 20
+
+
+def gc_matched_negatives(
+    fasta: Any,
+    positives: pd.DataFrame,
+    positive_gc: np.ndarray,
+    length: int,
+    settings: NegativeSampling,
+    seed: int,
+    exclude: Sequence[pd.DataFrame] = (),
+    alphabet: str = "dna",
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Draw genome windows whose GC histogram matches the positives'.
+
+    Candidates are drawn uniformly over the genome (by chromosome length), dropped when they
+    overlap a positive (± ``flank``) or an ``exclude`` interval set, or hold more than
+    ``max_n_fraction`` N; then, per GC bin, as many are kept as ``ratio`` × the positives in
+    that bin. Bins short of candidates take their nearest neighbours' surplus.
+
+    Returns
+    -------
+    windows
+        The negatives (``chrom``, ``start``, ``end``).
+    codes
+        Their sequence codes.
+    """
+    rng = np.random.default_rng(seed)
+    names = list(fasta.references)
+    lengths = np.array(fasta.lengths, dtype=np.int64)
+    usable = np.clip(lengths - length, 0, None)
+    if usable.sum() == 0:
+        raise InputError(f"every reference sequence is shorter than {length} bp")
+    n_wanted = round(settings.ratio * len(positives))
+    n_candidates = max(1000, settings.oversample * n_wanted)
+    chrom_idx = rng.choice(len(names), size=n_candidates, p=usable / usable.sum())
+    starts = (rng.random(n_candidates) * usable[chrom_idx]).astype(np.int64)
+    cand = pd.DataFrame(
+        {
+            "chrom": np.asarray(names, dtype=object)[chrom_idx],
+            "start": starts,
+            "end": starts + length,
+        }
+    )
+    keep = ~overlaps(cand, positives, settings.flank)
+    for other in exclude:
+        keep &= ~overlaps(cand, other, 0)
+    cand = cand[keep].drop_duplicates(["chrom", "start"]).reset_index(drop=True)
+    codes = fetch(fasta, cand, alphabet)
+    n_frac = (codes == 4).mean(axis=1)
+    ok = n_frac <= settings.max_n_fraction
+    cand, codes = cand[ok].reset_index(drop=True), codes[ok]
+    gc = gc_content(codes)
+    edges = np.linspace(0, 1, settings.gc_bins + 1)
+    pos_bin = np.clip(np.digitize(positive_gc, edges) - 1, 0, settings.gc_bins - 1)
+    cand_bin = np.clip(np.digitize(gc, edges) - 1, 0, settings.gc_bins - 1)
+    want = np.bincount(pos_bin, minlength=settings.gc_bins) * settings.ratio
+    want = np.floor(want + 0.5).astype(int)
+    chosen: list[int] = []
+    pools = {
+        b: list(rng.permutation(np.flatnonzero(cand_bin == b))) for b in range(settings.gc_bins)
+    }
+    short = 0
+    for b in np.argsort(-want, kind="stable"):
+        need = int(want[b])
+        for dist in range(settings.gc_bins):
+            for nb in sorted({b - dist, b + dist}):
+                if 0 <= nb < settings.gc_bins and need > 0:
+                    take = pools[nb][:need]
+                    pools[nb] = pools[nb][need:]
+                    chosen += take
+                    need -= len(take)
+            if need == 0:
+                break
+        short += need
+    if short:
+        log.warning("%d negatives could not be drawn (too few candidates)", short)
+    chosen_arr = np.sort(np.asarray(chosen, dtype=np.int64))
+    return cand.iloc[chosen_arr].reset_index(drop=True), codes[chosen_arr]
+
+
+def label_windows(windows: pd.DataFrame, targets: Mapping[str, pd.DataFrame]) -> np.ndarray:
+    """Multi-label matrix: window ``i`` is positive for target ``t`` if it overlaps its BED."""
+    return np.stack([overlaps(windows, bed).astype(np.float32) for bed in targets.values()], axis=1)
+
+
+def overlap_clusters(windows: pd.DataFrame) -> np.ndarray:
+    """Cluster id of every window: windows chained by overlaps on one chromosome share an id."""
+    chrom = windows["chrom"].to_numpy().astype(str)
+    codes, _ = pd.factorize(chrom)
+    # One monotone coordinate across chromosomes, so a single running maximum chains overlaps.
+    offset = codes.astype(np.int64) * (int(windows["end"].max()) + 1)
+    start = windows["start"].to_numpy() + offset
+    end = windows["end"].to_numpy() + offset
+    order = np.lexsort((start, codes))
+    running = np.maximum.accumulate(end[order])
+    new = np.ones(len(order), dtype=bool)
+    new[1:] = start[order][1:] >= running[:-1]
+    clusters = np.empty(len(order), dtype=np.int64)
+    clusters[order] = np.cumsum(new) - 1
+    return clusters
+
+
+def genomic_groups(windows: pd.DataFrame, bin_size: int | None) -> np.ndarray:
+    """Group ids for CV: the chromosome, or ``chrom:bin`` of ``bin_size`` bp.
+
+    Overlapping windows are chained into clusters and every window takes the group of its
+    cluster's first window, so no two overlapping windows can fall in different folds.
+    """
+    clusters = overlap_clusters(windows)
+    frame = pd.DataFrame(
+        {
+            "cluster": clusters,
+            "chrom": windows["chrom"].astype(str).to_numpy(),
+            "start": windows["start"].to_numpy(),
+        }
+    )
+    first = frame.groupby("cluster").agg(chrom=("chrom", "first"), start=("start", "min"))
+    if bin_size:
+        label = first["chrom"] + ":" + (first["start"] // bin_size).astype(str)
+    else:
+        label = first["chrom"]
+    return label.loc[clusters].to_numpy().astype(str)
+
+
+def cross_fold_overlaps(windows: pd.DataFrame, fold_of: np.ndarray) -> int:
+    """Count clusters of overlapping windows split over different folds (should be 0)."""
+    frame = pd.DataFrame({"cluster": overlap_clusters(windows), "fold": np.asarray(fold_of)})
+    return int((frame.groupby("cluster")["fold"].nunique() > 1).sum())

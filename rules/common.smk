@@ -23,8 +23,11 @@ def sections(*names):
     return params
 
 
-def data_path(wildcards):
-    return exp_config(wildcards)["data"]["path"]
+def data_files(wildcards):
+    """The raw inputs of an experiment: its table, or its genome and BED files."""
+    data = exp_config(wildcards)["data"]
+    files = [data["path"], data["genome"], data["blacklist"], *(data["bed"] or {}).values()]
+    return [f for f in files if f]
 
 
 def folds_of(exp):

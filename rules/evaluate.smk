@@ -15,7 +15,7 @@ rule evaluate:
     conda:
         "../envs/dlpipe.yaml"
     params:
-        exp=sections("task", "model.name", "baseline.enabled"),
+        exp=sections("task", "model.name", "baseline", "data.modality"),
     script:
         "../workflow/scripts/evaluate.py"
 
@@ -27,6 +27,7 @@ rule aggregate:
         predictions=per_fold("results/{exp}/{fold}/predictions.tsv"),
         histories=per_fold("results/{exp}/{fold}/history.tsv"),
         meta="results/{exp}/dataset.json",
+        dataset="results/{exp}/dataset.parquet",
     output:
         metrics=report(
             "results/{exp}/metrics.tsv",

@@ -1,7 +1,7 @@
 rule prepare:
     """Check the raw table and write the canonical dataset with its provenance."""
     input:
-        data=data_path,
+        data=data_files,
     output:
         dataset="results/{exp}/dataset.parquet",
         meta="results/{exp}/dataset.json",

@@ -20,7 +20,7 @@ rule train:
         mem_mb=train_mem_mb,
         runtime=train_runtime,
     params:
-        exp=sections("task", "seed", "model", "training"),
+        exp=sections("task", "seed", "model", "training", "data.alphabet"),
     script:
         "../workflow/scripts/train.py"
 
@@ -39,6 +39,6 @@ rule baseline:
     conda:
         "../envs/dlpipe.yaml"
     params:
-        exp=sections("task", "seed", "baseline", "training.class_weights"),
+        exp=sections("task", "seed", "baseline", "training.class_weights", "data.modality"),
     script:
         "../workflow/scripts/baseline.py"

@@ -1,8 +1,9 @@
 """scikit-learn baselines fitted on exactly the rows the deep model trains on.
 
-Classification: L2 logistic regression; regression: ridge regression (multi-output). They see
-the preprocessed training side of each fold (with SMOTE rows when the config asks for SMOTE),
-never the validation or test side.
+Classification: L2 logistic regression; regression: ridge regression (multi-output);
+sequences: k-mer frequencies, standardised, into logistic regression. They see the preprocessed
+training side of each fold (with SMOTE rows when the config asks for SMOTE), never the
+validation or test side.
 """
 
 from __future__ import annotations
@@ -13,8 +14,19 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from dlpipe.kmers import KmerFrequencies
 
 BASELINE_NAMES = {"classification": "logistic_regression", "regression": "ridge_regression"}
+
+
+def baseline_name(exp: Mapping[str, Any]) -> str:
+    """Name of an experiment's baseline learner, as used in tables and figures."""
+    if exp.get("data", {}).get("modality") == "sequence":
+        return f"kmer{exp['baseline']['k']}_logistic_regression"
+    return BASELINE_NAMES[exp["task"]]
 
 
 def make_baseline(exp: Mapping[str, Any]) -> BaseEstimator:
@@ -23,22 +35,26 @@ def make_baseline(exp: Mapping[str, Any]) -> BaseEstimator:
     Parameters
     ----------
     exp
-        The experiment's validated config (``task``, ``baseline``, ``training``, ``seed``).
+        The experiment's validated config (``task``, ``baseline``, ``training``, ``seed`` and
+        ``data.modality``).
 
     Returns
     -------
     sklearn.base.BaseEstimator
-        ``LogisticRegression`` or ``Ridge``.
+        ``LogisticRegression``, ``Ridge``, or a k-mer → logistic-regression pipeline.
     """
     cfg = exp["baseline"]
     if exp["task"] == "classification":
         balanced = exp["training"]["class_weights"] == "balanced"
-        return LogisticRegression(
+        model = LogisticRegression(
             C=cfg["C"],
             max_iter=cfg["max_iter"],
             class_weight="balanced" if balanced else None,
             random_state=exp["seed"],
         )
+        if exp.get("data", {}).get("modality") == "sequence":
+            return make_pipeline(KmerFrequencies(cfg["k"]), StandardScaler(), model)
+        return model
     return Ridge(alpha=cfg["alpha"], random_state=exp["seed"])
 
 

@@ -157,8 +157,29 @@ def check_experiment(name: str, exp: Mapping[str, Any]) -> None:
         The experiment's validated configuration.
     """
     key = f"experiments.{name}"
+    if exp["data"]["modality"] == "sequence":
+        _check_sequence_experiment(key, exp)
+        return
     data, cv, pre = exp["data"], exp["cv"], exp["preprocess"]
     task = exp["task"]
+    if not data["path"]:
+        raise ConfigError(f"config key {key}.data.path: a tabular experiment needs its table")
+    for field in ("genome", "bed", "blacklist"):
+        if data[field]:
+            raise ConfigError(
+                f"config key {key}.data.{field}: only sequence experiments use it; set "
+                "data.modality: sequence or remove it"
+            )
+    if exp["model"]["name"] not in TABULAR_MODELS:
+        raise ConfigError(
+            f"config key {key}.model.name: {exp['model']['name']!r} is a sequence model; "
+            f"tabular data take {', '.join(TABULAR_MODELS)}"
+        )
+    if cv["plan"] in CHROMOSOME_PLANS:
+        raise ConfigError(
+            f"config key {key}.cv.plan: {cv['plan']!r} needs genomic intervals "
+            "(data.modality: sequence)"
+        )
     if task == "classification":
         if not data["label_column"]:
             raise ConfigError(
@@ -218,6 +239,66 @@ def check_experiment(name: str, exp: Mapping[str, Any]) -> None:
             raise ConfigError(
                 f"config key {key}.data.categorical_columns: {sorted(missing)} are not in "
                 "data.feature_columns; add them there"
+            )
+
+
+TABULAR_MODELS = ("mlp",)
+SEQUENCE_MODELS = ("cnn", "danq", "resnet1d")
+CHROMOSOME_PLANS = ("chromosome_kfold", "chromosome_holdout")
+
+
+def _check_sequence_experiment(key: str, exp: Mapping[str, Any]) -> None:
+    data, cv = exp["data"], exp["cv"]
+    if not data["genome"] or not data["bed"]:
+        raise ConfigError(
+            f"config key {key}.data: a sequence experiment needs data.genome (reference FASTA) "
+            "and data.bed ({target name: BED file of positives})"
+        )
+    for field in ("path", "label_column", "target_columns", "group_column", "layer"):
+        if data[field]:
+            raise ConfigError(
+                f"config key {key}.data.{field}: sequence experiments take their samples from "
+                "data.genome and data.bed; remove it"
+            )
+    if len(data["bed"]) > 1:
+        raise ConfigError(
+            f"config key {key}.data.bed: one BED (target vs genome background) is supported; "
+            "multi-label experiments with several BEDs are not yet — run one experiment per BED"
+        )
+    if exp["task"] != "classification":
+        raise ConfigError(f"config key {key}.task: sequence experiments are classifications")
+    if data["alphabet"] != "dna":
+        raise ConfigError(
+            f"config key {key}.data.alphabet: genome windows are DNA; other alphabets need a "
+            "FASTA of sequences"
+        )
+    if exp["model"]["name"] not in SEQUENCE_MODELS:
+        raise ConfigError(
+            f"config key {key}.model.name: {exp['model']['name']!r} is a tabular model; "
+            f"sequences take {', '.join(SEQUENCE_MODELS)}"
+        )
+    if exp["preprocess"]["smote"]:
+        raise ConfigError(
+            f"config key {key}.preprocess.smote: SMOTE interpolates feature vectors and makes no "
+            "sense for one-hot sequences; balance with data.negatives.ratio or "
+            "training.class_weights: balanced"
+        )
+    if cv["plan"] == "group_kfold":
+        raise ConfigError(
+            f"config key {key}.cv.plan: use chromosome_kfold for sequences (groups are "
+            "chromosomes or genomic bins)"
+        )
+    if cv["plan"] == "chromosome_holdout":
+        if not cv["test_chromosomes"] or not cv["val_chromosomes"]:
+            raise ConfigError(
+                f"config key {key}.cv: chromosome_holdout needs cv.val_chromosomes and "
+                "cv.test_chromosomes"
+            )
+        both = set(cv["test_chromosomes"]) & set(cv["val_chromosomes"])
+        if both:
+            raise ConfigError(
+                f"config key {key}.cv: chromosomes {sorted(both)} are in both "
+                "val_chromosomes and test_chromosomes"
             )
 
 

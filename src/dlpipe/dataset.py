@@ -81,6 +81,7 @@ class TabularDataset:
         self.table.to_parquet(parquet, index=True)
         write_json(
             {
+                "modality": "tabular",
                 "task": self.task,
                 "feature_columns": self.feature_columns,
                 "categorical_columns": self.categorical_columns,
@@ -96,6 +97,7 @@ class TabularDataset:
     def load(cls, parquet: str | Path, meta_json: str | Path) -> TabularDataset:
         """Read a dataset written by :meth:`save`."""
         info = read_json(meta_json)
+        info.pop("modality", None)
         table = pd.read_parquet(parquet)
         table.index = table.index.astype(str)
         return cls(table=table, **info)
@@ -325,3 +327,99 @@ def prepare_tabular(exp: Mapping[str, Any], name: str = "experiment") -> Tabular
         classes=classes,
         meta=meta,
     )
+
+
+@dataclass
+class SequenceDataset:
+    """Fixed-length sequences as ``uint8`` codes with their genomic windows and labels.
+
+    Attributes
+    ----------
+    codes
+        ``(n, length)`` ``uint8`` codes (see :mod:`dlpipe.encode`).
+    windows
+        One row per sequence, index = ids: ``chrom``, ``start``, ``end``, ``label`` (class
+        name), ``group`` (CV group: chromosome or genomic bin), ``gc``.
+    classes
+        Sorted class names; the second is the target, the first the background.
+    alphabet
+        ``dna``, ``rna`` or ``protein``.
+    meta
+        Provenance and counts.
+    """
+
+    codes: np.ndarray
+    windows: pd.DataFrame
+    classes: list[str]
+    alphabet: str = "dna"
+    meta: dict[str, Any] = field(default_factory=dict)
+    task: str = "classification"
+
+    @property
+    def ids(self) -> np.ndarray:
+        """Sequence ids (``chrom:start-end``) as strings."""
+        return self.windows.index.to_numpy(dtype=str)
+
+    @property
+    def y(self) -> np.ndarray:
+        """Class codes (int64)."""
+        return pd.Categorical(self.windows["label"], categories=self.classes).codes.astype(np.int64)
+
+    @property
+    def groups(self) -> np.ndarray:
+        """CV groups (chromosome or genomic bin)."""
+        return self.windows["group"].to_numpy(dtype=str)
+
+    def save(self, parquet: str | Path, meta_json: str | Path) -> None:
+        """Write windows and codes (one fixed-size binary column) as Parquet, meta as JSON."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.Table.from_pandas(self.windows, preserve_index=True)
+        width = self.codes.shape[1]
+        column = pa.FixedSizeBinaryArray.from_buffers(
+            pa.binary(width),
+            len(self.codes),
+            [None, pa.py_buffer(np.ascontiguousarray(self.codes))],
+        )
+        pq.write_table(table.append_column("sequence", column), parquet)
+        write_json(
+            {
+                "modality": "sequence",
+                "task": self.task,
+                "classes": self.classes,
+                "alphabet": self.alphabet,
+                "length": int(width),
+                "meta": self.meta,
+            },
+            meta_json,
+        )
+
+    @classmethod
+    def load(cls, parquet: str | Path, meta_json: str | Path) -> SequenceDataset:
+        """Read a dataset written by :meth:`save`."""
+        import pyarrow.parquet as pq
+
+        info = read_json(meta_json)
+        table = pq.read_table(parquet)
+        column = table.column("sequence").combine_chunks()
+        codes = np.frombuffer(column.buffers()[1], dtype=np.uint8)[
+            column.offset * info["length"] : (column.offset + len(column)) * info["length"]
+        ].reshape(len(column), info["length"])
+        windows = table.drop(["sequence"]).to_pandas()
+        windows.index = windows.index.astype(str)
+        return cls(
+            codes=codes.copy(),
+            windows=windows,
+            classes=info["classes"],
+            alphabet=info["alphabet"],
+            meta=info["meta"],
+            task=info["task"],
+        )
+
+
+def load_dataset(parquet: str | Path, meta_json: str | Path) -> TabularDataset | SequenceDataset:
+    """Read the dataset of an experiment, tabular or sequence."""
+    if read_json(meta_json).get("modality") == "sequence":
+        return SequenceDataset.load(parquet, meta_json)
+    return TabularDataset.load(parquet, meta_json)

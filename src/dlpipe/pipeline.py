@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from dlpipe.baselines import BASELINE_NAMES, baseline_scores, make_baseline
-from dlpipe.dataset import TabularDataset, prepare_tabular
+from dlpipe.baselines import baseline_name, baseline_scores, make_baseline
+from dlpipe.dataset import SequenceDataset, TabularDataset, load_dataset, prepare_tabular
 from dlpipe.evaluate import (
     CLASSIFICATION_METRICS,
     REGRESSION_METRICS,
@@ -28,7 +28,12 @@ from dlpipe.evaluate import (
     summarise_folds,
 )
 from dlpipe.io import read_json, write_json
-from dlpipe.preprocess import FittedPreprocessor, FoldArrays, preprocess_fold
+from dlpipe.preprocess import (
+    FittedPreprocessor,
+    FoldArrays,
+    preprocess_fold,
+    preprocess_sequence_fold,
+)
 from dlpipe.provenance import provenance
 from dlpipe.split import fold_indices, make_folds, read_folds, write_folds
 
@@ -39,26 +44,40 @@ def learner_names(exp: Mapping[str, Any]) -> list[str]:
     """Names of the learners an experiment evaluates: the deep model, then the baseline."""
     names = [exp["model"]["name"]]
     if exp["baseline"]["enabled"]:
-        names.append(BASELINE_NAMES[exp["task"]])
+        names.append(baseline_name(exp))
     return names
 
 
 def prepare_step(
     name: str, exp: Mapping[str, Any], dataset: str, meta: str, provenance_json: str, workdir: str
-) -> TabularDataset:
-    """Check and canonicalise the raw table; record provenance."""
-    data = prepare_tabular(exp, name)
+) -> TabularDataset | SequenceDataset:
+    """Check and canonicalise the raw inputs; record provenance."""
+    if exp["data"]["modality"] == "sequence":
+        from dlpipe.sequence import prepare_sequence
+
+        data: TabularDataset | SequenceDataset = prepare_sequence(
+            exp, name, cache_dir=Path(dataset).parent / "genome_index"
+        )
+        inputs = {
+            data.meta["source"]: data.meta["sha256"],
+            data.meta["genome"]: data.meta["genome_sha256"],
+        }
+    else:
+        data = prepare_tabular(exp, name)
+        inputs = {data.meta["source"]: data.meta["sha256"]}
     data.save(dataset, meta)
-    record = provenance(name, exp, {data.meta["source"]: data.meta["sha256"]}, workdir)
-    write_json(record, provenance_json)
-    log.info("%s: %d samples, %d features", name, len(data.table), len(data.feature_columns))
+    write_json(provenance(name, exp, inputs, workdir), provenance_json)
+    log.info("%s: %d samples", name, data.meta["n_samples"])
     return data
 
 
 def split_step(exp: Mapping[str, Any], dataset: str, meta: str, folds_tsv: str) -> pd.DataFrame:
     """Assign samples to train/val/test in every fold of the CV plan."""
-    data = TabularDataset.load(dataset, meta)
-    folds = make_folds(data.ids, data.y, exp["cv"], exp["task"], int(exp["seed"]), data.groups)
+    data = load_dataset(dataset, meta)
+    chromosomes = data.windows["chrom"].to_numpy() if isinstance(data, SequenceDataset) else None
+    folds = make_folds(
+        data.ids, data.y, exp["cv"], exp["task"], int(exp["seed"]), data.groups, chromosomes
+    )
     write_folds(folds, folds_tsv)
     return folds
 
@@ -75,9 +94,12 @@ def preprocess_step(
 
     ``outputs`` maps ``train``, ``val``, ``test``, ``preprocessor`` and ``summary`` to paths.
     """
-    data = TabularDataset.load(dataset, meta)
+    data = load_dataset(dataset, meta)
     index = fold_indices(read_folds(folds_tsv), fold, data.ids)
-    arrays, fitted, summary = preprocess_fold(data, index, exp["preprocess"], int(exp["seed"]))
+    if isinstance(data, SequenceDataset):
+        arrays, fitted, summary = preprocess_sequence_fold(data, index)
+    else:
+        arrays, fitted, summary = preprocess_fold(data, index, exp["preprocess"], int(exp["seed"]))
     for side, arr in arrays.items():
         arr.save(outputs[side])
     joblib.dump(fitted, outputs["preprocessor"])
@@ -256,8 +278,25 @@ FIGURES = {
 }
 
 
-def figures_step(oof_tsv: str, history_files: Sequence[str], meta: str, outdir: str) -> list[str]:
-    """Draw the experiment's figures from pooled predictions and training histories."""
+def figure_names(exp: Mapping[str, Any]) -> list[str]:
+    """File names of the figures an experiment's aggregate step draws."""
+    names = list(FIGURES[exp["task"]])
+    if exp["data"]["modality"] == "sequence":
+        names.append("gc.png")
+    return names
+
+
+def figures_step(
+    oof_tsv: str,
+    history_files: Sequence[str],
+    meta: str,
+    outdir: str,
+    dataset: str | None = None,
+) -> list[str]:
+    """Draw the experiment's figures from pooled predictions and training histories.
+
+    For sequence experiments (``dataset`` given) also the GC content of positives and negatives.
+    """
     from dlpipe import plots
 
     info = read_json(meta)
@@ -277,7 +316,12 @@ def figures_step(oof_tsv: str, history_files: Sequence[str], meta: str, outdir: 
         }
         plots.per_target_bars(per_target, out / "r2_per_target.png")
     plots.training_curves(histories, out / "training.png")
-    return [str(out / name) for name in FIGURES[info["task"]]]
+    names = list(FIGURES[info["task"]])
+    if info.get("modality") == "sequence" and dataset is not None:
+        windows = pd.read_parquet(dataset, columns=["label", "gc"])
+        plots.gc_histogram(windows, out / "gc.png")
+        names.append("gc.png")
+    return [str(out / name) for name in names]
 
 
 def report_step(
@@ -304,7 +348,7 @@ def report_step(
                 provenance=files[f"{name}_provenance"],
                 metrics=files[f"{name}_metrics"],
                 preprocess_summaries=list(files[f"{name}_summaries"]),
-                figures=[str(figures / f) for f in FIGURES[exp["task"]]],
+                figures=[str(figures / f) for f in figure_names(exp)],
             )
         )
     build_report(entries, title, out_html)

@@ -156,3 +156,14 @@ def per_target_bars(per_target: Mapping[str, Mapping[str, Any]], path: str | Pat
     ax.set(ylabel="pooled R²", title="out-of-fold R² per target")
     ax.legend()
     _save(fig, path)
+
+
+def gc_histogram(windows: pd.DataFrame, path: str | Path) -> None:
+    """GC content of positive and negative windows (negatives are drawn GC-matched)."""
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    bins = np.linspace(0, 1, 41)
+    for label, rows in windows.groupby("label", sort=True):
+        ax.hist(rows["gc"], bins=bins, alpha=0.55, label=f"{label} (n={len(rows)})")
+    ax.set(xlabel="GC fraction", ylabel="windows", title="GC content of positives and negatives")
+    ax.legend()
+    _save(fig, path)

@@ -329,3 +329,41 @@ def preprocess_fold(
 
 def _counts(codes: np.ndarray, classes: list[str]) -> dict[str, int]:
     return {name: int((codes == i).sum()) for i, name in enumerate(classes)}
+
+
+@dataclass
+class SequenceInput:
+    """What a sequence model expects of new inputs: alphabet and length (nothing is fitted)."""
+
+    alphabet: str
+    length: int
+
+
+def preprocess_sequence_fold(
+    dataset: Any, index: Mapping[str, np.ndarray]
+) -> tuple[dict[str, FoldArrays], SequenceInput, dict[str, Any]]:
+    """Slice a sequence dataset into a fold's train, val and test codes.
+
+    Nothing is fitted on sequences; the summary counts windows that overlap across sides
+    (zero for chromosome plans by construction).
+    """
+    from dlpipe.sequence import cross_fold_overlaps
+
+    codes, y, ids = dataset.codes, dataset.y, dataset.ids
+    arrays = {side: FoldArrays(codes[rows], y[rows], ids[rows]) for side, rows in index.items()}
+    side = np.empty(len(ids), dtype=object)
+    for name, rows in index.items():
+        side[rows] = name
+    used = side != None  # noqa: E711 - elementwise comparison on an object array
+    summary = {
+        "n_train": len(index["train"]),
+        "n_val": len(index["val"]),
+        "n_test": len(index["test"]),
+        "n_input_features": int(codes.shape[1]),
+        "n_model_features": int(codes.shape[1]),
+        "train_class_counts": _counts(y[index["train"]], dataset.classes),
+        "overlapping_windows_across_sides": cross_fold_overlaps(
+            dataset.windows[used].reset_index(drop=True), side[used]
+        ),
+    }
+    return arrays, SequenceInput(dataset.alphabet, int(codes.shape[1])), summary

@@ -41,6 +41,9 @@ _PLAN_TEXT = {
     "repeated_stratified_kfold": "stratified {n_splits}-fold repeated {n_repeats}×",
     "leave_one_out": "leave-one-out",
     "holdout": "hold-out test set of {test_size:.0%}",
+    "chromosome_kfold": "{n_splits}-fold over chromosomes (genomic bins for a one-sequence genome)",
+    "chromosome_holdout": "chromosome hold-out (validation {val_chromosomes}, test "
+    "{test_chromosomes})",
 }
 
 
@@ -113,7 +116,26 @@ def metrics_table(metrics: pd.DataFrame) -> str:
     return _table(pd.DataFrame(out), css)
 
 
+def _sequence_data_section(meta: Mapping[str, Any]) -> str:
+    m = meta["meta"]
+    counts = m["counts"]
+    items = [
+        ("genome", f"{m['genome']} (sha256 {m['genome_sha256'][:16]}…)"),
+        ("positives", f"{m['source']} (sha256 {m['sha256'][:16]}…)"),
+        ("windows", f"{m['n_samples']} × {m['sequence_length']} bp"),
+        ("classes", ", ".join(f"{k}: {v}" for k, v in m["class_counts"].items())),
+        ("negatives", "genome windows GC-matched to the positives, away from every positive"),
+        ("mean GC positives / negatives", f"{m['gc_positives']:.3f} / {m['gc_negatives']:.3f}"),
+        ("CV groups", f"{counts['groups']} ({m['group_by']}); overlapping windows share one"),
+    ]
+    skipped = {k: v for k, v in counts.items() if k not in ("positives", "negatives", "groups")}
+    items.append(("interval bookkeeping", ", ".join(f"{k}: {v}" for k, v in skipped.items())))
+    return _table(pd.DataFrame(items, columns=["", "value"]))
+
+
 def _data_section(meta: Mapping[str, Any], exp: Mapping[str, Any]) -> str:
+    if meta.get("modality") == "sequence":
+        return _sequence_data_section(meta)
     m = meta["meta"]
     items = [
         ("source", m["source"]),
@@ -146,6 +168,12 @@ def _plan_section(exp: Mapping[str, Any], summaries: Sequence[Mapping[str, Any]]
         f"{pre['variance_threshold']}; top-k {pre['top_k_features'] or 'all'}; normalise "
         f"{' → '.join(normalise)}; SMOTE {'on' if pre['smote'] else 'off'}.</p>",
     ]
+    if exp["data"]["modality"] == "sequence":
+        rc = "on" if exp["training"]["reverse_complement"] else "off"
+        lines[1] = (
+            "<p>Sequences are stored as 1-byte codes and one-hot encoded on the device; "
+            f"reverse-complement augmentation {rc}. Nothing is fitted before training.</p>"
+        )
     rows = []
     for fold, s in enumerate(summaries):
         row = {
@@ -159,6 +187,8 @@ def _plan_section(exp: Mapping[str, Any], summaries: Sequence[Mapping[str, Any]]
             row["train classes"] = ", ".join(
                 f"{k}: {v}" for k, v in s["train_class_counts"].items()
             )
+        if "overlapping_windows_across_sides" in s:
+            row["overlaps across sides"] = s["overlapping_windows_across_sides"]
         if "train_class_counts_after_smote" in s:
             row["after SMOTE"] = ", ".join(
                 f"{k}: {v}" for k, v in s["train_class_counts_after_smote"].items()
@@ -174,15 +204,14 @@ def _model_section(exp: Mapping[str, Any]) -> str:
     text = ", ".join(f"{k}={v}" for k, v in model.items())
     train = ", ".join(f"{k}={v}" for k, v in training.items() if k != "progress_bar")
     base = exp["baseline"]
-    baseline = (
-        (
-            "logistic regression (C=" + str(base["C"]) + ")"
-            if exp["task"] == "classification"
-            else "ridge regression (alpha=" + str(base["alpha"]) + ")"
-        )
-        if base["enabled"]
-        else "none"
-    )
+    if not base["enabled"]:
+        baseline = "none"
+    elif exp["data"]["modality"] == "sequence":
+        baseline = f"{base['k']}-mer frequencies + logistic regression (C={base['C']})"
+    elif exp["task"] == "classification":
+        baseline = f"logistic regression (C={base['C']})"
+    else:
+        baseline = f"ridge regression (alpha={base['alpha']})"
     return (
         f"<p>Model: {_esc(text)}.<br>Training: {_esc(train)}.<br>"
         f"Baseline in the same folds: {_esc(baseline)}.</p>"
@@ -197,6 +226,8 @@ _CAPTIONS = {
     "stopped early when the validation loss stopped improving.",
     "scatter.png": "Pooled out-of-fold predictions against true values (first targets).",
     "r2_per_target.png": "Pooled out-of-fold R² per target, deep model beside the baseline.",
+    "gc.png": "GC content of the positive windows and of the genome-sampled negatives; matched "
+    "distributions keep the model from separating the classes by composition alone.",
 }
 
 

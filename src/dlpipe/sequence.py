@@ -385,3 +385,137 @@ def cross_fold_overlaps(windows: pd.DataFrame, fold_of: np.ndarray) -> int:
     """Count clusters of overlapping windows split over different folds (should be 0)."""
     frame = pd.DataFrame({"cluster": overlap_clusters(windows), "fold": np.asarray(fold_of)})
     return int((frame.groupby("cluster")["fold"].nunique() > 1).sum())
+
+
+def prepare_sequence(
+    exp: Mapping[str, Any], name: str = "experiment", cache_dir: str | Path | None = None
+) -> Any:
+    """Build the sequence dataset of an experiment: positives from its BED, GC-matched negatives.
+
+    Parameters
+    ----------
+    exp
+        The experiment's validated config (``data`` of modality ``sequence``, ``cv``, ``seed``).
+    name
+        Experiment name, for messages.
+    cache_dir
+        Writable folder for a FASTA index when the genome's folder is read-only.
+
+    Returns
+    -------
+    dlpipe.dataset.SequenceDataset
+        Codes, windows (with label, CV group and GC) and provenance.
+    """
+    from dlpipe.dataset import SequenceDataset
+    from dlpipe.io import sha256
+
+    data, cv = exp["data"], exp["cv"]
+    fasta = open_fasta(data["genome"], cache_dir)
+    lengths = dict(zip(fasta.references, fasta.lengths, strict=True))
+    ((target, bed_path),) = data["bed"].items()
+    bed = read_bed(bed_path)
+    check_chromosomes(bed, lengths, bed_path)
+    length = int(data["sequence_length"])
+    positives = resize(bed, length, data["use_summit"])
+    counts: dict[str, int] = {"intervals_in_bed": len(bed)}
+    exclude = []
+    if data["blacklist"]:
+        black = read_bed(data["blacklist"])
+        check_chromosomes(black, lengths, data["blacklist"])
+        hit = overlaps(positives, black)
+        counts["positives_in_blacklist"] = int(hit.sum())
+        positives = positives[~hit]
+        exclude.append(black)
+    positives, counts["positives_at_chromosome_ends"] = clip_to_chromosomes(
+        positives, lengths, data["chrom_ends"]
+    )
+    before = len(positives)
+    positives = positives.drop_duplicates(["chrom", "start"]).reset_index(drop=True)
+    counts["duplicate_positive_windows"] = before - len(positives)
+    if positives.empty:
+        raise InputError(f"{bed_path}: no positive window is left after resizing and filtering")
+    pos_codes = fetch(fasta, positives)
+    pos_gc = gc_content(pos_codes)
+    settings = NegativeSampling(
+        ratio=data["negatives"]["ratio"],
+        flank=data["negatives"]["flank"],
+        max_n_fraction=data["negatives"]["max_n_fraction"],
+        gc_bins=data["negatives"]["gc_bins"],
+    )
+    # Negatives keep their distance from the original intervals and from the resized windows.
+    avoid = pd.concat([bed[["chrom", "start", "end"]], positives[["chrom", "start", "end"]]])
+    negatives, neg_codes = gc_matched_negatives(
+        fasta, avoid, pos_gc, length, settings, int(exp["seed"]), exclude
+    )
+    classes = ["background", target]
+    windows = pd.concat(
+        [
+            positives[["chrom", "start", "end"]].assign(label=target, gc=pos_gc),
+            negatives[["chrom", "start", "end"]].assign(
+                label="background", gc=gc_content(neg_codes)
+            ),
+        ],
+        ignore_index=True,
+    )
+    codes = np.concatenate([pos_codes, neg_codes])
+    _check_chromosome_plan(cv, windows, positives, list(lengths), bed_path)
+    by_bins = len(lengths) == 1 and cv["plan"] == "chromosome_kfold"
+    windows["group"] = genomic_groups(windows, data["bin_size"] if by_bins else None)
+    windows.index = pd.Index(
+        windows["chrom"] + ":" + windows["start"].astype(str) + "-" + windows["end"].astype(str),
+        name="sample_id",
+    )
+    counts.update(
+        positives=int((windows["label"] == target).sum()),
+        negatives=int((windows["label"] == "background").sum()),
+        groups=int(windows["group"].nunique()),
+    )
+    meta = {
+        "source": str(bed_path),
+        "genome": str(data["genome"]),
+        "sha256": sha256(bed_path),
+        "genome_sha256": sha256(data["genome"]),
+        "n_samples": len(windows),
+        "sequence_length": length,
+        "class_counts": {"background": counts["negatives"], target: counts["positives"]},
+        "counts": counts,
+        "gc_positives": float(pos_gc.mean()),
+        "gc_negatives": float(windows.loc[windows["label"] == "background", "gc"].mean()),
+        "group_by": "genomic bins" if by_bins else "chromosome",
+    }
+    log.info("%s: %s", name, counts)
+    return SequenceDataset(codes=codes, windows=windows, classes=classes, meta=meta)
+
+
+def _check_chromosome_plan(
+    cv: Mapping[str, Any],
+    windows: pd.DataFrame,
+    positives: pd.DataFrame,
+    references: list[str],
+    source: str,
+) -> None:
+    """Fail early when a chromosome-aware plan cannot work on these data."""
+    if cv["plan"] == "chromosome_holdout":
+        named = set(cv["val_chromosomes"]) | set(cv["test_chromosomes"])
+        unknown = sorted(named - set(references))
+        if unknown:
+            raise InputError(
+                f"cv.val_chromosomes / cv.test_chromosomes name {unknown}, which are not in the "
+                f"genome (it has {references[:5]}{' …' if len(references) > 5 else ''})"
+            )
+        for key in ("val_chromosomes", "test_chromosomes"):
+            if not positives["chrom"].isin(cv[key]).any():
+                raise InputError(
+                    f"{source}: no positive lies on cv.{key} {cv[key]}; choose chromosomes "
+                    "that hold positives"
+                )
+        if not (~positives["chrom"].isin(named)).any():
+            raise InputError(f"{source}: every positive lies on a val/test chromosome")
+    elif cv["plan"] == "chromosome_kfold" and len(references) > 1:
+        n_chrom = positives["chrom"].nunique()
+        if n_chrom < cv["n_splits"]:
+            raise InputError(
+                f"{source}: positives lie on {n_chrom} chromosome(s) "
+                f"({sorted(positives['chrom'].unique())[:5]}) but cv.chromosome_kfold needs at "
+                f"least cv.n_splits={cv['n_splits']}; lower n_splits or use chromosome_holdout"
+            )

@@ -34,7 +34,10 @@ PLANS = (
     "repeated_stratified_kfold",
     "leave_one_out",
     "holdout",
+    "chromosome_kfold",
+    "chromosome_holdout",
 )
+GROUP_PLANS = ("group_kfold", "chromosome_kfold")
 
 
 def n_folds(cv: Mapping[str, Any], n_samples: int) -> int:
@@ -57,7 +60,7 @@ def n_folds(cv: Mapping[str, Any], n_samples: int) -> int:
         return int(cv["n_splits"]) * int(cv["n_repeats"])
     if plan == "leave_one_out":
         return int(n_samples)
-    if plan == "holdout":
+    if plan in ("holdout", "chromosome_holdout"):
         return 1
     return int(cv["n_splits"])
 
@@ -77,6 +80,7 @@ def _test_splits(
             "group_kfold",
             "repeated_kfold",
             "repeated_stratified_kfold",
+            "chromosome_kfold",
         )
         and k > n
     ):
@@ -91,14 +95,14 @@ def _test_splits(
         return RepeatedStratifiedKFold(
             n_splits=k, n_repeats=cv["n_repeats"], random_state=seed
         ).split(index, y)
-    if plan == "group_kfold":
+    if plan in GROUP_PLANS:
         if groups is None:
-            raise InputError("cv.plan group_kfold needs data.group_column")
+            raise InputError(f"cv.plan {plan} needs groups (data.group_column or genomic windows)")
         n_groups = len(np.unique(groups))
         if n_groups < k:
             raise InputError(
-                f"cv.plan group_kfold with n_splits={k} needs at least {k} groups, but "
-                f"data.group_column holds {n_groups}; lower cv.n_splits"
+                f"cv.plan {plan} with n_splits={k} needs at least {k} groups, but the data "
+                f"hold {n_groups}; lower cv.n_splits"
             )
         return GroupKFold(k, shuffle=True, random_state=seed).split(index, groups=groups)
     if plan == "leave_one_out":
@@ -144,6 +148,7 @@ def make_folds(
     task: str,
     seed: int,
     groups: np.ndarray | None = None,
+    chromosomes: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Assign every sample of every fold to train, val or test.
 
@@ -161,6 +166,8 @@ def make_folds(
         Seed of every random choice (0 is a seed like any other).
     groups
         Group ids; samples of one group never straddle train and test (group plans).
+    chromosomes
+        Chromosome of every sample (``chromosome_holdout``).
 
     Returns
     -------
@@ -173,13 +180,23 @@ def make_folds(
     if len(ids) != len(y):
         raise ValueError("ids and y differ in length")
     label_vector = y if y.ndim == 1 else np.zeros(len(y))
+    if cv["plan"] == "chromosome_holdout":
+        if chromosomes is None:
+            raise InputError("cv.plan chromosome_holdout needs genomic windows")
+        chrom = np.asarray(chromosomes).astype(str)
+        role = np.where(
+            np.isin(chrom, cv["test_chromosomes"]),
+            "test",
+            np.where(np.isin(chrom, cv["val_chromosomes"]), "val", "train"),
+        )
+        return pd.DataFrame({"fold": 0, "id": ids, "set": role.astype(object)})
     splits = _test_splits(cv, label_vector, groups, task, seed)
     frames = []
     for fold, (train, test) in enumerate(splits):
         fit, val = _carve_validation(
             np.asarray(train),
             label_vector,
-            groups if cv["plan"] == "group_kfold" else None,
+            groups if cv["plan"] in GROUP_PLANS else None,
             task,
             cv["val_fraction"],
             seed + fold,

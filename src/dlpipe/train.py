@@ -29,8 +29,8 @@ from dlpipe.models import build_model
 log = logging.getLogger(__name__)
 
 
-class TabularModule(L.LightningModule):
-    """A registered model with its loss and optimiser.
+class SupervisedModule(L.LightningModule):
+    """A registered model with its loss and optimiser (tabular features or sequence codes).
 
     Parameters
     ----------
@@ -46,6 +46,9 @@ class TabularModule(L.LightningModule):
         ``adam`` or ``adamw``.
     class_weights
         Per-class weights of the cross-entropy, or ``None``.
+    reverse_complement
+        Replace each training batch, with probability 1/2, by its reverse complement (the
+        inputs must be nucleotide codes).
     """
 
     def __init__(
@@ -58,6 +61,7 @@ class TabularModule(L.LightningModule):
         weight_decay: float = 0.0,
         optimizer: str = "adam",
         class_weights: list[float] | None = None,
+        reverse_complement: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -80,7 +84,13 @@ class TabularModule(L.LightningModule):
         return loss
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> torch.Tensor:
-        """One optimisation step."""
+        """One optimisation step (on a random strand when reverse-complement is on)."""
+        if self.hparams.reverse_complement:
+            x, y = batch
+            # One coin per batch, drawn from torch's seeded generator: reruns stay identical.
+            if torch.rand(()) < 0.5:
+                x = reverse_complement_codes(x)
+            batch = (x, y)
         return self._step(batch, "train_loss")
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> torch.Tensor:
@@ -93,6 +103,11 @@ class TabularModule(L.LightningModule):
         return cls(
             self.parameters(), lr=self.hparams.learning_rate, weight_decay=self.hparams.weight_decay
         )
+
+
+def reverse_complement_codes(x: torch.Tensor) -> torch.Tensor:
+    """Reverse complement of ``(batch, length)`` nucleotide codes (A=0 … T=3; N=4 stays)."""
+    return torch.where(x < 4, 3 - x, x).flip(-1)
 
 
 def balanced_class_weights(y: np.ndarray, n_classes: int) -> list[float]:
@@ -130,8 +145,7 @@ def _loader(
     seed: int,
 ) -> DataLoader:
     tensors = TensorDataset(
-        torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)),
-        torch.from_numpy(np.ascontiguousarray(y)),
+        torch.from_numpy(_model_input(X)), torch.from_numpy(np.ascontiguousarray(y))
     )
     generator = torch.Generator().manual_seed(seed)
     # A last batch of one sample breaks batch norm in training mode; drop it.
@@ -144,6 +158,22 @@ def _loader(
         drop_last=drop_last,
         num_workers=0,
     )
+
+
+def _model_input(X: np.ndarray) -> np.ndarray:  # noqa: N803
+    """Sequence codes stay ``uint8`` (expanded on the device); features become float32."""
+    if X.dtype == np.uint8:
+        return np.ascontiguousarray(X)
+    return np.ascontiguousarray(X, dtype=np.float32)
+
+
+def _n_inputs(X: np.ndarray, exp: Mapping[str, Any]) -> int:  # noqa: N803
+    """Input channels: the alphabet size for sequence codes, the feature count otherwise."""
+    if X.dtype == np.uint8:
+        from dlpipe.encode import alphabet_size
+
+        return alphabet_size(exp.get("data", {}).get("alphabet", "dna"))
+    return int(X.shape[1])
 
 
 def prepare_targets(y: np.ndarray, task: str) -> np.ndarray:
@@ -162,7 +192,7 @@ def fit(
     checkpoint: str | Path,
     history: str | Path,
     threads: int = 1,
-) -> TabularModule:
+) -> SupervisedModule:
     """Train one fold's model and write its best checkpoint and per-epoch history.
 
     Parameters
@@ -171,7 +201,8 @@ def fit(
         ``(X, y)`` of the training and validation sides (already preprocessed; regression
         targets already standardised).
     exp
-        The experiment's validated config (``model``, ``training``, ``task``, ``seed``).
+        The experiment's validated config (``model``, ``training``, ``task``, ``seed``, and for
+        sequences ``data.alphabet``). Sequence inputs are ``uint8`` codes.
     n_outputs
         Number of classes or targets.
     checkpoint
@@ -183,7 +214,7 @@ def fit(
 
     Returns
     -------
-    TabularModule
+    SupervisedModule
         The model with the weights of the best validation epoch, in eval mode.
     """
     seed, training, task = int(exp["seed"]), exp["training"], exp["task"]
@@ -194,15 +225,20 @@ def fit(
     weights = None
     if task == "classification" and training["class_weights"] == "balanced":
         weights = balanced_class_weights(y_train, n_outputs)
-    module = TabularModule(
+    module = SupervisedModule(
         exp["model"],
-        n_inputs=X_train.shape[1],
+        n_inputs=_n_inputs(X_train, exp),
         n_outputs=n_outputs,
         task=task,
         learning_rate=training["learning_rate"],
         weight_decay=training["weight_decay"],
         optimizer=training["optimizer"],
         class_weights=weights,
+        reverse_complement=bool(
+            training["reverse_complement"]
+            and X_train.dtype == np.uint8
+            and exp.get("data", {}).get("alphabet", "dna") in ("dna", "rna")
+        ),
     )
     batch_size = min(int(training["batch_size"]), len(X_train))
     with tempfile.TemporaryDirectory(prefix="dlpipe-train-") as tmp:
@@ -232,7 +268,7 @@ def fit(
         )
         shutil.copyfile(best.best_model_path, checkpoint)
         write_history(Path(tmp) / "metrics.csv", history)
-    module = TabularModule.load_from_checkpoint(checkpoint, map_location="cpu")
+    module = SupervisedModule.load_from_checkpoint(checkpoint, map_location="cpu")
     module.eval()
     return module
 
@@ -245,19 +281,19 @@ def write_history(metrics_csv: str | Path, history: str | Path) -> None:
     table.to_csv(history, sep="\t", index=False, float_format="%.6g")
 
 
-def load_model(checkpoint: str | Path) -> TabularModule:
+def load_model(checkpoint: str | Path) -> SupervisedModule:
     """Load a fold's checkpoint onto the CPU, in eval mode."""
-    module = TabularModule.load_from_checkpoint(checkpoint, map_location="cpu")
+    module = SupervisedModule.load_from_checkpoint(checkpoint, map_location="cpu")
     module.eval()
     return module
 
 
 @torch.no_grad()
-def predict(module: TabularModule, X: np.ndarray, batch_size: int = 1024) -> np.ndarray:  # noqa: N803
+def predict(module: SupervisedModule, X: np.ndarray, batch_size: int = 1024) -> np.ndarray:  # noqa: N803
     """Raw outputs of a model on ``X`` (logits or standardised values), as float64."""
     module.eval()
     out = []
-    tensor = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
+    tensor = torch.from_numpy(_model_input(X))
     for start in range(0, len(tensor), batch_size):
         out.append(module(tensor[start : start + batch_size]).float().numpy())
     return np.concatenate(out).astype(np.float64)

@@ -28,13 +28,16 @@ def check_inputs(config: Mapping[str, Any]) -> None:
         Naming the experiment's config key and the missing path.
     """
     for name, exp in config["experiments"].items():
-        path = Path(exp["data"]["path"])
-        if not path.is_file():
-            raise InputError(
-                f"config key experiments.{name}.data.path: file {str(path)!r} not found "
-                f"(relative paths start at {Path.cwd()}); fix the path or run from the folder "
-                "it is relative to"
-            )
+        data = exp["data"]
+        files = {"path": data["path"], "genome": data["genome"], "blacklist": data["blacklist"]}
+        files.update({f"bed.{target}": path for target, path in (data["bed"] or {}).items()})
+        for key, path in files.items():
+            if path is not None and not Path(path).is_file():
+                raise InputError(
+                    f"config key experiments.{name}.data.{key}: file {str(path)!r} not found "
+                    f"(relative paths start at {Path.cwd()}); fix the path or run from the "
+                    "folder it is relative to"
+                )
 
 
 def fold_count(exp: Mapping[str, Any]) -> int:

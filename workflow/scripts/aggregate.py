@@ -23,4 +23,5 @@ with step_logging(snakemake.log[0], list(snakemake.output)):
         snakemake.input.histories,
         snakemake.input.meta,
         snakemake.output.figures,
+        snakemake.input.dataset,
     )

@@ -1,12 +1,13 @@
 """Model families, one file each, registered by the name a config uses.
 
-A family is a callable ``(n_inputs, n_outputs, **hyperparameters) -> torch.nn.Module`` that
-returns raw outputs (logits for classification, values for regression); losses live in
-:mod:`dlpipe.train`.
+A family is a ``torch.nn.Module`` class called as ``(n_inputs, n_outputs, **hyperparameters)``;
+its modules return raw outputs (logits for classification, values for regression). Losses live
+in :mod:`dlpipe.train`.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -57,9 +58,22 @@ def build_model(name: str, n_inputs: int, n_outputs: int, **hyperparameters: Any
             f"config key model.name: {name!r} is not a registered model; choose one of "
             f"{', '.join(available_models())}"
         )
+    allowed = hyperparameter_names(name)
+    unknown = sorted(set(hyperparameters) - set(allowed))
+    if unknown:
+        raise ConfigError(
+            f"config key model: {unknown} are not hyperparameters of {name!r}; it takes "
+            f"{', '.join(allowed)}"
+        )
     return _REGISTRY[name](n_inputs, n_outputs, **hyperparameters)
 
 
-from dlpipe.models import mlp  # noqa: E402, F401 - registers the family
+def hyperparameter_names(name: str) -> list[str]:
+    """Keyword arguments a model family accepts besides ``n_inputs`` and ``n_outputs``."""
+    params = inspect.signature(_REGISTRY[name]).parameters
+    return [p for p in params if p not in ("n_inputs", "n_outputs", "self")]
 
-__all__ = ["available_models", "build_model", "register_model"]
+
+from dlpipe.models import cnn, danq, mlp, resnet1d  # noqa: E402, F401 - register the families
+
+__all__ = ["available_models", "build_model", "hyperparameter_names", "register_model"]

@@ -17,6 +17,7 @@ from dlpipe.models import register_model
 _ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU}
 
 
+@register_model("mlp")
 class MLP(nn.Module):
     """Feed-forward network with batch norm and dropout.
 
@@ -66,9 +67,3 @@ class MLP(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map a ``(batch, n_inputs)`` tensor to ``(batch, n_outputs)`` raw outputs."""
         return self.head(self.trunk(x))
-
-
-@register_model("mlp")
-def build_mlp(n_inputs: int, n_outputs: int, **hyperparameters: object) -> MLP:
-    """Build an :class:`MLP` from config hyperparameters."""
-    return MLP(n_inputs, n_outputs, **hyperparameters)  # type: ignore[arg-type]

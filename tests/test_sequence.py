@@ -1,0 +1,239 @@
+"""Sequence path: encoding, BED checks, GC-matched negatives, chromosome-aware folds, a CNN."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pysam
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from dlpipe.config import validate_config
+from dlpipe.encode import decode, encode, gc_content, reverse_complement
+from dlpipe.errors import ConfigError, InputError
+from dlpipe.kmers import kmer_frequencies
+from dlpipe.sequence import (
+    check_chromosomes,
+    cross_fold_overlaps,
+    genomic_groups,
+    open_fasta,
+    prepare_sequence,
+    read_bed,
+)
+from dlpipe.split import make_folds
+
+MOTIF = "TGTGAGTTAGCTCACA"  # CRP consensus-like palindrome
+
+
+@pytest.fixture(scope="module")
+def genome(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Mock genome (3 chromosomes, GC varying along them) with a motif planted at BED sites."""
+    rng = np.random.default_rng(11)
+    folder = tmp_path_factory.mktemp("genome")
+    fasta, bed_rows = [], []
+    for c, size in enumerate((120_000, 100_000, 90_000)):
+        gc = 0.35 + 0.3 * np.sin(np.linspace(0, 6, size)) ** 2  # regional GC shifts
+        strong = rng.random(size) < gc
+        bases = np.where(strong, rng.choice(list("GC"), size), rng.choice(list("AT"), size))
+        bases[5000:5400] = "N"  # an assembly gap
+        for start in rng.choice(np.arange(6000, size - 100, 300), 120, replace=False):
+            bases[start : start + len(MOTIF)] = list(MOTIF)
+            bed_rows.append((f"chr{c + 1}", start - 5, start + len(MOTIF) + 5))
+        seq = "".join(bases)
+        fasta.append(f">chr{c + 1}\n" + "\n".join(seq[i : i + 60] for i in range(0, size, 60)))
+    fa = folder / "genome.fa"
+    fa.write_text("\n".join(fasta) + "\n")
+    bed = folder / "sites.bed"
+    pd.DataFrame(bed_rows).to_csv(bed, sep="\t", header=False, index=False)
+    return fa, bed
+
+
+def _exp(fa: Path, bed: Path, **cv: object) -> dict:
+    config = {
+        "experiments": {
+            "s": {
+                "task": "classification",
+                "data": {"modality": "sequence", "genome": str(fa), "bed": {"site": str(bed)},
+                         "sequence_length": 100},
+                "model": {"name": "cnn", "filters": [16], "kernel_sizes": [15]},
+                "cv": {"plan": "chromosome_kfold", "n_splits": 3, **cv},
+                "training": {"max_epochs": 15, "patience": 5, "progress_bar": False,
+                             "device": "cpu", "batch_size": 32},
+            }
+        }
+    }  # fmt: skip
+    return validate_config(config)["experiments"]["s"]
+
+
+def test_encode_decode_round_trip_and_soft_masking() -> None:
+    seqs = ["ACGTNacgtn", "GGCCAATTRY"]
+    codes = encode(seqs)
+    assert codes.dtype == np.uint8
+    assert codes.shape == (2, 10)
+    assert decode(codes) == ["ACGTNACGTN", "GGCCAATTNN"]  # lowercase = uppercase, IUPAC = N
+    assert decode(encode(["ACGU"], "rna"), "rna") == ["ACGU"]
+    assert decode(encode(["MKVW"], "protein"), "protein") == ["MKVW"]
+
+
+def test_reverse_complement_twice_is_identity() -> None:
+    codes = np.random.default_rng(0).integers(0, 5, size=(50, 101)).astype(np.uint8)
+    assert decode(reverse_complement(encode(["AACGTN"]))) == ["NACGTT"]
+    np.testing.assert_array_equal(reverse_complement(reverse_complement(codes)), codes)
+
+
+def test_characters_outside_the_alphabet_are_named() -> None:
+    with pytest.raises(InputError, match=r"sequence 1, position 3: character '\*'"):
+        encode(["ACGT", "AC*T"])
+    with pytest.raises(InputError, match="length"):
+        encode(["ACGT", "ACG"])
+
+
+def test_kmer_frequencies_count_every_kmer_and_skip_n() -> None:
+    freq = kmer_frequencies(encode(["AACGN", "TTTTT"]), 2)
+    # AA, AC, CG counted (GN skipped); indices in base 4: AA=0, AC=1, CG=6.
+    np.testing.assert_allclose(freq[0][[0, 1, 6]], [1 / 3] * 3)
+    assert freq[1][15] == 1.0  # TT
+    np.testing.assert_allclose(freq.sum(axis=1), 1.0)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("chr1\t10\n", "at least 3"),
+        ("chr1\t20\t10\n", "start 20 is after end 10"),
+        ("chr1\t1.5\t10\n", "start '1.5' is not an integer"),
+        ("chr1\tx\t10\n", "not an integer"),
+        ("# only a comment\n", "holds no intervals"),
+    ],
+)
+def test_bad_bed_lines_are_named(tmp_path: Path, content: str, message: str) -> None:
+    bed = tmp_path / "bad.bed"
+    bed.write_text("chr1\t0\t5\n" + content if "only" not in content else content)
+    with pytest.raises(InputError, match=message) as err:
+        read_bed(bed)
+    assert str(bed) in str(err.value)
+    if "only" not in content:
+        assert "line 2" in str(err.value)
+
+
+def test_chromosome_names_and_ends_are_checked(genome: tuple[Path, Path]) -> None:
+    fa, _ = genome
+    fasta = open_fasta(fa)
+    lengths = dict(zip(fasta.references, fasta.lengths, strict=True))
+    bed = pd.DataFrame({"chrom": ["1"], "start": [0], "end": [10], "line": [1]})
+    with pytest.raises(InputError, match="add it to the BED names"):
+        check_chromosomes(bed, lengths, "x.bed")
+    beyond = pd.DataFrame({"chrom": ["chr3"], "start": [0], "end": [95_000], "line": [7]})
+    with pytest.raises(InputError, match=r"line 7.*beyond the end of chr3"):
+        check_chromosomes(beyond, lengths, "x.bed")
+
+
+def test_missing_or_unindexable_fasta(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="not found"):
+        open_fasta(tmp_path / "none.fa")
+    bad = tmp_path / "plain.fa.gz"
+    import gzip
+
+    with gzip.open(bad, "wt") as handle:
+        handle.write(">c\nACGT\n")
+    with pytest.raises(InputError, match="bgzip"):
+        open_fasta(bad)
+
+
+def test_prepare_matches_gc_and_keeps_folds_apart(genome: tuple[Path, Path]) -> None:
+    fa, bed = genome
+    exp = _exp(fa, bed)
+    data = prepare_sequence(exp, "s")
+    pos = data.windows["label"] == "site"
+    assert pos.sum() == 360
+    assert (~pos).sum() == 360
+    assert data.codes.shape == (720, 100)
+    # GC-matched negatives: means within 0.01.
+    assert abs(data.windows.loc[pos, "gc"].mean() - data.windows.loc[~pos, "gc"].mean()) < 0.01
+    np.testing.assert_allclose(data.windows["gc"], gc_content(data.codes))
+    # Every positive window holds the motif; no negative overlaps a positive.
+    assert all(MOTIF in s for s in decode(data.codes[pos.to_numpy()]))
+    assert (data.codes[~pos.to_numpy()] == 4).mean(axis=1).max() <= 0.01
+    folds = make_folds(data.ids, data.y, exp["cv"], "classification", 0, data.groups)
+    test = folds[folds["set"] == "test"].set_index("id").loc[data.ids, "fold"].to_numpy()
+    assert cross_fold_overlaps(data.windows.reset_index(drop=True), test) == 0
+    per_chrom = pd.Series(test, index=data.windows["chrom"].to_numpy()).groupby(level=0).nunique()
+    assert (per_chrom == 1).all()  # a chromosome is never split across test folds
+
+
+def test_genomic_bins_group_overlapping_windows() -> None:
+    windows = pd.DataFrame(
+        {"chrom": ["c"] * 4, "start": [0, 99_950, 100_010, 250_000], "end": [100, 100_050,
+                                                                                100_110, 250_100]}
+    )  # fmt: skip
+    groups = genomic_groups(windows, 100_000)
+    # The two windows overlapping across the bin border share the first one's bin.
+    assert list(groups) == ["c:0", "c:0", "c:0", "c:2"]
+
+
+def test_sequence_config_rules() -> None:
+    base = {"task": "classification", "data": {"modality": "sequence", "genome": "g.fa",
+                                               "bed": {"t": "t.bed"}}}  # fmt: skip
+    with pytest.raises(ConfigError, match="SMOTE"):
+        validate_config({"experiments": {"s": {**base, "model": {"name": "cnn"},
+                                               "preprocess": {"smote": True}}}})  # fmt: skip
+    with pytest.raises(ConfigError, match="tabular model"):
+        validate_config({"experiments": {"s": {**base, "model": {"name": "mlp"}}}})
+    with pytest.raises(ConfigError, match="val_chromosomes"):
+        validate_config({"experiments": {"s": {**base, "model": {"name": "cnn"},
+                                               "cv": {"plan": "chromosome_holdout"}}}})  # fmt: skip
+
+
+def test_chromosome_holdout_needs_positives_on_test_chromosomes(
+    genome: tuple[Path, Path],
+) -> None:
+    fa, bed = genome
+    exp = _exp(fa, bed, plan="chromosome_holdout", val_chromosomes=["chr2"],
+               test_chromosomes=["chrX"])  # fmt: skip
+    with pytest.raises(InputError, match=r"\['chrX'\], which are not in the genome"):
+        prepare_sequence(exp, "s")
+
+
+def test_cnn_learns_a_planted_motif(genome: tuple[Path, Path], tmp_path: Path) -> None:
+    from dlpipe.train import fit, predict
+
+    fa, bed = genome
+    exp = _exp(fa, bed, plan="chromosome_holdout", val_chromosomes=["chr2"],
+               test_chromosomes=["chr3"])  # fmt: skip
+    data = prepare_sequence(exp, "s")
+    folds = make_folds(data.ids, data.y, exp["cv"], "classification", 0, data.groups,
+                       data.windows["chrom"].to_numpy())  # fmt: skip
+    side = folds.set_index("id").loc[data.ids, "set"].to_numpy()
+    x, y = data.codes, data.y
+    model = fit(
+        (x[side == "train"], y[side == "train"]),
+        (x[side == "val"], y[side == "val"]),
+        exp, 2, tmp_path / "m.ckpt", tmp_path / "h.tsv", threads=2,
+    )  # fmt: skip
+    scores = predict(model, x[side == "test"])
+    assert roc_auc_score(y[side == "test"], scores[:, 1] - scores[:, 0]) > 0.95
+
+
+def test_fasta_index_is_built_beside_a_link_when_folder_is_read_only(
+    genome: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dlpipe.sequence
+
+    fa, _ = genome
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    target = ro / "g.fa"
+    target.write_text(fa.read_text())
+    # Root can write anywhere; make the folder read-only for dlpipe's permission check.
+    real = dlpipe.sequence.os.access
+    monkeypatch.setattr(
+        dlpipe.sequence.os, "access", lambda p, mode: False if Path(p) == ro else real(p, mode)
+    )
+    fasta = open_fasta(target, tmp_path / "cache")
+    assert fasta.fetch("chr1", 0, 10) == pysam.FastaFile(str(fa)).fetch("chr1", 0, 10)
+    assert (tmp_path / "cache" / "g.fa.fai").is_file()
+    assert not (ro / "g.fa.fai").exists()
+    with pytest.raises(InputError, match="read-only"):
+        open_fasta(target)

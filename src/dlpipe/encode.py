@@ -47,6 +47,8 @@ def _table(alphabet: str) -> np.ndarray:
 
 
 _TABLES = {name: _table(name) for name in ALPHABETS}
+# bytes.translate runs the look-up in C at about 1 GB/s, faster than numpy fancy indexing.
+_TRANSLATE = {name: table.tobytes() for name, table in _TABLES.items()}
 
 
 def alphabet_size(alphabet: str) -> int:
@@ -91,18 +93,18 @@ def encode(sequences: Sequence[str] | str, alphabet: str = "dna") -> np.ndarray:
             "resize intervals to one length"
         )
     try:
-        raw = np.frombuffer("".join(seqs).encode("ascii"), dtype=np.uint8)
+        raw = "".join(seqs).encode("ascii")
     except UnicodeEncodeError as err:
         raise InputError(f"non-ASCII character in a sequence: {err}") from None
-    codes = _TABLES[alphabet][raw]
-    if (codes == INVALID).any():
-        flat = int(np.flatnonzero(codes == INVALID)[0])
+    translated = raw.translate(_TRANSLATE[alphabet])
+    if bytes([INVALID]) in translated:
+        flat = translated.index(bytes([INVALID]))
         row, col = divmod(flat, length) if length else (0, 0)
         raise InputError(
             f"sequence {row}, position {col + 1}: character {chr(raw[flat])!r} is not in the "
             f"{alphabet} alphabet"
         )
-    codes = codes.reshape(len(seqs), length)
+    codes = np.frombuffer(translated, dtype=np.uint8).reshape(len(seqs), length)
     return codes[0] if single else codes
 
 

@@ -25,18 +25,23 @@ class OneHot(nn.Module):
         super().__init__()
         if unknown not in ("zeros", "uniform"):
             raise ValueError("unknown must be 'zeros' or 'uniform'")
-        table = torch.zeros(256, channels)
-        table[torch.arange(channels), torch.arange(channels)] = 1.0
-        if unknown == "uniform":
-            table[channels] = 1.0 / channels
-        self.register_buffer("table", table, persistent=False)
+        self.register_buffer(
+            "symbols",
+            torch.arange(channels, dtype=torch.uint8).view(1, channels, 1),
+            persistent=False,
+        )
         self.channels = channels
+        self.uniform = unknown == "uniform"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map ``(batch, length)`` codes to ``(batch, channels, length)`` floats."""
         if x.is_floating_point():
             return x
-        return self.table[x.long()].transpose(1, 2)
+        # A comparison against the symbol codes beats a table gather (no int64 index tensor).
+        out = (x.unsqueeze(1) == self.symbols).float()
+        if self.uniform:
+            out = out + (x == self.channels).unsqueeze(1).float() / self.channels
+        return out
 
 
 class ConvBlock(nn.Module):

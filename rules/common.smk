@@ -26,7 +26,8 @@ def sections(*names):
 def data_files(wildcards):
     """The raw inputs of an experiment: its table, or its genome and BED files."""
     data = exp_config(wildcards)["data"]
-    files = [data["path"], data["genome"], data["blacklist"], *(data["bed"] or {}).values()]
+    files = [data[k] for k in ("path", "genome", "blacklist", "fasta", "labels")]
+    files += list((data["bed"] or {}).values())
     return [f for f in files if f]
 
 

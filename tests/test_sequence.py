@@ -237,3 +237,38 @@ def test_fasta_index_is_built_beside_a_link_when_folder_is_read_only(
     assert not (ro / "g.fa.fai").exists()
     with pytest.raises(InputError, match="read-only"):
         open_fasta(target)
+
+
+def test_labelled_fasta_input_is_resized_and_grouped(tmp_path: Path) -> None:
+    from dlpipe.sequence import prepare_fasta
+
+    rng = np.random.default_rng(4)
+    records = []
+    for i in range(40):
+        label = "bound" if i % 2 else "unbound"
+        size = 90 + (i % 3) * 10  # 90, 100, 110 bp: padded, kept, cropped
+        seq = "".join(rng.choice(list("ACGT"), size))
+        records.append(f">chr{1 + i % 4}:{1000 * i}-{1000 * i + size}|{label}\n{seq}")
+    fa = tmp_path / "seqs.fa"
+    fa.write_text("\n".join(records) + "\n")
+    config = {"experiments": {"f": {
+        "task": "classification",
+        "data": {"modality": "sequence", "fasta": str(fa), "sequence_length": 100},
+        "model": {"name": "cnn"},
+        "cv": {"plan": "chromosome_kfold", "n_splits": 4},
+    }}}  # fmt: skip
+    exp = validate_config(config)["experiments"]["f"]
+    data = prepare_fasta(exp, "f")
+    assert data.codes.shape == (40, 100)
+    assert data.classes == ["bound", "unbound"]
+    assert data.meta["counts"]["padded"] == 14
+    assert data.meta["counts"]["cropped"] == 13
+    assert sorted(set(data.groups)) == ["chr1", "chr2", "chr3", "chr4"]
+    padded = decode(data.codes[0:1])[0]  # 90 bp padded with 5 N on each side
+    assert padded.startswith("NNNNN")
+    assert padded.endswith("NNNNN")
+
+    (tmp_path / "nolabel.fa").write_text(">a\nACGT\n>b|x\nACGT\n")
+    exp["data"]["fasta"] = str(tmp_path / "nolabel.fa")
+    with pytest.raises(InputError, match=r"\['a'\] have no label"):
+        prepare_fasta(exp, "f")

@@ -164,7 +164,7 @@ def check_experiment(name: str, exp: Mapping[str, Any]) -> None:
     task = exp["task"]
     if not data["path"]:
         raise ConfigError(f"config key {key}.data.path: a tabular experiment needs its table")
-    for field in ("genome", "bed", "blacklist"):
+    for field in ("genome", "bed", "blacklist", "fasta", "labels"):
         if data[field]:
             raise ConfigError(
                 f"config key {key}.data.{field}: only sequence experiments use it; set "
@@ -249,25 +249,29 @@ CHROMOSOME_PLANS = ("chromosome_kfold", "chromosome_holdout")
 
 def _check_sequence_experiment(key: str, exp: Mapping[str, Any]) -> None:
     data, cv = exp["data"], exp["cv"]
-    if not data["genome"] or not data["bed"]:
+    genomic = bool(data["genome"] or data["bed"])
+    if genomic == bool(data["fasta"]) or (genomic and not (data["genome"] and data["bed"])):
         raise ConfigError(
-            f"config key {key}.data: a sequence experiment needs data.genome (reference FASTA) "
-            "and data.bed ({target name: BED file of positives})"
+            f"config key {key}.data: a sequence experiment needs either data.genome (reference "
+            "FASTA) with data.bed ({target name: BED file of positives}), or data.fasta (a "
+            "FASTA of labelled sequences)"
         )
+    if data["labels"] and not data["fasta"]:
+        raise ConfigError(f"config key {key}.data.labels: labels go with data.fasta")
     for field in ("path", "label_column", "target_columns", "group_column", "layer"):
         if data[field]:
             raise ConfigError(
                 f"config key {key}.data.{field}: sequence experiments take their samples from "
                 "data.genome and data.bed; remove it"
             )
-    if len(data["bed"]) > 1:
+    if genomic and len(data["bed"]) > 1:
         raise ConfigError(
             f"config key {key}.data.bed: one BED (target vs genome background) is supported; "
             "multi-label experiments with several BEDs are not yet — run one experiment per BED"
         )
     if exp["task"] != "classification":
         raise ConfigError(f"config key {key}.task: sequence experiments are classifications")
-    if data["alphabet"] != "dna":
+    if genomic and data["alphabet"] != "dna":
         raise ConfigError(
             f"config key {key}.data.alphabet: genome windows are DNA; other alphabets need a "
             "FASTA of sequences"

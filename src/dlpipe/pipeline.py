@@ -52,12 +52,15 @@ def prepare_step(
     name: str, exp: Mapping[str, Any], dataset: str, meta: str, provenance_json: str, workdir: str
 ) -> TabularDataset | SequenceDataset:
     """Check and canonicalise the raw inputs; record provenance."""
-    if exp["data"]["modality"] == "sequence":
+    if exp["data"]["modality"] == "sequence" and exp["data"]["fasta"]:
+        from dlpipe.sequence import prepare_fasta
+
+        data: TabularDataset | SequenceDataset = prepare_fasta(exp, name)
+        inputs = {data.meta["source"]: data.meta["sha256"]}
+    elif exp["data"]["modality"] == "sequence":
         from dlpipe.sequence import prepare_sequence
 
-        data: TabularDataset | SequenceDataset = prepare_sequence(
-            exp, name, cache_dir=Path(dataset).parent / "genome_index"
-        )
+        data = prepare_sequence(exp, name, cache_dir=Path(dataset).parent / "genome_index")
         inputs = {
             data.meta["source"]: data.meta["sha256"],
             data.meta["genome"]: data.meta["genome_sha256"],
@@ -281,7 +284,7 @@ FIGURES = {
 def figure_names(exp: Mapping[str, Any]) -> list[str]:
     """File names of the figures an experiment's aggregate step draws."""
     names = list(FIGURES[exp["task"]])
-    if exp["data"]["modality"] == "sequence":
+    if exp["data"]["modality"] == "sequence" and exp["data"]["alphabet"] != "protein":
         names.append("gc.png")
     return names
 
@@ -317,7 +320,7 @@ def figures_step(
         plots.per_target_bars(per_target, out / "r2_per_target.png")
     plots.training_curves(histories, out / "training.png")
     names = list(FIGURES[info["task"]])
-    if info.get("modality") == "sequence" and dataset is not None:
+    if info.get("modality") == "sequence" and info["alphabet"] != "protein" and dataset:
         windows = pd.read_parquet(dataset, columns=["label", "gc"])
         plots.gc_histogram(windows, out / "gc.png")
         names.append("gc.png")

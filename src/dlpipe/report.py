@@ -119,6 +119,18 @@ def metrics_table(metrics: pd.DataFrame) -> str:
 def _sequence_data_section(meta: Mapping[str, Any]) -> str:
     m = meta["meta"]
     counts = m["counts"]
+    if "genome" not in m:  # a FASTA of labelled sequences
+        gc = ", ".join(f"{k}: {v:.3f}" for k, v in m["gc_by_class"].items() if v == v)
+        items = [
+            ("sequences", f"{m['source']} (sha256 {m['sha256'][:16]}…)"),
+            ("alphabet", meta["alphabet"]),
+            ("sequences × length", f"{m['n_samples']} × {m['sequence_length']}"),
+            ("classes", ", ".join(f"{k}: {v}" for k, v in m["class_counts"].items())),
+            ("mean GC by class", gc or "–"),
+            ("resized", f"{counts['cropped']} centre-cropped, {counts['padded']} padded"),
+            ("CV groups", f"{counts['groups']} ({m['group_by']})"),
+        ]
+        return _table(pd.DataFrame(items, columns=["", "value"]))
     items = [
         ("genome", f"{m['genome']} (sha256 {m['genome_sha256'][:16]}…)"),
         ("positives", f"{m['source']} (sha256 {m['sha256'][:16]}…)"),

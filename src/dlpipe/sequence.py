@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -519,3 +520,139 @@ def _check_chromosome_plan(
                 f"({sorted(positives['chrom'].unique())[:5]}) but cv.chromosome_kfold needs at "
                 f"least cv.n_splits={cv['n_splits']}; lower n_splits or use chromosome_holdout"
             )
+
+
+_COORD = re.compile(r"^(?P<chrom>[^:\s]+):(?P<start>\d+)-(?P<end>\d+)")
+
+
+def fit_length(seq: str, length: int, pad: str = "N") -> str:
+    """Centre-crop or pad (with ``pad`` on both sides) a sequence to ``length``."""
+    if len(seq) >= length:
+        left = (len(seq) - length) // 2
+        return seq[left : left + length]
+    missing = length - len(seq)
+    return pad * (missing // 2) + seq + pad * (missing - missing // 2)
+
+
+def read_labelled_fasta(
+    path: str | Path, labels_tsv: str | Path | None = None
+) -> tuple[list[str], list[str], list[str]]:
+    """Read ids, sequences and labels of a FASTA whose labels follow ``|`` in the header.
+
+    With ``labels_tsv`` (columns: id, label; no header) the labels come from that file instead.
+
+    Returns
+    -------
+    tuple of lists
+        ids (header up to ``|`` or whitespace), sequences, labels.
+    """
+    import pysam
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: FASTA not found; check data.fasta in the config")
+    ids, seqs, labels = [], [], []
+    try:
+        with pysam.FastxFile(str(path)) as handle:
+            for record in handle:
+                name = record.name + (f" {record.comment}" if record.comment else "")
+                head, _, label = name.partition("|")
+                ids.append(head.split()[0])
+                seqs.append(record.sequence or "")
+                labels.append(label.strip())
+    except (OSError, ValueError) as err:
+        raise InputError(f"{path}: not a readable FASTA file ({err})") from None
+    if not ids:
+        raise InputError(f"{path}: the FASTA holds no sequences")
+    if labels_tsv is not None:
+        table = pd.read_csv(labels_tsv, sep="\t", header=None, names=["id", "label"], dtype=str)
+        mapping = dict(zip(table["id"], table["label"], strict=True))
+        missing = [i for i in ids if i not in mapping]
+        if missing:
+            raise InputError(
+                f"{labels_tsv}: no label for {len(missing)} sequence(s) of {path}, e.g. "
+                f"{missing[:3]}"
+            )
+        labels = [mapping[i] for i in ids]
+    unlabelled = [i for i, lab in zip(ids, labels, strict=True) if not lab]
+    if unlabelled:
+        raise InputError(
+            f"{path}: sequence(s) {unlabelled[:3]} have no label; write headers as "
+            "'>id|label' or give data.labels (a TSV of id and label)"
+        )
+    dup = pd.Series(ids)[pd.Series(ids).duplicated()].tolist()
+    if dup:
+        raise InputError(f"{path}: sequence ids appear more than once: {dup[:3]}")
+    return ids, seqs, labels
+
+
+def prepare_fasta(exp: Mapping[str, Any], name: str = "experiment") -> Any:
+    """Build a sequence dataset from a FASTA of labelled sequences (DNA, RNA or protein).
+
+    Sequences are centre-cropped or N-padded to ``data.sequence_length``. Headers of the form
+    ``chrom:start-end`` give genomic coordinates, which chromosome-aware CV plans need.
+    """
+    from dlpipe.dataset import SequenceDataset, min_class_size
+    from dlpipe.io import sha256
+
+    data, cv = exp["data"], exp["cv"]
+    path = data["fasta"]
+    ids, seqs, labels = read_labelled_fasta(path, data["labels"])
+    length = int(data["sequence_length"])
+    pad = "X" if data["alphabet"] == "protein" else "N"
+    lengths = np.array([len(s) for s in seqs])
+    codes = encode([fit_length(s, length, pad) for s in seqs], data["alphabet"])
+    coords = [_COORD.match(i) for i in ids]
+    windows = pd.DataFrame({"label": labels}, index=pd.Index(ids, name="sample_id"))
+    if all(coords):
+        windows["chrom"] = [m["chrom"] for m in coords]
+        windows["start"] = [int(m["start"]) for m in coords]
+        windows["end"] = [int(m["end"]) for m in coords]
+        windows["group"] = genomic_groups(windows.reset_index(drop=True), None)
+    elif cv["plan"] in ("chromosome_kfold", "chromosome_holdout"):
+        bad = ids[[m is None for m in coords].index(True)]
+        raise InputError(
+            f"{path}: cv.plan {cv['plan']} needs headers 'chrom:start-end', but {bad!r} is not"
+        )
+    else:
+        windows["chrom"], windows["start"], windows["end"] = "", 0, 0
+        windows["group"] = windows.index.to_numpy()
+    windows["gc"] = gc_content(codes) if data["alphabet"] != "protein" else np.nan
+    counts = windows["label"].value_counts()
+    if len(counts) < 2:
+        raise InputError(f"{path}: every sequence has the label {counts.index[0]!r}")
+    need = min_class_size(cv)
+    small = counts[counts < need]
+    if len(small):
+        raise InputError(
+            f"{path}: class(es) {dict(small)} have fewer sequences than the {need} that "
+            f"cv.plan {cv['plan']!r} needs; lower cv.n_splits"
+        )
+    if cv["plan"] == "chromosome_kfold" and windows["chrom"].nunique() < cv["n_splits"]:
+        raise InputError(
+            f"{path}: sequences lie on {windows['chrom'].nunique()} chromosome(s) but "
+            f"chromosome_kfold needs at least cv.n_splits={cv['n_splits']}"
+        )
+    meta = {
+        "source": str(path),
+        "sha256": sha256(path),
+        "n_samples": len(windows),
+        "sequence_length": length,
+        "class_counts": {str(k): int(v) for k, v in counts.sort_index().items()},
+        "counts": {
+            "sequences": len(windows),
+            "cropped": int((lengths > length).sum()),
+            "padded": int((lengths < length).sum()),
+            "groups": int(windows["group"].nunique()),
+        },
+        "gc_by_class": {str(k): float(v) for k, v in windows.groupby("label")["gc"].mean().items()},
+        "group_by": "chromosome" if all(coords) else "sequence",
+    }
+    log.info("%s: %s", name, meta["counts"])
+    return SequenceDataset(
+        codes=codes,
+        windows=windows,
+        classes=sorted(counts.index),
+        alphabet=data["alphabet"],
+        meta=meta,
+    )

@@ -29,7 +29,7 @@ def check_inputs(config: Mapping[str, Any]) -> None:
     """
     for name, exp in config["experiments"].items():
         data = exp["data"]
-        files = {"path": data["path"], "genome": data["genome"], "blacklist": data["blacklist"]}
+        files = {key: data[key] for key in ("path", "genome", "blacklist", "fasta", "labels")}
         files.update({f"bed.{target}": path for target, path in (data["bed"] or {}).items()})
         for key, path in files.items():
             if path is not None and not Path(path).is_file():

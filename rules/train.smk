@@ -30,6 +30,7 @@ rule baseline:
     input:
         train="results/{exp}/{fold}/train.npz",
         preprocessor="results/{exp}/{fold}/preprocessor.joblib",
+        meta="results/{exp}/dataset.json",
     output:
         model="results/{exp}/{fold}/baseline.joblib",
     log:

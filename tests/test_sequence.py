@@ -272,3 +272,40 @@ def test_labelled_fasta_input_is_resized_and_grouped(tmp_path: Path) -> None:
     exp["data"]["fasta"] = str(tmp_path / "nolabel.fa")
     with pytest.raises(InputError, match=r"\['a'\] have no label"):
         prepare_fasta(exp, "f")
+
+
+def test_several_beds_give_a_multilabel_dataset(genome: tuple[Path, Path], tmp_path: Path) -> None:
+    fa, bed = genome
+    sites = pd.read_csv(bed, sep="\t", header=None)
+    first, second = tmp_path / "a.bed", tmp_path / "b.bed"
+    sites.iloc[:200].to_csv(first, sep="\t", header=False, index=False)
+    sites.iloc[150:].to_csv(second, sep="\t", header=False, index=False)  # 50 sites in both
+    exp = _exp(fa, bed)
+    exp["data"]["bed"] = {"a": str(first), "b": str(second)}
+    data = prepare_sequence(exp, "s")
+    assert data.task == "multilabel"
+    assert data.classes == ["a", "b"]
+    y = data.y
+    assert y.shape == (720, 2)
+    assert y.dtype == np.float32
+    assert int(y[:, 0].sum()) == 200
+    assert int(y[:, 1].sum()) == 210
+    assert int((y.sum(axis=1) == 2).sum()) == 50
+    assert int((y.sum(axis=1) == 0).sum()) == 360  # the negatives
+
+
+def test_multilabel_metrics_match_sklearn() -> None:
+    from sklearn.metrics import average_precision_score
+
+    from dlpipe.evaluate import multilabel_metrics
+
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 2, size=(80, 3))
+    p = np.clip(y * 0.6 + rng.random((80, 3)) * 0.5, 0, 1)
+    out = multilabel_metrics(y, p, ["a", "b", "c"])
+    aurocs = [roc_auc_score(y[:, j], p[:, j]) for j in range(3)]
+    assert out["auroc"] == pytest.approx(np.mean(aurocs))
+    assert out["auroc_median"] == pytest.approx(np.median(aurocs))
+    assert out["per_target"]["b"]["auprc"] == pytest.approx(
+        average_precision_score(y[:, 1], p[:, 1])
+    )

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -55,11 +56,32 @@ def make_baseline(exp: Mapping[str, Any]) -> BaseEstimator:
         if exp.get("data", {}).get("modality") == "sequence":
             return make_pipeline(KmerFrequencies(cfg["k"]), StandardScaler(), model)
         return model
+    if exp["task"] == "multilabel":  # one logistic regression per target
+        balanced = exp["training"]["class_weights"] == "balanced"
+        model = LogisticRegression(
+            C=cfg["C"],
+            max_iter=cfg["max_iter"],
+            class_weight="balanced" if balanced else None,
+            random_state=exp["seed"],
+        )
+        return make_pipeline(
+            KmerFrequencies(cfg["k"]), StandardScaler(), OneVsRestClassifier(model)
+        )
     return Ridge(alpha=cfg["alpha"], random_state=exp["seed"])
 
 
-def baseline_scores(model: BaseEstimator, X: np.ndarray, n_classes: int | None) -> np.ndarray:  # noqa: N803
-    """Class probabilities (all ``n_classes`` columns) or predicted values of a fitted baseline."""
+def baseline_scores(
+    model: BaseEstimator,
+    X: np.ndarray,  # noqa: N803
+    n_classes: int | None,
+    task: str = "classification",
+) -> np.ndarray:
+    """Class probabilities (all ``n_classes`` columns) or predicted values of a fitted baseline.
+
+    For ``task="multilabel"`` the probability of every target.
+    """
+    if task == "multilabel":
+        return np.asarray(model.predict_proba(X), dtype=np.float64)
     if n_classes is None:
         pred = np.asarray(model.predict(X), dtype=np.float64)
         return pred.reshape(len(X), -1)

@@ -264,11 +264,6 @@ def _check_sequence_experiment(key: str, exp: Mapping[str, Any]) -> None:
                 f"config key {key}.data.{field}: sequence experiments take their samples from "
                 "data.genome and data.bed; remove it"
             )
-    if genomic and len(data["bed"]) > 1:
-        raise ConfigError(
-            f"config key {key}.data.bed: one BED (target vs genome background) is supported; "
-            "multi-label experiments with several BEDs are not yet — run one experiment per BED"
-        )
     if exp["task"] != "classification":
         raise ConfigError(f"config key {key}.task: sequence experiments are classifications")
     if genomic and data["alphabet"] != "dna":
@@ -304,6 +299,14 @@ def _check_sequence_experiment(key: str, exp: Mapping[str, Any]) -> None:
                 f"config key {key}.cv: chromosomes {sorted(both)} are in both "
                 "val_chromosomes and test_chromosomes"
             )
+
+
+def effective_task(exp: Mapping[str, Any]) -> str:
+    """Return the task the data pose: ``multilabel`` for several BEDs, else the config's task."""
+    data = exp.get("data", {})
+    if data.get("modality") == "sequence" and len(data.get("bed") or {}) > 1:
+        return "multilabel"
+    return exp["task"]
 
 
 def normaliser_steps(pre: Mapping[str, Any]) -> list[str]:

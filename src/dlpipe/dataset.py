@@ -341,7 +341,8 @@ class SequenceDataset:
         One row per sequence, index = ids: ``chrom``, ``start``, ``end``, ``label`` (class
         name), ``group`` (CV group: chromosome or genomic bin), ``gc``.
     classes
-        Sorted class names; the second is the target, the first the background.
+        Class names (background first, then the target), or the targets of a multi-label
+        task (``task == "multilabel"``, one 0/1 column ``y_<target>`` each in ``windows``).
     alphabet
         ``dna``, ``rna`` or ``protein``.
     meta
@@ -362,7 +363,9 @@ class SequenceDataset:
 
     @property
     def y(self) -> np.ndarray:
-        """Class codes (int64)."""
+        """Class codes (int64), or the ``(n, targets)`` 0/1 matrix of a multi-label task."""
+        if self.task == "multilabel":
+            return self.windows[[f"y_{t}" for t in self.classes]].to_numpy(dtype=np.float32)
         return pd.Categorical(self.windows["label"], categories=self.classes).codes.astype(np.int64)
 
     @property

@@ -35,6 +35,9 @@ METRIC_BOUNDS = {
     "mae": (0.0, np.inf),
     "r2": (-np.inf, 1.0),
     "pearson": (-1.0, 1.0),
+    "auroc_median": (0.0, 1.0),
+    "auprc_median": (0.0, 1.0),
+    "f1_macro": (0.0, 1.0),
 }
 
 
@@ -191,3 +194,49 @@ def summarise_folds(
                 row["pooled"] = pooled.get(learner, {}).get(metric, float("nan"))
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+MULTILABEL_METRICS = ("auroc", "auprc", "auroc_median", "auprc_median", "f1_macro")
+
+
+def multilabel_metrics(
+    y_true: np.ndarray, proba: np.ndarray, target_names: Sequence[str]
+) -> dict[str, Any]:
+    """Per-target auROC and auPRC with their mean and median, and macro F1 at 0.5.
+
+    Parameters
+    ----------
+    y_true
+        ``(n, t)`` 0/1 labels.
+    proba
+        ``(n, t)`` predicted probabilities.
+    target_names
+        The ``t`` target names.
+
+    Returns
+    -------
+    dict
+        The metrics in :data:`MULTILABEL_METRICS`, ``n`` and ``per_target``.
+    """
+    y_true = np.asarray(y_true).reshape(len(y_true), -1)
+    per_target = {}
+    for j, name in enumerate(target_names):
+        t, p = y_true[:, j], proba[:, j]
+        both = 0 < t.sum() < len(t)
+        per_target[name] = {
+            "auroc": float(skm.roc_auc_score(t, p)) if both else float("nan"),
+            "auprc": float(skm.average_precision_score(t, p)) if both else float("nan"),
+            "positives": int(t.sum()),
+        }
+    out: dict[str, Any] = {"n": len(y_true), "per_target": per_target}
+    for metric in ("auroc", "auprc"):
+        values = np.array([per_target[n][metric] for n in target_names])
+        finite = values[np.isfinite(values)]
+        out[metric] = float(finite.mean()) if len(finite) else float("nan")
+        out[f"{metric}_median"] = float(np.median(finite)) if len(finite) else float("nan")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out["f1_macro"] = float(
+            skm.f1_score(y_true, proba >= 0.5, average="macro", zero_division=0.0)
+        )
+    return out

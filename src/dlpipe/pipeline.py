@@ -18,11 +18,14 @@ import pandas as pd
 import yaml
 
 from dlpipe.baselines import baseline_name, baseline_scores, make_baseline
+from dlpipe.config import effective_task
 from dlpipe.dataset import SequenceDataset, TabularDataset, load_dataset, prepare_tabular
 from dlpipe.evaluate import (
     CLASSIFICATION_METRICS,
+    MULTILABEL_METRICS,
     REGRESSION_METRICS,
     classification_metrics,
+    multilabel_metrics,
     regression_metrics,
     softmax,
     summarise_folds,
@@ -38,6 +41,12 @@ from dlpipe.provenance import provenance
 from dlpipe.split import fold_indices, make_folds, read_folds, write_folds
 
 log = logging.getLogger(__name__)
+
+METRIC_NAMES = {
+    "classification": CLASSIFICATION_METRICS,
+    "multilabel": MULTILABEL_METRICS,
+    "regression": REGRESSION_METRICS,
+}
 
 
 def learner_names(exp: Mapping[str, Any]) -> list[str]:
@@ -79,7 +88,7 @@ def split_step(exp: Mapping[str, Any], dataset: str, meta: str, folds_tsv: str) 
     data = load_dataset(dataset, meta)
     chromosomes = data.windows["chrom"].to_numpy() if isinstance(data, SequenceDataset) else None
     folds = make_folds(
-        data.ids, data.y, exp["cv"], exp["task"], int(exp["seed"]), data.groups, chromosomes
+        data.ids, data.y, exp["cv"], data.task, int(exp["seed"]), data.groups, chromosomes
     )
     write_folds(folds, folds_tsv)
     return folds
@@ -111,7 +120,7 @@ def preprocess_step(
 
 
 def _n_outputs(data_meta: Mapping[str, Any]) -> int:
-    if data_meta["task"] == "classification":
+    if data_meta["task"] in ("classification", "multilabel"):
         return len(data_meta["classes"])
     return len(data_meta["target_columns"])
 
@@ -129,19 +138,24 @@ def train_step(
     """Train the deep model of one fold (Lightning) and write checkpoint and history."""
     from dlpipe.train import fit
 
+    info = read_json(meta)
+    exp = {**exp, "task": info["task"]}  # the data's task: multilabel for several BEDs
     fitted: FittedPreprocessor = joblib.load(preprocessor)
     tr, va = FoldArrays.load(train), FoldArrays.load(val)
     y_tr, y_va = tr.y, va.y
     if exp["task"] == "regression":
         y_tr, y_va = fitted.scale_targets(y_tr), fitted.scale_targets(y_va)
-    fit((tr.X, y_tr), (va.X, y_va), exp, _n_outputs(read_json(meta)), checkpoint, history, threads)
+    fit((tr.X, y_tr), (va.X, y_va), exp, _n_outputs(info), checkpoint, history, threads)
 
 
-def baseline_step(exp: Mapping[str, Any], train: str, preprocessor: str, model_out: str) -> None:
+def baseline_step(
+    exp: Mapping[str, Any], train: str, preprocessor: str, meta: str, model_out: str
+) -> None:
     """Fit the scikit-learn baseline on the same training rows as the deep model."""
+    exp = {**exp, "task": read_json(meta)["task"]}
     fitted: FittedPreprocessor = joblib.load(preprocessor)
     tr = FoldArrays.load(train)
-    y = tr.y if exp["task"] == "classification" else fitted.scale_targets(tr.y)
+    y = fitted.scale_targets(tr.y) if exp["task"] == "regression" else tr.y
     model = make_baseline(exp)
     model.fit(tr.X, y)
     joblib.dump(model, model_out)
@@ -154,15 +168,18 @@ def _scores(
     X: np.ndarray,  # noqa: N803
     fitted: FittedPreprocessor,
     n_classes: int | None,
+    task: str,
 ) -> np.ndarray:
-    """Class probabilities or original-scale predictions of one learner."""
+    """Class (or target) probabilities, or original-scale predictions, of one learner."""
     if learner == exp["model"]["name"]:
         from dlpipe.train import load_model, predict
 
         raw = predict(load_model(model_path), X)
+        if task == "multilabel":
+            return 1.0 / (1.0 + np.exp(-raw))
         out = softmax(raw) if n_classes else raw
     else:
-        out = baseline_scores(joblib.load(model_path), X, n_classes)
+        out = baseline_scores(joblib.load(model_path), X, n_classes, task)
     return out if n_classes else fitted.unscale_targets(out)
 
 
@@ -176,7 +193,12 @@ def prediction_table(
 ) -> pd.DataFrame:
     """Tidy predictions: id, fold, learner, then truth/prediction (and class probabilities)."""
     frame = pd.DataFrame({"id": ids, "fold": fold, "learner": learner})
-    if meta["task"] == "classification":
+    if meta["task"] == "multilabel":
+        truth = np.asarray(y_true).reshape(len(ids), -1)
+        for j, target in enumerate(meta["classes"]):
+            frame[f"true_{target}"] = truth[:, j].astype(int)
+            frame[f"prob_{target}"] = scores[:, j]
+    elif meta["task"] == "classification":
         classes = np.asarray(meta["classes"])
         frame["y_true"] = classes[np.asarray(y_true, dtype=int)]
         frame["y_pred"] = classes[scores.argmax(axis=1)]
@@ -192,6 +214,13 @@ def prediction_table(
 
 def table_metrics(frame: pd.DataFrame, meta: Mapping[str, Any]) -> dict[str, Any]:
     """Metrics of one learner's rows of a prediction table."""
+    if meta["task"] == "multilabel":
+        targets = list(meta["classes"])
+        return multilabel_metrics(
+            frame[[f"true_{t}" for t in targets]].to_numpy(),
+            frame[[f"prob_{t}" for t in targets]].to_numpy(),
+            targets,
+        )
     if meta["task"] == "classification":
         classes = list(meta["classes"])
         codes = pd.Categorical(frame["y_true"], categories=classes).codes
@@ -220,11 +249,11 @@ def evaluate_step(
     info = read_json(meta)
     fitted: FittedPreprocessor = joblib.load(preprocessor)
     te = FoldArrays.load(test)
-    n_classes = len(info["classes"]) if info["task"] == "classification" else None
+    n_classes = len(info["classes"]) if info["task"] != "regression" else None
     files = dict(zip(learner_names(exp), [model, baseline], strict=False))
     tables, results = [], {}
     for learner, path in files.items():
-        scores = _scores(exp, learner, path, te.X, fitted, n_classes)
+        scores = _scores(exp, learner, path, te.X, fitted, n_classes, info["task"])
         table = prediction_table(te.ids, fold, learner, te.y, scores, info)
         results[learner] = table_metrics(table, info)
         tables.append(table)
@@ -268,7 +297,7 @@ def aggregate_step(
     pooled = {
         learner: table_metrics(rows, info) for learner, rows in oof.groupby("learner", sort=False)
     }
-    names = CLASSIFICATION_METRICS if info["task"] == "classification" else REGRESSION_METRICS
+    names = METRIC_NAMES[info["task"]]
     summary = summarise_folds(per_fold, names, pooled, learners=learner_names(exp))
     summary.to_csv(metrics_tsv, sep="\t", index=False, float_format="%.6g")
     oof.to_csv(oof_tsv, sep="\t", index=False, float_format="%.8g")
@@ -277,13 +306,14 @@ def aggregate_step(
 
 FIGURES = {
     "classification": ("roc_pr.png", "confusion.png", "training.png"),
+    "multilabel": ("roc_pr.png", "training.png"),
     "regression": ("scatter.png", "r2_per_target.png", "training.png"),
 }
 
 
 def figure_names(exp: Mapping[str, Any]) -> list[str]:
     """File names of the figures an experiment's aggregate step draws."""
-    names = list(FIGURES[exp["task"]])
+    names = list(FIGURES[effective_task(exp)])
     if exp["data"]["modality"] == "sequence" and exp["data"]["alphabet"] != "protein":
         names.append("gc.png")
     return names
@@ -307,7 +337,9 @@ def figures_step(
     out.mkdir(parents=True, exist_ok=True)
     oof = read_predictions(oof_tsv)
     histories = {int(Path(p).parent.name): pd.read_csv(p, sep="\t") for p in history_files}
-    if info["task"] == "classification":
+    if info["task"] == "multilabel":
+        plots.multilabel_curves(oof, info["classes"], out / "roc_pr.png")
+    elif info["task"] == "classification":
         plots.roc_pr_curves(oof, info["classes"], out / "roc_pr.png")
         plots.confusion_matrices(oof, info["classes"], out / "confusion.png")
     else:

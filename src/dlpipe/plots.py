@@ -167,3 +167,28 @@ def gc_histogram(windows: pd.DataFrame, path: str | Path) -> None:
     ax.set(xlabel="GC fraction", ylabel="windows", title="GC content of positives and negatives")
     ax.legend()
     _save(fig, path)
+
+
+def multilabel_curves(oof: pd.DataFrame, targets: Sequence[str], path: str | Path) -> None:
+    """Pooled out-of-fold ROC and PR curves of every target, one row per learner."""
+    learners = list(dict.fromkeys(oof["learner"]))
+    fig, axes = plt.subplots(len(learners), 2, figsize=(9, 4 * len(learners)), squeeze=False)
+    for row, learner in enumerate(learners):
+        rows = oof[oof["learner"] == learner]
+        for target in targets:
+            truth = rows[f"true_{target}"].to_numpy()
+            score = rows[f"prob_{target}"].to_numpy()
+            if truth.min() == truth.max():
+                continue
+            fpr, tpr, _ = skm.roc_curve(truth, score)
+            axes[row, 0].plot(fpr, tpr, lw=1.2, label=f"{target} ({skm.auc(fpr, tpr):.3f})")
+            prec, rec, _ = skm.precision_recall_curve(truth, score)
+            ap = skm.average_precision_score(truth, score)
+            axes[row, 1].plot(rec, prec, lw=1.2, label=f"{target} ({ap:.3f})")
+        axes[row, 0].plot([0, 1], [0, 1], ls="--", color="grey", lw=0.8)
+        axes[row, 0].set(xlabel="false positive rate", ylabel="true positive rate",
+                         title=f"{learner}: ROC per target (AUC)")  # fmt: skip
+        axes[row, 1].set(xlabel="recall", ylabel="precision", title=f"{learner}: PR (AP)")
+        for ax in axes[row]:
+            ax.legend(fontsize="small")
+    _save(fig, path)

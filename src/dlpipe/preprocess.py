@@ -328,6 +328,8 @@ def preprocess_fold(
 
 
 def _counts(codes: np.ndarray, classes: list[str]) -> dict[str, int]:
+    if codes.ndim == 2:  # multilabel: positives per target
+        return {name: int(codes[:, i].sum()) for i, name in enumerate(classes)}
     return {name: int((codes == i).sum()) for i, name in enumerate(classes)}
 
 

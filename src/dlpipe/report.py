@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from dlpipe.config import effective_task
 from dlpipe.io import read_json
 
 _CSS = """
@@ -133,7 +134,7 @@ def _sequence_data_section(meta: Mapping[str, Any]) -> str:
         return _table(pd.DataFrame(items, columns=["", "value"]))
     items = [
         ("genome", f"{m['genome']} (sha256 {m['genome_sha256'][:16]}…)"),
-        ("positives", f"{m['source']} (sha256 {m['sha256'][:16]}…)"),
+        ("positives", ", ".join(f"{p} (sha256 {h[:16]}…)" for p, h in m["sha256"].items())),
         ("windows", f"{m['n_samples']} × {m['sequence_length']} bp"),
         ("classes", ", ".join(f"{k}: {v}" for k, v in m["class_counts"].items())),
         ("negatives", "genome windows GC-matched to the positives, away from every positive"),
@@ -256,7 +257,11 @@ def _provenance_section(prov: Mapping[str, Any], exp: Mapping[str, Any]) -> str:
     )
 
 
-_HEADLINE = {"classification": ("accuracy", "auroc"), "regression": ("r2", "pearson")}
+_HEADLINE = {
+    "classification": ("accuracy", "auroc"),
+    "multilabel": ("auroc", "auprc"),
+    "regression": ("r2", "pearson"),
+}
 
 
 def summary_table(experiments: Sequence[ExperimentFiles]) -> str:
@@ -264,7 +269,7 @@ def summary_table(experiments: Sequence[ExperimentFiles]) -> str:
     rows = []
     for exp in experiments:
         metrics = pd.read_csv(exp.metrics, sep="\t")
-        task = exp.config["task"]
+        task = effective_task(exp.config)
         n_folds = sum(c.startswith("fold_") for c in metrics.columns)
         for learner in dict.fromkeys(metrics["learner"]):
             row = {"experiment": exp.name, "task": task, "folds": n_folds, "learner": learner}

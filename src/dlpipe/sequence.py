@@ -413,9 +413,12 @@ def prepare_sequence(
     data, cv = exp["data"], exp["cv"]
     fasta = open_fasta(data["genome"], cache_dir)
     lengths = dict(zip(fasta.references, fasta.lengths, strict=True))
-    ((target, bed_path),) = data["bed"].items()
-    bed = read_bed(bed_path)
-    check_chromosomes(bed, lengths, bed_path)
+    beds = {}
+    for target, path in data["bed"].items():
+        beds[target] = read_bed(path)
+        check_chromosomes(beds[target], lengths, path)
+    bed_path = ", ".join(data["bed"].values())
+    bed = pd.concat(list(beds.values()), ignore_index=True)
     length = int(data["sequence_length"])
     positives = resize(bed, length, data["use_summit"])
     counts: dict[str, int] = {"intervals_in_bed": len(bed)}
@@ -448,16 +451,24 @@ def prepare_sequence(
     negatives, neg_codes = gc_matched_negatives(
         fasta, avoid, pos_gc, length, settings, int(exp["seed"]), exclude
     )
-    classes = ["background", target]
+    targets = list(beds)
+    multilabel = len(targets) > 1
+    positive_name = targets[0] if not multilabel else "positive"
+    classes = ["background", positive_name] if not multilabel else targets
     windows = pd.concat(
         [
-            positives[["chrom", "start", "end"]].assign(label=target, gc=pos_gc),
+            positives[["chrom", "start", "end"]].assign(label=positive_name, gc=pos_gc),
             negatives[["chrom", "start", "end"]].assign(
                 label="background", gc=gc_content(neg_codes)
             ),
         ],
         ignore_index=True,
     )
+    if multilabel:
+        # DeepSEA-style: a window is positive for every target whose intervals it overlaps.
+        matrix = label_windows(windows, beds)
+        for j, target in enumerate(targets):
+            windows[f"y_{target}"] = matrix[:, j]
     codes = np.concatenate([pos_codes, neg_codes])
     _check_chromosome_plan(cv, windows, positives, list(lengths), bed_path)
     by_bins = len(lengths) == 1 and cv["plan"] == "chromosome_kfold"
@@ -467,25 +478,35 @@ def prepare_sequence(
         name="sample_id",
     )
     counts.update(
-        positives=int((windows["label"] == target).sum()),
+        positives=int((windows["label"] != "background").sum()),
         negatives=int((windows["label"] == "background").sum()),
         groups=int(windows["group"].nunique()),
     )
     meta = {
         "source": str(bed_path),
         "genome": str(data["genome"]),
-        "sha256": sha256(bed_path),
+        "sha256": {path: sha256(path) for path in data["bed"].values()},
         "genome_sha256": sha256(data["genome"]),
         "n_samples": len(windows),
         "sequence_length": length,
-        "class_counts": {"background": counts["negatives"], target: counts["positives"]},
+        "class_counts": (
+            {t: int(windows[f"y_{t}"].sum()) for t in targets}
+            if multilabel
+            else {"background": counts["negatives"], positive_name: counts["positives"]}
+        ),
         "counts": counts,
         "gc_positives": float(pos_gc.mean()),
         "gc_negatives": float(windows.loc[windows["label"] == "background", "gc"].mean()),
         "group_by": "genomic bins" if by_bins else "chromosome",
     }
     log.info("%s: %s", name, counts)
-    return SequenceDataset(codes=codes, windows=windows, classes=classes, meta=meta)
+    return SequenceDataset(
+        codes=codes,
+        windows=windows,
+        classes=classes,
+        meta=meta,
+        task="multilabel" if multilabel else "classification",
+    )
 
 
 def _check_chromosome_plan(

@@ -179,7 +179,12 @@ def make_folds(
     y = np.asarray(y)
     if len(ids) != len(y):
         raise ValueError("ids and y differ in length")
-    label_vector = y if y.ndim == 1 else np.zeros(len(y))
+    if y.ndim == 1:
+        label_vector = y
+    elif task == "multilabel":  # stratify on "positive for any target"
+        label_vector, task = y.max(axis=1).astype(np.int64), "classification"
+    else:
+        label_vector = np.zeros(len(y))
     if cv["plan"] == "chromosome_holdout":
         if chromosomes is None:
             raise InputError("cv.plan chromosome_holdout needs genomic windows")

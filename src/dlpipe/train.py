@@ -39,13 +39,15 @@ class SupervisedModule(L.LightningModule):
     n_inputs, n_outputs
         Input features; classes or regression targets.
     task
-        ``classification`` (cross-entropy) or ``regression`` (mean squared error).
+        ``classification`` (cross-entropy), ``multilabel`` (binary cross-entropy per target)
+        or ``regression`` (mean squared error).
     learning_rate, weight_decay
         Optimiser settings.
     optimizer
         ``adam`` or ``adamw``.
     class_weights
-        Per-class weights of the cross-entropy, or ``None``.
+        Per-class weights of the cross-entropy (per-target ``pos_weight`` for multilabel), or
+        ``None``.
     reverse_complement
         Replace each training batch, with probability 1/2, by its reverse complement (the
         inputs must be nucleotide codes).
@@ -67,9 +69,11 @@ class SupervisedModule(L.LightningModule):
         self.save_hyperparameters()
         config = dict(model_config)
         self.model = build_model(config.pop("name"), n_inputs, n_outputs, **config)
+        weight = torch.tensor(class_weights, dtype=torch.float32) if class_weights else None
         if task == "classification":
-            weight = torch.tensor(class_weights, dtype=torch.float32) if class_weights else None
             self.loss = nn.CrossEntropyLoss(weight=weight)
+        elif task == "multilabel":
+            self.loss = nn.BCEWithLogitsLoss(pos_weight=weight)
         else:
             self.loss = nn.MSELoss()
 
@@ -108,6 +112,13 @@ class SupervisedModule(L.LightningModule):
 def reverse_complement_codes(x: torch.Tensor) -> torch.Tensor:
     """Reverse complement of ``(batch, length)`` nucleotide codes (A=0 … T=3; N=4 stays)."""
     return torch.where(x < 4, 3 - x, x).flip(-1)
+
+
+def positive_weights(y: np.ndarray) -> list[float]:
+    """Per-target ``pos_weight`` = negatives / positives of the training labels (1 if none)."""
+    pos = y.sum(axis=0)
+    neg = len(y) - pos
+    return [float(n / p) if p > 0 else 1.0 for n, p in zip(neg, pos, strict=True)]
 
 
 def balanced_class_weights(y: np.ndarray, n_classes: int) -> list[float]:
@@ -180,7 +191,7 @@ def prepare_targets(y: np.ndarray, task: str) -> np.ndarray:
     """Class codes as int64, regression targets as a float32 matrix."""
     if task == "classification":
         return np.asarray(y, dtype=np.int64)
-    y = np.asarray(y, dtype=np.float32)
+    y = np.asarray(y, dtype=np.float32)  # multilabel 0/1 matrix or regression targets
     return y.reshape(len(y), -1)
 
 
@@ -225,6 +236,8 @@ def fit(
     weights = None
     if task == "classification" and training["class_weights"] == "balanced":
         weights = balanced_class_weights(y_train, n_outputs)
+    elif task == "multilabel" and training["class_weights"] == "balanced":
+        weights = positive_weights(y_train)
     module = SupervisedModule(
         exp["model"],
         n_inputs=_n_inputs(X_train, exp),

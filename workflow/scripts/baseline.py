@@ -13,5 +13,6 @@ with step_logging(snakemake.log[0], list(snakemake.output)):
         snakemake.params.exp,
         snakemake.input.train,
         snakemake.input.preprocessor,
+        snakemake.input.meta,
         snakemake.output.model,
     )

@@ -1,0 +1,203 @@
+"""Sequence input speed and memory: dlpipe beside tangermeme, gReLU, kipoiseq and pyfaidx.
+
+Measures, in one run on one core:
+
+1. encoding 20,000 × 1 kb sequences from strings into what the model is fed from the host
+   (dlpipe: uint8 codes; the peers: float one-hot), and dlpipe's codes → float one-hot
+   expansion (done on the device at batch time);
+2. extracting 100,000 1-kb intervals from a FASTA: pysam (dlpipe) vs pyfaidx;
+3. one training epoch of a CNN through dlpipe's data path (uint8 codes, DataLoader, one-hot in
+   the model) vs the same model on one-hot tensors already in memory;
+4. memory of 1 M × 1 kb sequences held as dlpipe holds them.
+
+    bash benchmarks/setup_peers.sh && .venv/bin/python benchmarks/sequence_speed.py
+
+Prints a Markdown table for benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks" / ".peers"))
+torch.set_num_threads(1)
+
+from dlpipe.encode import encode  # noqa: E402
+from dlpipe.models.blocks import OneHot  # noqa: E402
+
+N_SEQ, LENGTH = 20_000, 1_000
+
+
+def best_of(fn: Callable[[], object], repeats: int = 5) -> float:
+    """Fastest of ``repeats`` wall times (seconds)."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def encoding(rows: list[tuple[str, str, str]]) -> None:
+    rng = np.random.default_rng(0)
+    seqs = ["".join(rng.choice(list("ACGT"), LENGTH)) for _ in range(N_SEQ)]
+    mbp = N_SEQ * LENGTH / 1e6
+    ours = best_of(lambda: encode(seqs))
+    rows.append(("encode strings → model input", "dlpipe (uint8 codes)", f"{mbp / ours:.0f} Mbp/s"))
+    peers = {}
+    try:
+        from tangermeme.utils import one_hot_encode
+
+        peers["tangermeme one_hot_encode"] = lambda: [one_hot_encode(s) for s in seqs]
+    except ImportError:
+        pass
+    try:
+        from grelu.sequence.format import strings_to_one_hot
+
+        peers["gReLU strings_to_one_hot"] = lambda: strings_to_one_hot(seqs)
+    except ImportError:
+        pass
+    try:
+        from kipoiseq.transforms.functional import one_hot_dna
+
+        peers["kipoiseq one_hot_dna"] = lambda: [one_hot_dna(s) for s in seqs]
+    except ImportError:
+        pass
+    rates = {}
+    for name, fn in peers.items():
+        rates[name] = mbp / best_of(fn, repeats=2 if "gReLU" in name else 3)
+        rows.append(("encode strings → model input", name, f"{rates[name]:.1f} Mbp/s"))
+    if rates:
+        fastest = max(rates, key=rates.get)
+        rows.append(
+            ("encode: dlpipe ÷ fastest peer", fastest, f"{mbp / ours / rates[fastest]:.1f}×")
+        )
+    codes = torch.from_numpy(encode(seqs))
+    expand = OneHot(4)
+    rows.append(("codes → float one-hot (CPU)", "dlpipe OneHot",
+                 f"{mbp / best_of(lambda: expand(codes)):.0f} Mbp/s"))  # fmt: skip
+
+
+def extraction(rows: list[tuple[str, str, str]], folder: Path) -> None:
+    import pysam
+
+    rng = np.random.default_rng(1)
+    fasta = folder / "genome.fa"
+    sizes = [20_000_000, 15_000_000]
+    with open(fasta, "w") as handle:
+        for c, size in enumerate(sizes):
+            seq = rng.choice(np.frombuffer(b"ACGT", np.uint8), size).tobytes().decode()
+            handle.write(f">chr{c + 1}\n")
+            handle.writelines(seq[i : i + 60] + "\n" for i in range(0, size, 60))
+    pysam.faidx(str(fasta))
+    chrom = rng.integers(0, 2, 100_000)
+    starts = (rng.random(100_000) * (np.array(sizes)[chrom] - LENGTH)).astype(int)
+    names = [f"chr{c + 1}" for c in chrom]
+
+    def with_pysam() -> None:
+        fa = pysam.FastaFile(str(fasta))
+        encode([fa.fetch(n, s, s + LENGTH) for n, s in zip(names, starts, strict=True)])
+
+    rows.append(("extract 100k × 1 kb", "pysam (dlpipe)", f"{best_of(with_pysam, 3):.2f} s"))
+    try:
+        import pyfaidx
+
+        def with_pyfaidx() -> None:
+            fa = pyfaidx.Fasta(str(fasta), as_raw=True, sequence_always_upper=True)
+            encode([fa[n][s : s + LENGTH] for n, s in zip(names, starts, strict=True)])
+
+        rows.append(("extract 100k × 1 kb", "pyfaidx", f"{best_of(with_pyfaidx, 3):.2f} s"))
+    except ImportError:
+        pass
+
+
+def epoch_overhead(rows: list[tuple[str, str, str]]) -> None:
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from dlpipe.models.cnn import SequenceCNN
+
+    n = 8_000
+    rng = np.random.default_rng(2)
+    codes = rng.integers(0, 4, size=(n, LENGTH), dtype=np.uint8)
+    y = torch.from_numpy(rng.integers(0, 2, n))
+    onehot = OneHot(4)(torch.from_numpy(codes))  # pre-expanded, in memory
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def run(batches: Callable[[], object]) -> float:
+        torch.manual_seed(0)
+        model = SequenceCNN(4, 2, filters=(64, 64), kernel_sizes=(15, 7))
+        opt = torch.optim.Adam(model.parameters())
+
+        def epoch() -> None:
+            for x, t in batches():
+                opt.zero_grad()
+                loss_fn(model(x), t).backward()
+                opt.step()
+
+        return best_of(epoch, repeats=2)
+
+    def in_memory() -> object:
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(0))
+        return ((onehot[perm[i : i + 128]], y[perm[i : i + 128]]) for i in range(0, n, 128))
+
+    loader = DataLoader(TensorDataset(torch.from_numpy(codes), y), batch_size=128, shuffle=True,
+                        generator=torch.Generator().manual_seed(0))  # fmt: skip
+    base = run(in_memory)
+    piped = run(lambda: loader)
+    rows.append(("CNN epoch, 8k × 1 kb", "one-hot tensors in memory", f"{base:.1f} s"))
+    rows.append(("CNN epoch, 8k × 1 kb", "dlpipe data path (codes → one-hot in model)",
+                 f"{piped:.1f} s ({100 * (piped / base - 1):+.1f} %)"))  # fmt: skip
+
+
+def memory(rows: list[tuple[str, str, str]]) -> None:
+    code = (
+        "import numpy as np, resource\n"
+        "from dlpipe.encode import encode\n"
+        "rng = np.random.default_rng(0)\n"
+        "block = [''.join(rng.choice(list('ACGT'), 1000)) for _ in range(1000)]\n"
+        "codes = np.empty((1_000_000, 1000), np.uint8)\n"
+        "for i in range(0, 1_000_000, 1000):\n"
+        "    codes[i:i + 1000] = encode(block)\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    peak_gb = int(out.stdout.strip()) / 1024**2
+    rows.append(
+        ("hold 1 M × 1 kb sequences", "dlpipe (uint8 codes), peak RSS", f"{peak_gb:.2f} GB")
+    )
+
+
+def main() -> None:
+    rows: list[tuple[str, str, str]] = []
+    encoding(rows)
+    with tempfile.TemporaryDirectory() as tmp:
+        extraction(rows, Path(tmp))
+    epoch_overhead(rows)
+    memory(rows)
+    cpu = platform.processor() or platform.machine()
+    print(f"Machine: {cpu}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+          f"torch {torch.__version__}; one thread. Peak RSS of this run: "
+          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2:.1f} GB\n")  # fmt: skip
+    print("| measurement | implementation | result |")
+    print("|---|---|---|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+
+
+if __name__ == "__main__":
+    main()

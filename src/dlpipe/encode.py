@@ -93,7 +93,8 @@ def encode(sequences: Sequence[str] | str, alphabet: str = "dna") -> np.ndarray:
             "resize intervals to one length"
         )
     try:
-        raw = "".join(seqs).encode("ascii")
+        # A bytearray keeps the result writable (numpy and torch then share it, no copy).
+        raw = bytearray("".join(seqs), "ascii")
     except UnicodeEncodeError as err:
         raise InputError(f"non-ASCII character in a sequence: {err}") from None
     translated = raw.translate(_TRANSLATE[alphabet])

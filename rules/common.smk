@@ -9,7 +9,6 @@ wildcard_constraints:
     fold=r"\d+",
 
 
-
 def exp_config(wildcards):
     return config["experiments"][wildcards.exp]
 

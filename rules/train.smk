@@ -40,6 +40,8 @@ rule baseline:
     conda:
         "../envs/dlpipe.yaml"
     params:
-        exp=sections("task", "seed", "baseline", "training.class_weights", "data.modality"),
+        exp=sections(
+            "task", "seed", "baseline", "training.class_weights", "data.modality"
+        ),
     script:
         "../workflow/scripts/baseline.py"

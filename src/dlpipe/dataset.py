@@ -230,8 +230,9 @@ def prepare_tabular(exp: Mapping[str, Any], name: str = "experiment") -> Tabular
         need = min_class_size(exp["cv"])
         small = counts[counts < need]
         if len(small):
+            sizes = {str(k): int(v) for k, v in small.items()}
             raise InputError(
-                f"{path}: class(es) {dict(small)} in column {targets[0]!r} have fewer samples "
+                f"{path}: class(es) {sizes} in column {targets[0]!r} have fewer samples "
                 f"than the {need} that cv.plan {exp['cv']['plan']!r} needs (n_splits="
                 f"{exp['cv']['n_splits']}); lower cv.n_splits, merge rare classes or drop them"
             )

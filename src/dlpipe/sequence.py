@@ -645,8 +645,9 @@ def prepare_fasta(exp: Mapping[str, Any], name: str = "experiment") -> Any:
     need = min_class_size(cv)
     small = counts[counts < need]
     if len(small):
+        sizes = {str(k): int(v) for k, v in small.items()}
         raise InputError(
-            f"{path}: class(es) {dict(small)} have fewer sequences than the {need} that "
+            f"{path}: class(es) {sizes} have fewer sequences than the {need} that "
             f"cv.plan {cv['plan']!r} needs; lower cv.n_splits"
         )
     if cv["plan"] == "chromosome_kfold" and windows["chrom"].nunique() < cv["n_splits"]:

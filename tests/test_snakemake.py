@@ -1,0 +1,176 @@
+"""The workflow itself: Snakemake on a tiny config, reruns, errors before any job, lint."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def _snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
+           "--directory", str(workdir), "--cores", "2", *args]  # fmt: skip
+    return subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=workdir)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with a tiny classification and regression table and their config."""
+    folder = tmp_path_factory.mktemp("tiny")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(90, 5))
+    cls = pd.DataFrame(x, columns=[f"g{i}" for i in range(5)])
+    cls.insert(0, "sample", [f"S{i:03d}" for i in range(90)])
+    cls["state"] = np.where(x[:, 0] + 0.5 * rng.normal(size=90) > 0.6, "disease", "healthy")
+    cls.to_csv(folder / "cls.csv", index=False)
+    reg = cls.drop(columns="state")
+    reg["t1"] = x[:, 1] * 2 + rng.normal(size=90) * 0.1
+    reg["t2"] = x[:, 2] - x[:, 3]
+    reg.to_csv(folder / "reg.tsv", sep="\t", index=False)
+    common = {
+        "model": {"name": "mlp", "hidden_layers": [8]},
+        "training": {"max_epochs": 5, "patience": 2, "progress_bar": False, "device": "cpu"},
+        "resources": {"threads": 1},
+    }
+    config = {
+        "experiments": {
+            "cls": {"task": "classification", "data": {"path": "cls.csv", "id_column": "sample",
+                                                       "label_column": "state"},
+                    "preprocess": {"smote": True}, "cv": {"n_splits": 3}, **common},
+            "reg": {"task": "regression", "data": {"path": "reg.tsv", "id_column": "sample",
+                                                   "target_columns": ["t1", "t2"]},
+                    "cv": {"plan": "kfold", "n_splits": 3}, **common},
+        }
+    }  # fmt: skip
+    (folder / "config.yaml").write_text(yaml.safe_dump(config))
+    return folder
+
+
+def _digests(folder: Path) -> dict[str, str]:
+    files = sorted(folder.glob("results/*/metrics.tsv")) + sorted(
+        folder.glob("results/*/*/metrics.json")
+    ) + sorted(folder.glob("results/*/oof_predictions.tsv"))  # fmt: skip
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+
+@pytest.mark.workflow
+def test_tiny_config_runs_end_to_end_and_reruns_identically(tiny: Path) -> None:
+    run = _snakemake(tiny, "--configfile", "config.yaml", "--quiet")
+    assert run.returncode == 0, run.stderr[-3000:]
+    results = tiny / "results"
+    html = (results / "report.html").read_text()
+    assert "data:image/png;base64" in html
+    assert 'src="http' not in html
+    assert "cls" in html and "reg" in html  # noqa: PT018 - both experiments on one page
+    for exp, baseline in (("cls", "logistic_regression"), ("reg", "ridge_regression")):
+        metrics = pd.read_csv(results / exp / "metrics.tsv", sep="\t")
+        assert set(metrics["learner"]) == {"mlp", baseline}
+        assert {"fold_0", "fold_2", "mean", "sd", "ci95_low", "ci95_high", "pooled"} <= set(
+            metrics.columns
+        )
+        oof = pd.read_csv(results / exp / "oof_predictions.tsv", sep="\t")
+        assert (oof.groupby("learner")["id"].nunique() == 90).all()
+        assert (oof.groupby("learner").size() == 90).all()  # every sample tested once
+        for fold in range(3):
+            for name in ("model.ckpt", "history.tsv", "predictions.tsv", "metrics.json"):
+                assert (results / exp / str(fold) / name).is_file()
+        provenance = yaml.safe_load((results / exp / "provenance.json").read_text())
+        data = tiny / ("cls.csv" if exp == "cls" else "reg.tsv")
+        assert provenance["inputs"][data.name] == hashlib.sha256(data.read_bytes()).hexdigest()
+        assert provenance["seed"] == 0
+        assert (results / exp / "config.yaml").is_file()
+    for rule in ("prepare", "split", "preprocess", "train", "baseline", "evaluate", "aggregate"):
+        assert any((tiny / "logs" / rule).rglob("*.log")), rule
+    first = _digests(tiny)
+    assert len(first) == 2 + 6 + 2
+
+    shutil.rmtree(results)
+    again = _snakemake(tiny, "--configfile", "config.yaml", "--quiet")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert _digests(tiny) == first
+
+    # Nothing to do on a rerun; a changed training setting reruns that experiment only.
+    noop = _snakemake(tiny, "--configfile", "config.yaml", "-n")
+    assert "Nothing to be done" in noop.stdout + noop.stderr
+    config = yaml.safe_load((tiny / "config.yaml").read_text())
+    config["experiments"]["reg"]["training"]["learning_rate"] = 0.01
+    (tiny / "changed.yaml").write_text(yaml.safe_dump(config))
+    changed = _snakemake(tiny, "--configfile", "changed.yaml", "-n", "--quiet", "rules")
+    out = changed.stdout + changed.stderr
+    assert "train" in out
+    assert "prepare" not in out
+    assert "preprocess" not in out
+
+
+@pytest.mark.workflow
+def test_bad_data_stops_before_training_and_leaves_no_partial_outputs(tmp_path: Path) -> None:
+    (tmp_path / "dup.csv").write_text("id,g,label\nA,1,x\nB,2,y\nA,3,x\nC,4,y\nD,5,x\nE,6,y\n")
+    config = {"experiments": {"bad": {"task": "classification", "cv": {"n_splits": 2},
+                                      "data": {"path": "dup.csv", "id_column": "id",
+                                               "label_column": "label"}}}}  # fmt: skip
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    run = _snakemake(tmp_path, "--configfile", "c.yaml")
+    assert run.returncode != 0
+    assert "dlpipe error: dup.csv: sample ids in column 'id' are not unique: ['A']" in run.stderr
+    assert "torch" not in run.stderr
+    assert not (tmp_path / "results" / "bad" / "dataset.parquet").exists()
+    assert not list((tmp_path / "results").rglob("model.ckpt"))
+
+
+@pytest.mark.workflow
+def test_invalid_config_and_missing_file_stop_before_any_job(tmp_path: Path) -> None:
+    (tmp_path / "x.csv").write_text("id,g,label\nA,1,x\nB,2,y\n")
+    data = {"path": "x.csv", "label_column": "label"}
+    config = {
+        "experiments": {"e": {"task": "classification", "cv": {"plan": "bogus"}, "data": data}}
+    }
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    run = _snakemake(tmp_path, "--configfile", "c.yaml")
+    assert run.returncode != 0
+    assert "experiments.e.cv.plan: 'bogus' is not allowed; choose one of" in run.stderr
+    assert "Traceback" not in run.stderr
+    assert not (tmp_path / "results").exists()
+    config["experiments"]["e"]["cv"]["plan"] = "kfold"
+    config["experiments"]["e"]["data"]["path"] = "missing.csv"
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    run = _snakemake(tmp_path, "--configfile", "c.yaml")
+    assert run.returncode != 0
+    assert "experiments.e.data.path: file 'missing.csv' not found" in run.stderr
+
+
+@pytest.mark.workflow
+def test_dry_run_of_the_demo_lists_the_chain() -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--quiet", "rules", "--directory", str(ROOT),
+         "--snakefile", str(ROOT / "Snakefile")],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    for rule in ("prepare", "split", "preprocess", "train", "baseline", "evaluate",
+                 "aggregate", "report"):  # fmt: skip
+        assert rule in run.stdout + run.stderr
+
+
+def test_lint_and_format() -> None:
+    lint = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--lint", "--directory", str(ROOT),
+         "--snakefile", str(ROOT / "Snakefile")],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    snakefmt = BIN / "snakefmt"
+    if not snakefmt.exists():
+        pytest.skip("snakefmt is not installed next to this Python (pip install '.[dev]')")
+    fmt = subprocess.run([str(snakefmt), "--check", "."], cwd=ROOT, capture_output=True,
+                         text=True, check=False)  # fmt: skip
+    assert fmt.returncode == 0, fmt.stderr

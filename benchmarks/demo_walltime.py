@@ -30,7 +30,11 @@ def main() -> None:
     args = parser.parse_args()
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     for exp in config["experiments"].values():
-        exp["data"]["path"] = str(ROOT / exp["data"]["path"])
+        data = exp["data"]
+        for key in ("path", "genome"):
+            if key in data:
+                data[key] = str(ROOT / data[key])
+        data["bed"] = {t: str(ROOT / p) for t, p in data.get("bed", {}).items()} or None
         exp.setdefault("training", {})["progress_bar"] = False
     with tempfile.TemporaryDirectory(prefix="dlpipe-demo-") as tmp:
         cfg = Path(tmp) / "config.yaml"

@@ -21,7 +21,11 @@ def _summary(metrics_tsv: Path) -> pd.DataFrame:
 def test_demo_meets_published_accuracy(tmp_path: Path) -> None:
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     for exp in config["experiments"].values():
-        exp["data"]["path"] = str(ROOT / exp["data"]["path"])
+        data = exp["data"]
+        for key in ("path", "genome"):
+            if key in data:
+                data[key] = str(ROOT / data[key])
+        data["bed"] = {t: str(ROOT / p) for t, p in data.get("bed", {}).items()} or None
         exp["training"]["progress_bar"] = False
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     cmd = [
@@ -48,6 +52,14 @@ def test_demo_meets_published_accuracy(tmp_path: Path) -> None:
         assert reg.loc[(learner, "r2"), "mean"] > 0.2  # far above predicting the mean (R² 0)
         assert reg.loc[(learner, "pearson"), "mean"] > 0.5
 
+    crp = _summary(tmp_path / "results" / "ecoli_crp" / "metrics.tsv")
+    # The CNN beats the k-mer baseline on held-out genomic bins.
+    assert (
+        crp.loc[("cnn", "auroc"), "mean"] > crp.loc[("kmer6_logistic_regression", "auroc"), "mean"]
+    )
+    assert crp.loc[("cnn", "auroc"), "mean"] > 0.8
+
     html = (tmp_path / "results" / "report.html").read_text()
-    for text in ("breast_cancer", "all_target_genes", "logistic_regression", "ridge_regression"):
+    for text in ("breast_cancer", "all_target_genes", "ecoli_crp", "logistic_regression",
+                 "ridge_regression", "kmer6_logistic_regression"):  # fmt: skip
         assert text in html

@@ -172,7 +172,7 @@ def _scores(
 ) -> np.ndarray:
     """Class (or target) probabilities, or original-scale predictions, of one learner."""
     if learner == exp["model"]["name"]:
-        from dlpipe.train import load_model, predict
+        from dlpipe.inference import load_model, predict
 
         raw = predict(load_model(model_path), X)
         if task == "multilabel":

@@ -24,6 +24,7 @@ from lightning.pytorch.loggers import CSVLogger
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from dlpipe.inference import load_model, model_input, predict
 from dlpipe.models import build_model
 
 log = logging.getLogger(__name__)
@@ -156,7 +157,7 @@ def _loader(
     seed: int,
 ) -> DataLoader:
     tensors = TensorDataset(
-        torch.from_numpy(_model_input(X)), torch.from_numpy(np.ascontiguousarray(y))
+        torch.from_numpy(model_input(X)), torch.from_numpy(np.ascontiguousarray(y))
     )
     generator = torch.Generator().manual_seed(seed)
     # A last batch of one sample breaks batch norm in training mode; drop it.
@@ -169,13 +170,6 @@ def _loader(
         drop_last=drop_last,
         num_workers=0,
     )
-
-
-def _model_input(X: np.ndarray) -> np.ndarray:  # noqa: N803
-    """Sequence codes stay ``uint8`` (expanded on the device); features become float32."""
-    if X.dtype == np.uint8:
-        return np.ascontiguousarray(X)
-    return np.ascontiguousarray(X, dtype=np.float32)
 
 
 def _n_inputs(X: np.ndarray, exp: Mapping[str, Any]) -> int:  # noqa: N803
@@ -286,27 +280,12 @@ def fit(
     return module
 
 
+__all__ = ["SupervisedModule", "fit", "load_model", "predict"]
+
+
 def write_history(metrics_csv: str | Path, history: str | Path) -> None:
     """Condense Lightning's CSV log to one row per epoch: epoch, train_loss, val_loss."""
     frame = pd.read_csv(metrics_csv)
     cols = [c for c in ("train_loss", "val_loss") if c in frame.columns]
     table = frame.groupby("epoch")[cols].first().reset_index()
     table.to_csv(history, sep="\t", index=False, float_format="%.6g")
-
-
-def load_model(checkpoint: str | Path) -> SupervisedModule:
-    """Load a fold's checkpoint onto the CPU, in eval mode."""
-    module = SupervisedModule.load_from_checkpoint(checkpoint, map_location="cpu")
-    module.eval()
-    return module
-
-
-@torch.no_grad()
-def predict(module: SupervisedModule, X: np.ndarray, batch_size: int = 1024) -> np.ndarray:  # noqa: N803
-    """Raw outputs of a model on ``X`` (logits or standardised values), as float64."""
-    module.eval()
-    out = []
-    tensor = torch.from_numpy(_model_input(X))
-    for start in range(0, len(tensor), batch_size):
-        out.append(module(tensor[start : start + batch_size]).float().numpy())
-    return np.concatenate(out).astype(np.float64)

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from dlpipe.dataset import TabularDataset, prepare_tabular
-from dlpipe.errors import InputError
+from dlpipe.errors import ConfigError, InputError
 from dlpipe.preprocess import FoldArrays, apply_smote, preprocess_fold
 from dlpipe.split import fold_indices, make_folds
 
@@ -37,6 +37,10 @@ def _run(prepared: Prepared, **pre: Any) -> tuple[dict[str, FoldArrays], Any, di
     return preprocess_fold(data, index, {**exp["preprocess"], **pre}, exp["seed"])
 
 
+def _scaler(fitted: Any) -> Any:
+    return fitted.features.named_transformers_["numeric"].named_steps["zscore"]
+
+
 # --- z-score: statistics of the training side only --------------------------------------------
 
 
@@ -48,7 +52,7 @@ def test_zscore_statistics_come_from_training_rows(make_exp: Any, binary_csv: Pa
     arrays, fitted, summary = _run(prepared)
     raw = data.features.to_numpy()
     train_raw = raw[index["train"]]
-    scaler = fitted.features.named_transformers_["numeric"].named_steps["zscore"]
+    scaler = _scaler(fitted)
     np.testing.assert_allclose(scaler.mean_, train_raw.mean(axis=0))
     np.testing.assert_allclose(scaler.scale_, train_raw.std(axis=0))
     np.testing.assert_allclose(arrays["train"].X.mean(axis=0), 0.0, atol=1e-5)
@@ -76,11 +80,8 @@ def test_changing_test_rows_changes_nothing_fitted(make_exp: Any, binary_csv: Pa
     after, fitted_after, _ = _run(prepared)
     np.testing.assert_array_equal(after["train"].X, before["train"].X)
     np.testing.assert_array_equal(after["train"].y, before["train"].y)
-    step = ("numeric", "zscore")
-    np.testing.assert_array_equal(
-        fitted_after.features.named_transformers_[step[0]].named_steps[step[1]].mean_,
-        fitted_before.features.named_transformers_[step[0]].named_steps[step[1]].mean_,
-    )
+    np.testing.assert_array_equal(_scaler(fitted_after).mean_, _scaler(fitted_before).mean_)
+    np.testing.assert_array_equal(_scaler(fitted_after).scale_, _scaler(fitted_before).scale_)
     assert not np.allclose(after["test"].X, before["test"].X)
     assert not np.allclose(after["val"].X, before["val"].X)
 
@@ -243,12 +244,6 @@ def _with_missing_tissue(make_exp: Any, categorical_csv: Path) -> Prepared:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="BUG: prepare_tabular turns a missing categorical value into pd.NA, which "
-    "SimpleImputer cannot compare: 'TypeError: boolean value of NA is ambiguous'",
-)
 def test_missing_category_is_imputed_with_the_most_frequent(
     make_exp: Any, categorical_csv: Path
 ) -> None:
@@ -259,11 +254,6 @@ def test_missing_category_is_imputed_with_the_most_frequent(
     np.testing.assert_array_equal(arrays["train"].X[[0, 5], 6:], [[0, 0, 1], [0, 0, 1]])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: after TabularDataset.save/load a missing categorical value reads back as None, "
-    "which SimpleImputer does not treat as missing: it becomes its own category 'tissue_None'",
-)
 def test_missing_category_after_dataset_round_trip_is_imputed(
     make_exp: Any, categorical_csv: Path, tmp_path: Path
 ) -> None:
@@ -275,12 +265,6 @@ def test_missing_category_after_dataset_round_trip_is_imputed(
     np.testing.assert_array_equal(arrays["train"].X[[0, 5], 6:], [[0, 0, 1], [0, 0, 1]])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="BUG: apply_smote passes categorical_features as a numpy array; imbalanced-learn "
-    "compares it with 'auto' and raises 'truth value of an array ... is ambiguous'",
-)
 def test_smote_with_a_categorical_column_runs(make_exp: Any, categorical_csv: Path) -> None:
     prepared = _prepare(
         make_exp, categorical_csv, index=FIXED, data={"categorical_columns": ["tissue"]}
@@ -293,11 +277,6 @@ def test_smote_with_a_categorical_column_runs(make_exp: Any, categorical_csv: Pa
     assert set(np.unique(arrays["train"].X[:, 6:])) <= {0.0, 1.0}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: SMOTENC sees each one-hot column as its own categorical feature, so synthetic "
-    "rows get no category at all (all-zero one-hot) instead of exactly one (also crashes now)",
-)
 def test_smote_synthetic_rows_have_exactly_one_category(
     make_exp: Any, categorical_csv: Path
 ) -> None:
@@ -337,6 +316,19 @@ def test_variance_threshold_drops_constant_training_features(
     data.table.iloc[index["train"], 2] = 4.0  # constant on the training side only
     _, fitted, _ = _run(prepared)
     assert fitted.feature_names == ["f0", "f1", "f3", "f4", "f5"]
+
+
+def test_variance_threshold_removing_every_feature_is_an_input_error(
+    make_exp: Any, binary_csv: Path
+) -> None:
+    prepared = _prepare(make_exp, binary_csv, index=FIXED, preprocess={"variance_threshold": 50.0})
+    with pytest.raises(InputError, match=r"preprocess\.variance_threshold"):
+        _run(prepared)
+
+
+def test_repeated_normaliser_is_a_config_error(make_exp: Any, binary_csv: Path) -> None:
+    with pytest.raises(ConfigError, match=r"preprocess\.normalise"):
+        make_exp(binary_csv, preprocess={"normalise": ["zscore", "zscore"]})
 
 
 def test_log1p_refuses_negative_training_data(make_exp: Any, binary_csv: Path) -> None:

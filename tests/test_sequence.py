@@ -309,3 +309,12 @@ def test_multilabel_metrics_match_sklearn() -> None:
     assert out["per_target"]["b"]["auprc"] == pytest.approx(
         average_precision_score(y[:, 1], p[:, 1])
     )
+
+
+def test_config_knows_every_model_hyperparameter() -> None:
+    from dlpipe.config import MODEL_HYPERPARAMETERS
+    from dlpipe.models import available_models, hyperparameter_names
+
+    assert set(MODEL_HYPERPARAMETERS) == set(available_models())
+    for name in available_models():
+        assert list(MODEL_HYPERPARAMETERS[name]) == hyperparameter_names(name)

@@ -157,6 +157,7 @@ def check_experiment(name: str, exp: Mapping[str, Any]) -> None:
         The experiment's validated configuration.
     """
     key = f"experiments.{name}"
+    _check_model(key, exp["model"])
     if exp["data"]["modality"] == "sequence":
         _check_sequence_experiment(key, exp)
         return
@@ -244,6 +245,34 @@ def check_experiment(name: str, exp: Mapping[str, Any]) -> None:
 
 TABULAR_MODELS = ("mlp",)
 SEQUENCE_MODELS = ("cnn", "danq", "resnet1d")
+#: Hyperparameters of each model family, checked before any job runs. Kept here so the check
+#: needs no torch import; tests/test_models.py keeps it equal to the classes' signatures.
+MODEL_HYPERPARAMETERS = {
+    "mlp": ("hidden_layers", "dropout", "batch_norm", "activation"),
+    "cnn": ("filters", "kernel_sizes", "pool", "dropout", "batch_norm", "unknown"),
+    "danq": ("filters", "kernel_size", "pool", "lstm_units", "hidden", "dropout", "unknown"),
+    "resnet1d": (
+        "stem_filters",
+        "stem_kernel",
+        "stage_filters",
+        "blocks_per_stage",
+        "kernel_size",
+        "dropout",
+        "unknown",
+    ),
+}
+
+
+def _check_model(key: str, model: Mapping[str, Any]) -> None:
+    allowed = MODEL_HYPERPARAMETERS[model["name"]]
+    unknown = sorted(set(model) - {"name", *allowed})
+    if unknown:
+        raise ConfigError(
+            f"config key {key}.model: {unknown} are not hyperparameters of {model['name']!r}; "
+            f"it takes {', '.join(allowed)}"
+        )
+
+
 CHROMOSOME_PLANS = ("chromosome_kfold", "chromosome_holdout")
 
 

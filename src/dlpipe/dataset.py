@@ -22,6 +22,12 @@ from dlpipe.io import infer_format, read_json, read_table, row_location, sha256,
 ID_INDEX = "sample_id"
 
 
+def as_category_text(values: pd.Series) -> pd.Series:
+    """Categorical values as Python strings, with missing values as ``np.nan``."""
+    text = values.astype("string").astype(object)
+    return text.where(values.notna(), np.nan)
+
+
 @dataclass
 class TabularDataset:
     """Features, targets and groups of one experiment, indexed by unique sample id.
@@ -100,6 +106,8 @@ class TabularDataset:
         info.pop("modality", None)
         table = pd.read_parquet(parquet)
         table.index = table.index.astype(str)
+        for col in info["categorical_columns"]:  # Parquet reads missing text back as None
+            table[col] = as_category_text(table[col])
         return cls(table=table, **info)
 
 
@@ -264,7 +272,8 @@ def prepare_tabular(exp: Mapping[str, Any], name: str = "experiment") -> Tabular
     impute = exp["preprocess"]["impute"]
     for col in features:
         if col in categorical:
-            table[col] = table[col].astype("string").astype(object)
+            # Text categories; a missing value stays NaN so the imputer sees it as missing.
+            table[col] = as_category_text(table[col])
             continue
         values = table[col]
         if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):

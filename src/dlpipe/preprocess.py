@@ -205,11 +205,13 @@ def apply_smote(
     y: np.ndarray,
     k_neighbors: int,
     seed: int,
-    categorical_mask: np.ndarray | None = None,
+    onehot_blocks: list[tuple[int, int]] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Oversample minority classes of training rows with SMOTE (SMOTENC with categorical columns).
 
     ``k_neighbors`` is lowered to the smallest class size minus one when a class is small.
+    One-hot blocks are folded back into one categorical column each for SMOTENC and expanded
+    again afterwards, so every synthetic row holds exactly one category per variable.
 
     Parameters
     ----------
@@ -219,8 +221,8 @@ def apply_smote(
         Requested number of neighbours.
     seed
         Seed of the sampler.
-    categorical_mask
-        Boolean mask of one-hot columns (SMOTENC keeps them 0/1).
+    onehot_blocks
+        ``(first column, width)`` of each one-hot encoded variable in ``X``.
 
     Returns
     -------
@@ -239,18 +241,52 @@ def apply_smote(
             "set preprocess.smote: false"
         )
     k = min(k_neighbors, smallest - 1)
-    if categorical_mask is not None and categorical_mask.any():
-        if categorical_mask.all():
-            raise InputError(
-                "SMOTE needs at least one numeric feature; all features are categorical"
-            )
-        sampler = SMOTENC(
-            categorical_features=np.flatnonzero(categorical_mask), k_neighbors=k, random_state=seed
-        )
-    else:
-        sampler = SMOTE(k_neighbors=k, random_state=seed)
-    X_res, y_res = sampler.fit_resample(X, y)  # noqa: N806
-    return np.asarray(X_res, dtype=np.float32), np.asarray(y_res)
+    if not onehot_blocks:
+        X_res, y_res = SMOTE(k_neighbors=k, random_state=seed).fit_resample(X, y)  # noqa: N806
+        return np.asarray(X_res, dtype=np.float32), np.asarray(y_res)
+    in_block = np.zeros(X.shape[1], dtype=bool)
+    for start, width in onehot_blocks:
+        in_block[start : start + width] = True
+    numeric = np.flatnonzero(~in_block)
+    if len(numeric) == 0:
+        raise InputError("SMOTE needs at least one numeric feature; all features are categorical")
+    # One integer column per variable: the index of its hot column (width = unseen/missing).
+    codes = [
+        np.where(X[:, s : s + w].any(axis=1), X[:, s : s + w].argmax(axis=1), w)
+        for s, w in onehot_blocks
+    ]
+    compact = np.column_stack([X[:, numeric], *codes])
+    sampler = SMOTENC(
+        categorical_features=list(range(len(numeric), compact.shape[1])),
+        k_neighbors=k,
+        random_state=seed,
+    )
+    res, y_res = sampler.fit_resample(compact, y)
+    out = np.zeros((len(res), X.shape[1]), dtype=np.float32)
+    out[:, numeric] = res[:, : len(numeric)]
+    for j, (start, width) in enumerate(onehot_blocks):
+        code = res[:, len(numeric) + j].astype(int)
+        hot = code < width
+        out[np.flatnonzero(hot), start + code[hot]] = 1.0
+    return out, np.asarray(y_res)
+
+
+def onehot_blocks(transformer: ColumnTransformer) -> list[tuple[int, int]]:
+    """``(first column, width)`` of each one-hot variable in a fitted transformer's output."""
+    if "categorical" not in transformer.named_transformers_:
+        return []
+    start = 0
+    for name, _, columns in transformer.transformers_:
+        if name == "categorical":
+            break
+        if name != "remainder":
+            start += len(transformer.named_transformers_[name].get_feature_names_out(columns))
+    encoder = transformer.named_transformers_["categorical"].named_steps["onehot"]
+    blocks = []
+    for categories in encoder.categories_:
+        blocks.append((start, len(categories)))
+        start += len(categories)
+    return blocks
 
 
 def preprocess_fold(
@@ -288,9 +324,17 @@ def preprocess_fold(
     numeric = [c for c in dataset.feature_columns if c not in categorical]
     train = index["train"]
     transformer = build_feature_transformer(pre, numeric, categorical, seed, len(train))
-    X_train = np.asarray(  # noqa: N806
-        transformer.fit_transform(features.iloc[train]), dtype=np.float32
-    )
+    try:
+        X_train = np.asarray(  # noqa: N806
+            transformer.fit_transform(features.iloc[train]), dtype=np.float32
+        )
+    except ValueError as err:
+        if "variance threshold" not in str(err):
+            raise
+        raise InputError(
+            f"preprocess.variance_threshold {pre['variance_threshold']} removes every numeric "
+            "feature on the training side of this fold; lower it"
+        ) from None
     names = [str(n) for n in transformer.get_feature_names_out()]
     fitted = FittedPreprocessor(transformer, names, list(dataset.feature_columns))
     if dataset.task == "regression" and pre["scale_targets"]:
@@ -315,9 +359,8 @@ def preprocess_fold(
         classes = dataset.classes or []
         summary["train_class_counts"] = _counts(y[train], classes)
         if pre["smote"]:
-            onehot = np.array([n not in numeric for n in names]) if categorical else None
             X_res, y_res = apply_smote(  # noqa: N806
-                X_train, y[train], pre["smote_k_neighbors"], seed, onehot
+                X_train, y[train], pre["smote_k_neighbors"], seed, onehot_blocks(transformer)
             )
             n_new = len(y_res) - len(train)
             new_ids = np.array([f"smote_{i}" for i in range(n_new)], dtype=str)

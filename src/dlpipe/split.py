@@ -126,7 +126,13 @@ def _carve_validation(
     """Split a fold's training side into fit and validation indices."""
     if len(train) < 2:
         raise InputError("a fold's training side has fewer than 2 samples; use fewer folds")
-    if groups is not None and len(np.unique(groups[train])) >= 2:
+    if groups is not None and len(np.unique(groups[train])) < 2:
+        raise InputError(
+            "a fold's training side holds a single group, so no validation group can be carved "
+            "from it without sharing that group; use data with more groups or lower cv.n_splits "
+            "(group plans need at least n_splits + 1 groups)"
+        )
+    if groups is not None:
         splitter = GroupShuffleSplit(n_splits=1, test_size=fraction, random_state=seed)
         fit, val = next(splitter.split(train, groups=groups[train]))
         return np.sort(train[fit]), np.sort(train[val])

@@ -1,0 +1,224 @@
+"""Metrics equal scikit-learn / scipy on fixed inputs; fold summaries and confidence intervals."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+from sklearn import metrics as skm
+
+from dlpipe.evaluate import (
+    CLASSIFICATION_METRICS,
+    classification_metrics,
+    confidence_interval,
+    regression_metrics,
+    softmax,
+    summarise_folds,
+)
+
+# Ten samples, binary: probability of class 1 per sample (fixed by hand).
+Y_BIN = np.array([0, 0, 0, 0, 1, 1, 1, 1, 1, 0])
+P1 = np.array([0.1, 0.4, 0.35, 0.8, 0.7, 0.9, 0.2, 0.65, 0.55, 0.3])
+PROBA_BIN = np.column_stack([1 - P1, P1])
+
+
+def test_binary_metrics_on_a_hand_made_example() -> None:
+    out = classification_metrics(Y_BIN, PROBA_BIN)
+    # Predictions: [0,0,0,1,1,1,0,1,1,0] -> TP 4, FN 1, FP 1, TN 4.
+    assert out["n"] == 10
+    assert out["accuracy"] == pytest.approx(0.8)
+    assert out["precision"] == pytest.approx(0.8)
+    assert out["recall"] == pytest.approx(0.8)
+    assert out["f1"] == pytest.approx(0.8)
+    assert out["mcc"] == pytest.approx(0.6)
+    assert out["confusion_matrix"] == [[4, 1], [1, 4]]
+    # 18 of the 25 (positive, negative) pairs are ranked correctly.
+    assert out["auroc"] == pytest.approx(18 / 25)
+    assert set(CLASSIFICATION_METRICS) <= set(out)
+
+
+def test_binary_metrics_equal_scikit_learn() -> None:
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 200)
+    p1 = np.clip(0.3 * y + 0.7 * rng.random(200), 0, 1)
+    proba = np.column_stack([1 - p1, p1])
+    pred = (p1 > 0.5).astype(int)
+    out = classification_metrics(y, proba)
+    assert out["accuracy"] == pytest.approx(skm.accuracy_score(y, pred))
+    assert out["balanced_accuracy"] == pytest.approx(skm.balanced_accuracy_score(y, pred))
+    assert out["precision"] == pytest.approx(skm.precision_score(y, pred))
+    assert out["recall"] == pytest.approx(skm.recall_score(y, pred))
+    assert out["f1"] == pytest.approx(skm.f1_score(y, pred))
+    assert out["mcc"] == pytest.approx(skm.matthews_corrcoef(y, pred))
+    assert out["auroc"] == pytest.approx(skm.roc_auc_score(y, p1))
+    assert out["auprc"] == pytest.approx(skm.average_precision_score(y, p1))
+    assert out["confusion_matrix"] == skm.confusion_matrix(y, pred).tolist()
+    assert all(isinstance(out[m], float) for m in CLASSIFICATION_METRICS)
+
+
+def test_three_class_metrics_are_macro_averages() -> None:
+    rng = np.random.default_rng(4)
+    y = rng.integers(0, 3, 150)
+    proba = rng.dirichlet([1, 1, 1], 150) + 0.5 * np.eye(3)[y]
+    proba /= proba.sum(axis=1, keepdims=True)
+    pred = proba.argmax(axis=1)
+    out = classification_metrics(y, proba)
+    assert out["accuracy"] == pytest.approx(skm.accuracy_score(y, pred))
+    assert out["precision"] == pytest.approx(skm.precision_score(y, pred, average="macro"))
+    assert out["recall"] == pytest.approx(skm.recall_score(y, pred, average="macro"))
+    assert out["f1"] == pytest.approx(skm.f1_score(y, pred, average="macro"))
+    assert out["mcc"] == pytest.approx(skm.matthews_corrcoef(y, pred))
+    assert out["auroc"] == pytest.approx(skm.roc_auc_score(y, proba, multi_class="ovr"))
+    onehot = np.eye(3)[y]
+    assert out["auprc"] == pytest.approx(
+        skm.average_precision_score(onehot, proba, average="macro")
+    )
+    assert np.array(out["confusion_matrix"]).shape == (3, 3)
+    assert np.array(out["confusion_matrix"]).sum() == 150
+
+
+def test_class_absent_from_a_fold_counts_as_zero_in_the_macro_f1() -> None:
+    y = np.array([0, 0, 1, 1])
+    proba = np.array([[0.9, 0.05, 0.05], [0.2, 0.7, 0.1], [0.1, 0.8, 0.1], [0.3, 0.6, 0.1]])
+    out = classification_metrics(y, proba)
+    pred = proba.argmax(axis=1)
+    assert out["f1"] == pytest.approx(
+        skm.f1_score(y, pred, labels=[0, 1, 2], average="macro", zero_division=0)
+    )
+    assert out["confusion_matrix"] == [[1, 1, 0], [0, 2, 0], [0, 0, 0]]
+    # auROC averages the classes that are present with both outcomes (0 and 1).
+    expected = np.mean([skm.roc_auc_score(y == c, proba[:, c]) for c in (0, 1)])
+    assert out["auroc"] == pytest.approx(expected)
+
+
+def test_single_class_fold_gives_nan_auc_not_zero() -> None:
+    out = classification_metrics(np.zeros(5, int), np.tile([0.8, 0.2], (5, 1)))
+    assert math.isnan(out["auroc"])
+    assert math.isnan(out["auprc"])
+    assert out["accuracy"] == 1.0
+    assert out["confusion_matrix"] == [[5, 0], [0, 0]]
+    multi = classification_metrics(np.full(4, 2), np.tile([0.1, 0.2, 0.7], (4, 1)))
+    assert math.isnan(multi["auroc"])
+    assert multi["accuracy"] == 1.0
+
+
+def test_softmax_rows_sum_to_one_and_is_stable() -> None:
+    logits = np.array([[1.0, 2.0, 3.0], [1000.0, 1000.0, -1000.0]])
+    out = softmax(logits)
+    np.testing.assert_allclose(out.sum(axis=1), 1.0)
+    np.testing.assert_allclose(out[0], np.exp([1, 2, 3]) / np.exp([1, 2, 3]).sum())
+    np.testing.assert_allclose(out[1], [0.5, 0.5, 0.0])
+
+
+def test_regression_metrics_per_target_match_scikit_learn_and_scipy() -> None:
+    rng = np.random.default_rng(5)
+    y = rng.normal(size=(60, 2)) * [1.0, 10.0]
+    pred = y + rng.normal(scale=[0.5, 2.0], size=(60, 2))
+    out = regression_metrics(y, pred, ["g1", "g2"])
+    assert out["n"] == 60
+    assert list(out["per_target"]) == ["g1", "g2"]
+    for j, name in enumerate(["g1", "g2"]):
+        target = out["per_target"][name]
+        assert target["r2"] == pytest.approx(skm.r2_score(y[:, j], pred[:, j]))
+        assert target["pearson"] == pytest.approx(stats.pearsonr(y[:, j], pred[:, j])[0])
+        assert target["mse"] == pytest.approx(skm.mean_squared_error(y[:, j], pred[:, j]))
+        assert target["mae"] == pytest.approx(skm.mean_absolute_error(y[:, j], pred[:, j]))
+    assert out["r2"] == pytest.approx(skm.r2_score(y, pred))  # uniform average over targets
+    assert out["mse"] == pytest.approx(skm.mean_squared_error(y, pred))
+    assert out["mae"] == pytest.approx(skm.mean_absolute_error(y, pred))
+    assert out["pearson"] == pytest.approx(
+        np.mean([stats.pearsonr(y[:, j], pred[:, j])[0] for j in range(2)])
+    )
+
+
+def test_regression_metrics_of_a_single_target_vector() -> None:
+    y = np.array([1.0, 2.0, 3.0, 4.0])
+    out = regression_metrics(y, np.array([1.5, 2.0, 2.5, 4.0]), ["t"])
+    assert out["mse"] == pytest.approx(0.125)
+    assert out["mae"] == pytest.approx(0.25)
+    assert out["r2"] == pytest.approx(1 - 0.5 / 5.0)
+
+
+def test_constant_prediction_or_target_gives_nan_not_an_error() -> None:
+    y = np.array([[1.0, 5.0], [2.0, 5.0], [3.0, 5.0]])
+    pred = np.array([[2.0, 4.0], [2.0, 5.0], [2.0, 6.0]])
+    out = regression_metrics(y, pred, ["a", "b"])
+    assert math.isnan(out["per_target"]["a"]["pearson"])  # constant prediction
+    assert math.isnan(out["per_target"]["b"]["pearson"])  # constant target
+    assert math.isnan(out["per_target"]["b"]["r2"])
+    assert out["per_target"]["a"]["r2"] == pytest.approx(0.0)
+    assert out["per_target"]["b"]["mse"] == pytest.approx(2 / 3)
+    assert out["r2"] == pytest.approx(0.0)  # mean over the defined values only
+    assert math.isnan(out["pearson"])  # undefined for every target
+
+
+def test_target_means_skip_undefined_targets() -> None:
+    y = np.array([[1.0, 5.0], [2.0, 5.0], [3.0, 5.0], [4.0, 5.0]])
+    pred = np.array([[1.2, 5.0], [1.9, 5.0], [3.3, 5.0], [3.8, 5.0]])
+    out = regression_metrics(y, pred, ["a", "b"])
+    assert out["pearson"] == pytest.approx(stats.pearsonr(y[:, 0], pred[:, 0])[0])
+    assert out["r2"] == pytest.approx(skm.r2_score(y[:, 0], pred[:, 0]))
+    assert out["mse"] == pytest.approx(skm.mean_squared_error(y[:, 0], pred[:, 0]) / 2)
+
+
+def test_confidence_interval_is_the_student_t_interval() -> None:
+    values = [0.8, 0.85, 0.9, 0.82, 0.88]
+    low, high = confidence_interval(values)
+    ref = stats.t.interval(0.95, df=4, loc=np.mean(values), scale=stats.sem(values))
+    assert low == pytest.approx(ref[0])
+    assert high == pytest.approx(ref[1])
+    low90, high90 = confidence_interval(values, level=0.9)
+    ref90 = stats.t.interval(0.9, df=4, loc=np.mean(values), scale=stats.sem(values))
+    assert (low90, high90) == pytest.approx(ref90)
+    assert low < low90 < high90 < high
+
+
+def test_confidence_interval_ignores_nan_and_needs_two_values() -> None:
+    with_nan = confidence_interval([0.8, float("nan"), 0.9, None, 0.85])
+    assert with_nan == pytest.approx(confidence_interval([0.8, 0.9, 0.85]))
+    assert all(math.isnan(v) for v in confidence_interval([0.7]))
+    assert all(math.isnan(v) for v in confidence_interval([]))
+
+
+def test_summarise_folds_mean_sd_ci_and_pooled() -> None:
+    per_fold = {
+        0: {"mlp": {"accuracy": 0.8, "auroc": 0.90}, "logreg": {"accuracy": 0.70, "auroc": 0.8}},
+        1: {"mlp": {"accuracy": 0.9, "auroc": float("nan")}, "logreg": {"accuracy": 0.75}},
+        2: {"mlp": {"accuracy": 1.0, "auroc": 0.96}, "logreg": {"accuracy": 0.80, "auroc": 0.9}},
+    }
+    pooled = {"mlp": {"accuracy": 0.91, "auroc": 0.93}}
+    table = summarise_folds(per_fold, ["accuracy", "auroc"], pooled=pooled)
+    assert table[["learner", "metric"]].values.tolist() == [
+        ["mlp", "accuracy"], ["mlp", "auroc"], ["logreg", "accuracy"], ["logreg", "auroc"],
+    ]  # fmt: skip
+    assert list(table.columns) == [
+        "learner", "metric", "fold_0", "fold_1", "fold_2", "mean", "sd", "ci95_low",
+        "ci95_high", "pooled",
+    ]  # fmt: skip
+    mlp_acc = table.iloc[0]
+    assert mlp_acc["mean"] == pytest.approx(0.9)
+    assert mlp_acc["sd"] == pytest.approx(0.1)
+    low, _ = confidence_interval([0.8, 0.9, 1.0])
+    assert mlp_acc["ci95_low"] == pytest.approx(low)
+    assert mlp_acc["ci95_high"] == 1.0  # clipped to the metric's range
+    assert mlp_acc["pooled"] == 0.91
+    mlp_auc = table.iloc[1]
+    assert math.isnan(mlp_auc["fold_1"])
+    assert mlp_auc["mean"] == pytest.approx(0.93)  # NaN folds left out
+    assert mlp_auc["sd"] == pytest.approx(np.std([0.9, 0.96], ddof=1))
+    logreg_auc = table.iloc[3]
+    assert math.isnan(logreg_auc["fold_1"])  # a metric missing from a fold is NaN
+    assert logreg_auc["mean"] == pytest.approx(0.85)
+    assert math.isnan(logreg_auc["pooled"])  # no pooled entry for this learner
+
+
+def test_summarise_folds_learner_order_and_single_fold() -> None:
+    per_fold = {0: {"a": {"mse": 2.0}, "b": {"mse": 3.0}}}
+    table = summarise_folds(per_fold, ["mse"], learners=["b", "a"])
+    assert table["learner"].tolist() == ["b", "a"]
+    assert table["mean"].tolist() == [3.0, 2.0]
+    assert table["sd"].isna().all()
+    assert table["ci95_low"].isna().all()
+    assert "pooled" not in table.columns

@@ -1,0 +1,235 @@
+"""Training: checkpoint and history, learning a separable set, bit-identical reruns, weights."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.utils.class_weight import compute_class_weight
+
+from dlpipe.config import validate_config
+from dlpipe.errors import ConfigError
+from dlpipe.inference import load_model, predict
+from dlpipe.models.mlp import MLP
+from dlpipe.train import (
+    accelerator_settings,
+    balanced_class_weights,
+    fit,
+    positive_weights,
+    prepare_targets,
+    write_history,
+)
+
+#: Two linearly separable classes in 6 dimensions: 120 train, 40 val, 40 test.
+_RNG = np.random.default_rng(0)
+X = _RNG.normal(size=(200, 6)).astype(np.float32)
+Y = (X[:, 0] + X[:, 1] > 0).astype(np.int64)
+TRAIN, VAL, TEST = slice(0, 120), slice(120, 160), slice(160, 200)
+
+
+def _exp(task: str = "classification", seed: int = 0, **training: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {"path": "unused.csv"}
+    if task == "classification":
+        data["label_column"] = "y"
+    else:
+        data["target_columns"] = ["t1", "t2"]
+    exp = {
+        "task": task,
+        "seed": seed,
+        "data": data,
+        "cv": {"plan": "stratified_kfold" if task == "classification" else "kfold"},
+        "model": {"name": "mlp", "hidden_layers": [16]},
+        "training": {
+            "max_epochs": 25,
+            "patience": 10,
+            "batch_size": 32,
+            "learning_rate": 0.01,
+            "progress_bar": False,
+            "device": "cpu",
+            **training,
+        },
+    }
+    return validate_config({"experiments": {"e": exp}})["experiments"]["e"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _restore_torch_threads() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+Run = tuple[Any, np.ndarray, Path, Path]
+
+
+@pytest.fixture(scope="module")
+def train_run(tmp_path_factory: pytest.TempPathFactory) -> Callable[[int, str], Run]:
+    """``run(seed, name)``: fit the classifier once per name; returns model, test scores, files."""
+    folder = tmp_path_factory.mktemp("train")
+    cache: dict[str, Run] = {}
+
+    def run(seed: int, name: str) -> Run:
+        if name not in cache:
+            checkpoint, history = folder / f"{name}.ckpt", folder / f"{name}.tsv"
+            model = fit((X[TRAIN], Y[TRAIN]), (X[VAL], Y[VAL]), _exp(seed=seed), 2,
+                        checkpoint, history)  # fmt: skip
+            cache[name] = (model, predict(model, X[TEST]), checkpoint, history)
+        return cache[name]
+
+    return run
+
+
+def test_fit_writes_checkpoint_and_history(train_run: Callable[[int, str], Run]) -> None:
+    model, scores, checkpoint, history = train_run(0, "a")
+    assert checkpoint.stat().st_size > 0
+    table = pd.read_csv(history, sep="\t")
+    assert list(table.columns) == ["epoch", "train_loss", "val_loss"]
+    assert table["epoch"].tolist() == list(range(len(table)))
+    assert 1 <= len(table) <= 25
+    assert table[["train_loss", "val_loss"]].notna().all().all()
+    assert table["val_loss"].min() < table["val_loss"].iloc[0]
+    assert table["val_loss"].iloc[-1] < table["val_loss"].iloc[0]
+    assert table["train_loss"].iloc[-1] < table["train_loss"].iloc[0]
+    assert not model.training  # returned in eval mode
+    assert scores.shape == (40, 2)
+    assert scores.dtype == np.float64
+
+
+def test_model_learns_the_separable_set(train_run: Callable[[int, str], Run]) -> None:
+    _, scores, _, _ = train_run(0, "a")
+    accuracy = (scores.argmax(axis=1) == Y[TEST]).mean()
+    assert accuracy > 0.9
+
+
+def test_checkpoint_holds_the_best_validation_epoch(train_run: Callable[[int, str], Run]) -> None:
+    model, scores, checkpoint, history = train_run(0, "a")
+    reloaded = load_model(checkpoint)
+    np.testing.assert_array_equal(predict(reloaded, X[TEST]), scores)
+    logits = torch.from_numpy(predict(model, X[VAL]))
+    val_loss = torch.nn.functional.cross_entropy(logits, torch.from_numpy(Y[VAL])).item()
+    best = pd.read_csv(history, sep="\t")["val_loss"].min()
+    assert val_loss == pytest.approx(best, rel=1e-4)
+    assert isinstance(reloaded, MLP)
+    assert not reloaded.training
+    hparams = torch.load(checkpoint, map_location="cpu", weights_only=True)["hyper_parameters"]
+    assert hparams["model_config"] == {"name": "mlp", "hidden_layers": [16]}
+    assert (hparams["n_inputs"], hparams["n_outputs"], hparams["task"]) == (6, 2, "classification")
+
+
+def test_same_seed_gives_bit_identical_predictions_and_history(
+    train_run: Callable[[int, str], Run],
+) -> None:
+    _, first, ckpt_a, history_a = train_run(0, "a")
+    _, second, ckpt_b, history_b = train_run(0, "b")
+    assert np.array_equal(first, second)
+    assert history_a.read_text() == history_b.read_text()
+    state_a = load_model(ckpt_a).state_dict()
+    state_b = load_model(ckpt_b).state_dict()
+    assert all(torch.equal(state_a[k], state_b[k]) for k in state_a)
+
+
+def test_a_different_seed_gives_different_predictions(
+    train_run: Callable[[int, str], Run],
+) -> None:
+    _, zero, _, history_zero = train_run(0, "a")
+    _, one, _, history_one = train_run(1, "c")
+    assert not np.array_equal(zero, one)
+    assert history_zero.read_text() != history_one.read_text()
+    assert (one.argmax(axis=1) == Y[TEST]).mean() > 0.9
+
+
+def test_predict_batches_give_the_same_outputs(train_run: Callable[[int, str], Run]) -> None:
+    model, scores, _, _ = train_run(0, "a")
+    np.testing.assert_allclose(predict(model, X[TEST], batch_size=7), scores, rtol=1e-6)
+
+
+def test_multi_target_regression_fit(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(160, 6)).astype(np.float32)
+    y = np.column_stack([x[:, 0] - x[:, 1], 0.5 * x[:, 2]]).astype(np.float32)
+    model = fit((x[:100], y[:100]), (x[100:130], y[100:130]), _exp("regression"), 2,
+                tmp_path / "r.ckpt", tmp_path / "r.tsv")  # fmt: skip
+    pred = predict(model, x[130:])
+    assert pred.shape == (30, 2)
+    assert isinstance(model.loss, torch.nn.MSELoss)
+    residual = ((pred - y[130:]) ** 2).sum(axis=0)
+    total = ((y[130:] - y[130:].mean(axis=0)) ** 2).sum(axis=0)
+    assert (1 - residual / total > 0.7).all()
+
+
+def test_balanced_class_weights_reach_the_loss(tmp_path: Path) -> None:
+    y = Y[TRAIN].copy()
+    y[np.flatnonzero(y == 1)[:40]] = 0  # make class 1 the minority
+    exp = _exp(class_weights="balanced", max_epochs=1)
+    model = fit((X[TRAIN], y), (X[VAL], Y[VAL]), exp, 2, tmp_path / "w.ckpt", tmp_path / "w.tsv")
+    expected = compute_class_weight("balanced", classes=np.array([0, 1]), y=y)
+    np.testing.assert_allclose(model.loss.weight.numpy(), expected, rtol=1e-6)
+    assert len(pd.read_csv(tmp_path / "w.tsv", sep="\t")) == 1  # max_epochs honoured
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def test_balanced_class_weights_equal_scikit_learn() -> None:
+    y = np.array([0] * 6 + [1] * 3 + [2] * 1)
+    weights = balanced_class_weights(y, 3)
+    expected = compute_class_weight("balanced", classes=np.array([0, 1, 2]), y=y)
+    np.testing.assert_allclose(weights, expected)
+    np.testing.assert_allclose(weights, [10 / 18, 10 / 9, 10 / 3])
+    assert all(isinstance(w, float) for w in weights)
+
+
+def test_balanced_class_weights_give_absent_classes_weight_one() -> None:
+    y = np.array([0, 0, 0, 2])
+    weights = balanced_class_weights(y, 4)
+    present = compute_class_weight("balanced", classes=np.array([0, 2]), y=y)
+    assert weights == pytest.approx([present[0], 1.0, present[1], 1.0])
+    assert weights == pytest.approx([4 / 6, 1.0, 2.0, 1.0])
+
+
+def test_positive_weights_are_negatives_over_positives() -> None:
+    y = np.array([[1, 0, 0], [0, 0, 1], [0, 0, 1], [0, 0, 1]], dtype=np.float32)
+    assert positive_weights(y) == pytest.approx([3.0, 1.0, 1 / 3])
+
+
+def test_prepare_targets_dtypes_and_shapes() -> None:
+    codes = prepare_targets(np.array([0, 1, 2]), "classification")
+    assert codes.dtype == np.int64
+    assert codes.shape == (3,)
+    one = prepare_targets(np.array([1.5, 2.5]), "regression")
+    assert one.dtype == np.float32
+    assert one.shape == (2, 1)
+    assert prepare_targets(np.ones((4, 3)), "regression").shape == (4, 3)
+
+
+def test_accelerator_settings() -> None:
+    assert accelerator_settings({"device": "cpu", "gpus": 4}) == {
+        "accelerator": "cpu",
+        "devices": 1,
+    }
+    assert accelerator_settings({"device": "auto", "gpus": 1}) == {
+        "accelerator": "auto",
+        "devices": 1,
+    }
+    if torch.cuda.is_available():
+        assert accelerator_settings({"device": "gpu", "gpus": 2}) == {
+            "accelerator": "gpu",
+            "devices": 2,
+        }
+    else:
+        with pytest.raises(ConfigError, match=r"training\.device is 'gpu' but no CUDA GPU"):
+            accelerator_settings({"device": "gpu", "gpus": 1})
+
+
+def test_write_history_condenses_lightning_log(tmp_path: Path) -> None:
+    log = tmp_path / "metrics.csv"
+    log.write_text("epoch,step,train_loss,val_loss\n0,3,,0.9\n0,3,1.2,\n1,7,,0.7\n1,7,0.8,\n")
+    write_history(log, tmp_path / "history.tsv")
+    assert (tmp_path / "history.tsv").read_text() == (
+        "epoch\ttrain_loss\tval_loss\n0\t1.2\t0.9\n1\t0.8\t0.7\n"
+    )

@@ -318,3 +318,14 @@ def test_config_knows_every_model_hyperparameter() -> None:
     assert set(MODEL_HYPERPARAMETERS) == set(available_models())
     for name in available_models():
         assert list(MODEL_HYPERPARAMETERS[name]) == hyperparameter_names(name)
+
+
+def test_chromosome_folds_need_positives_on_enough_chromosomes(genome: tuple[Path, Path]) -> None:
+    fa, bed = genome
+    with pytest.raises(InputError, match=r"positives lie on 3 chromosome\(s\).*n_splits=4"):
+        prepare_sequence(_exp(fa, bed, n_splits=4), "s")
+    only_chr1 = bed.parent / "chr1.bed"
+    sites = pd.read_csv(bed, sep="\t", header=None)
+    sites[sites[0] == "chr1"].to_csv(only_chr1, sep="\t", header=False, index=False)
+    with pytest.raises(InputError, match="positives lie on 1 chromosome"):
+        prepare_sequence(_exp(fa, only_chr1), "s")

@@ -88,3 +88,22 @@ def test_dataset_save_load_round_trip(tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(back.table, data.table)
     np.testing.assert_array_equal(back.y, data.y)
     assert back.classes == data.classes
+
+
+def test_dlpipe_check_validates_config_and_data(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from dlpipe.cli import main
+
+    path = tmp_path / "t.csv"
+    _frame().to_csv(path, index=False)
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        f"experiments:\n  e:\n    task: classification\n    data:\n      path: {path}\n"
+        "      id_column: sample\n      label_column: label\n"
+    )
+    assert main(["check", str(config)]) == 0
+    assert "e: 40 samples (x: 20, y: 20)" in capsys.readouterr().out
+    _frame().assign(sample="same").to_csv(path, index=False)
+    assert main(["check", str(config)]) == 1
+    assert "dlpipe error:" in capsys.readouterr().err

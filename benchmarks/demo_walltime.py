@@ -21,6 +21,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from dlpipe.workflow import rebase_paths
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -28,13 +30,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cores", type=int, default=2)
     args = parser.parse_args()
-    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    config = rebase_paths(yaml.safe_load((ROOT / "config" / "config.yaml").read_text()), ROOT)
     for exp in config["experiments"].values():
-        data = exp["data"]
-        for key in ("path", "genome"):
-            if key in data:
-                data[key] = str(ROOT / data[key])
-        data["bed"] = {t: str(ROOT / p) for t, p in data.get("bed", {}).items()} or None
         exp.setdefault("training", {})["progress_bar"] = False
     with tempfile.TemporaryDirectory(prefix="dlpipe-demo-") as tmp:
         cfg = Path(tmp) / "config.yaml"

@@ -10,6 +10,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from dlpipe.workflow import rebase_paths
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -19,13 +21,8 @@ def _summary(metrics_tsv: Path) -> pd.DataFrame:
 
 @pytest.mark.demo
 def test_demo_meets_published_accuracy(tmp_path: Path) -> None:
-    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    config = rebase_paths(yaml.safe_load((ROOT / "config" / "config.yaml").read_text()), ROOT)
     for exp in config["experiments"].values():
-        data = exp["data"]
-        for key in ("path", "genome"):
-            if key in data:
-                data[key] = str(ROOT / data[key])
-        data["bed"] = {t: str(ROOT / p) for t, p in data.get("bed", {}).items()} or None
         exp["training"]["progress_bar"] = False
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     cmd = [

@@ -139,6 +139,34 @@ def min_class_size(cv: Mapping[str, Any]) -> int:
     return 1
 
 
+def check_class_sizes(counts: pd.Series, cv: Mapping[str, Any], where: str) -> None:
+    """Fail unless there are two classes or more, each as large as the CV plan needs.
+
+    Parameters
+    ----------
+    counts
+        Samples per class.
+    cv
+        The experiment's ``cv`` config.
+    where
+        File and column, for the message.
+    """
+    if len(counts) < 2:
+        raise InputError(
+            f"{where} holds a single class ({counts.index[0]!r}); a classification needs at "
+            "least two classes"
+        )
+    need = min_class_size(cv)
+    small = counts[counts < need]
+    if len(small):
+        sizes = {str(k): int(v) for k, v in small.items()}
+        raise InputError(
+            f"{where}: class(es) {sizes} have fewer samples than the {need} that cv.plan "
+            f"{cv['plan']!r} needs (n_splits={cv['n_splits']}); lower cv.n_splits, merge rare "
+            "classes or drop them"
+        )
+
+
 def prepare_tabular(exp: Mapping[str, Any], name: str = "experiment") -> TabularDataset:
     """Read and check an experiment's table and return its canonical dataset.
 
@@ -230,20 +258,7 @@ def prepare_tabular(exp: Mapping[str, Any], name: str = "experiment") -> Tabular
                 "remove these samples or give them a label"
             )
         counts = label.astype(str).value_counts()
-        if len(counts) < 2:
-            raise InputError(
-                f"{path}: label column {targets[0]!r} holds a single class ({counts.index[0]!r}); "
-                "a classification needs at least two classes"
-            )
-        need = min_class_size(exp["cv"])
-        small = counts[counts < need]
-        if len(small):
-            sizes = {str(k): int(v) for k, v in small.items()}
-            raise InputError(
-                f"{path}: class(es) {sizes} in column {targets[0]!r} have fewer samples "
-                f"than the {need} that cv.plan {exp['cv']['plan']!r} needs (n_splits="
-                f"{exp['cv']['n_splits']}); lower cv.n_splits, merge rare classes or drop them"
-            )
+        check_class_sizes(counts, exp["cv"], f"{path}: label column {targets[0]!r}")
         classes = sorted(counts.index.tolist())
     else:
         for col in targets:

@@ -613,7 +613,7 @@ def prepare_fasta(exp: Mapping[str, Any], name: str = "experiment") -> Any:
     Sequences are centre-cropped or N-padded to ``data.sequence_length``. Headers of the form
     ``chrom:start-end`` give genomic coordinates, which chromosome-aware CV plans need.
     """
-    from dlpipe.dataset import SequenceDataset, min_class_size
+    from dlpipe.dataset import SequenceDataset, check_class_sizes
     from dlpipe.io import sha256
 
     data, cv = exp["data"], exp["cv"]
@@ -640,16 +640,7 @@ def prepare_fasta(exp: Mapping[str, Any], name: str = "experiment") -> Any:
         windows["group"] = windows.index.to_numpy()
     windows["gc"] = gc_content(codes) if data["alphabet"] != "protein" else np.nan
     counts = windows["label"].value_counts()
-    if len(counts) < 2:
-        raise InputError(f"{path}: every sequence has the label {counts.index[0]!r}")
-    need = min_class_size(cv)
-    small = counts[counts < need]
-    if len(small):
-        sizes = {str(k): int(v) for k, v in small.items()}
-        raise InputError(
-            f"{path}: class(es) {sizes} have fewer sequences than the {need} that "
-            f"cv.plan {cv['plan']!r} needs; lower cv.n_splits"
-        )
+    check_class_sizes(counts, cv, f"{path}: the labels")
     if cv["plan"] == "chromosome_kfold" and windows["chrom"].nunique() < cv["n_splits"]:
         raise InputError(
             f"{path}: sequences lie on {windows['chrom'].nunique()} chromosome(s) but "

@@ -40,6 +40,21 @@ def check_inputs(config: Mapping[str, Any]) -> None:
                 )
 
 
+def rebase_paths(config: Mapping[str, Any], root: str | Path) -> dict[str, Any]:
+    """Copy of a config whose relative data paths start at ``root`` (to run it from elsewhere)."""
+    import copy
+
+    out = copy.deepcopy(dict(config))
+    for exp in out["experiments"].values():
+        data = exp["data"]
+        for key in ("path", "genome", "blacklist", "fasta", "labels"):
+            if data.get(key):
+                data[key] = str(Path(root) / data[key])
+        if data.get("bed"):
+            data["bed"] = {t: str(Path(root) / p) for t, p in data["bed"].items()}
+    return out
+
+
 def fold_count(exp: Mapping[str, Any]) -> int:
     """Return the number of folds of an experiment (leave-one-out counts table rows)."""
     n_samples = 0

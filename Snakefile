@@ -36,6 +36,8 @@ include: "rules/preprocess.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"
 include: "rules/report.smk"
+include: "rules/singlecell.smk"
+include: "rules/embed.smk"
 
 
 rule all:

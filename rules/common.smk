@@ -1,4 +1,5 @@
 # Input functions and helpers shared by the rules. The logic they need lives in dlpipe.
+from dlpipe.report_sections import extra_report_files
 from dlpipe.workflow import experiment_sections, fold_count
 
 EXPERIMENTS = list(config["experiments"])
@@ -28,6 +29,23 @@ def data_files(wildcards):
     files = [data[k] for k in ("path", "genome", "blacklist", "fasta", "labels")]
     files += list((data["bed"] or {}).values())
     return [f for f in files if f]
+
+
+def singlecell_counts(wildcards):
+    """The .h5ad of raw counts that a single-cell experiment integrates."""
+    return exp_config(wildcards)["data"]["path"]
+
+
+def integrated_input(wildcards):
+    """The integrated .h5ad a single-cell experiment is prepared from (none for the others)."""
+    if exp_config(wildcards)["data"]["modality"] == "singlecell":
+        return f"results/{wildcards.exp}/integrated.h5ad"
+    return []
+
+
+def integrate_gpus(wildcards):
+    integration = exp_config(wildcards)["integration"]
+    return integration["gpus"] if integration["device"] == "gpu" else 0
 
 
 def folds_of(exp):
@@ -79,4 +97,5 @@ def report_inputs(wildcards):
         files[f"{exp}_summaries"] = expand(
             "results/{exp}/{fold}/preprocess.json", exp=exp, fold=folds_of(exp)
         )
+        files.update(extra_report_files(exp, config["experiments"][exp]))
     return files

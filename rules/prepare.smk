@@ -2,6 +2,7 @@ rule prepare:
     """Check the raw table and write the canonical dataset with its provenance."""
     input:
         data=data_files,
+        integrated=integrated_input,
     output:
         dataset="results/{exp}/dataset.parquet",
         meta="results/{exp}/dataset.json",

@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parents[1]
 ENV_FILE = ROOT / "envs" / "dlpipe.yaml"
 #: PyPI name → conda-forge name where they differ.
 CONDA_NAME = {"torch": "pytorch", "matplotlib": "matplotlib-base", "snakemake": "snakemake-minimal"}
-RULES = ("prepare", "split", "preprocess", "train", "baseline", "evaluate", "aggregate", "report")
+RULES = ("prepare", "split", "preprocess", "train", "baseline", "evaluate", "aggregate", "report",
+         "integrate", "integration_metrics", "embed", "embedding")  # fmt: skip
 _REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9_.-]*)\s*(?:\[[^\]]*\])?\s*(.*?)\s*$")
 
 
@@ -111,8 +112,18 @@ def test_rule_has_existing_conda_env_and_log(rule: str) -> None:
     assert re.search(r'"logs/[^"]+\.log"', directives["log"]), directives["log"]
 
 
-@pytest.mark.parametrize("rule", ["train", "baseline"])
+@pytest.mark.parametrize("rule", ["train", "baseline", "embed"])
 def test_heavy_rules_record_a_benchmark(rule: str) -> None:
     directives = _rules()[rule]
     assert "benchmark" in directives, f"rule {rule} has no benchmark: directive"
     assert f'"benchmarks/runs/{rule}/{{exp}}/{{fold}}.tsv"' in directives["benchmark"]
+
+
+@pytest.mark.parametrize("rule", ["integrate", "integration_metrics"])
+def test_single_cell_rules_record_a_benchmark(rule: str) -> None:
+    assert f'"benchmarks/runs/{rule}/{{exp}}.tsv"' in _rules()[rule].get("benchmark", "")
+
+
+@pytest.mark.parametrize("rule", ["train", "embed", "integrate"])
+def test_gpu_rules_carry_a_gpu_resource(rule: str) -> None:
+    assert "gpu=" in _rules()[rule]["resources"]

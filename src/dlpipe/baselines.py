@@ -1,7 +1,8 @@
 """scikit-learn baselines fitted on exactly the rows the deep model trains on.
 
 Classification: L2 logistic regression; regression: ridge regression (multi-output);
-sequences: k-mer frequencies, standardised, into logistic regression. They see the preprocessed
+sequences: k-mer frequencies, standardised, into logistic regression; single cells: logistic
+regression on the principal components of the unintegrated data. They see the preprocessed
 training side of each fold (with SMOTE rows when the config asks for SMOTE), never the
 validation or test side.
 """
@@ -27,6 +28,8 @@ def baseline_name(exp: Mapping[str, Any]) -> str:
     """Name of an experiment's baseline learner, as used in tables and figures."""
     if exp.get("data", {}).get("modality") == "sequence":
         return f"kmer{exp['baseline']['k']}_logistic_regression"
+    if exp.get("data", {}).get("modality") == "singlecell":  # reads the unintegrated PCA
+        return "pca_logistic_regression"
     return BASELINE_NAMES[exp["task"]]
 
 

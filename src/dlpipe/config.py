@@ -159,7 +159,16 @@ def check_experiment(name: str, exp: Mapping[str, Any]) -> None:
     key = f"experiments.{name}"
     _check_model(key, exp["model"])
     if exp["data"]["modality"] == "sequence":
+        if exp["embed"]["enabled"]:
+            raise ConfigError(
+                f"config key {key}.embed.enabled: the VAE embeds tabular features, not sequences"
+            )
         _check_sequence_experiment(key, exp)
+        return
+    if exp["data"]["modality"] == "singlecell":
+        from dlpipe.singlecell import check_singlecell_experiment
+
+        check_singlecell_experiment(key, exp)
         return
     data, cv, pre = exp["data"], exp["cv"], exp["preprocess"]
     task = exp["task"]

@@ -46,6 +46,10 @@ class TabularDataset:
         Sorted class names (classification); the label code of a sample is its position here.
     meta
         Provenance: source file, checksum, counts.
+    feature_sets
+        Feature columns each learner reads (``model``, ``baseline``), when they differ (a
+        single-cell experiment: scVI latent for the deep model, PCA for the baseline);
+        ``None``: every learner reads every feature.
     """
 
     table: pd.DataFrame
@@ -56,6 +60,7 @@ class TabularDataset:
     group_column: str | None = None
     classes: list[str] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    feature_sets: dict[str, list[str]] | None = None
 
     @property
     def ids(self) -> np.ndarray:
@@ -95,6 +100,7 @@ class TabularDataset:
                 "group_column": self.group_column,
                 "classes": self.classes,
                 "meta": self.meta,
+                "feature_sets": self.feature_sets,
             },
             meta_json,
         )

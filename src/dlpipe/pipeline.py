@@ -58,10 +58,29 @@ def learner_names(exp: Mapping[str, Any]) -> list[str]:
 
 
 def prepare_step(
-    name: str, exp: Mapping[str, Any], dataset: str, meta: str, provenance_json: str, workdir: str
+    name: str,
+    exp: Mapping[str, Any],
+    dataset: str,
+    meta: str,
+    provenance_json: str,
+    workdir: str,
+    integrated: str | None = None,
 ) -> TabularDataset | SequenceDataset:
-    """Check and canonicalise the raw inputs; record provenance."""
-    if exp["data"]["modality"] == "sequence" and exp["data"]["fasta"]:
+    """Check and canonicalise the raw inputs; record provenance.
+
+    A single-cell experiment reads its ``integrated`` ``.h5ad`` (the integrate step's output)
+    and keeps its labelled cells.
+    """
+    if exp["data"]["modality"] == "singlecell":
+        from dlpipe.io import sha256
+        from dlpipe.singlecell import latent_dataset
+
+        if integrated is None:
+            raise ValueError("a singlecell experiment is prepared from its integrated .h5ad")
+        data = latent_dataset(integrated, exp, name)
+        raw = str(exp["data"]["path"])
+        inputs = {raw: sha256(raw), data.meta["source"]: data.meta["sha256"]}
+    elif exp["data"]["modality"] == "sequence" and exp["data"]["fasta"]:
         from dlpipe.sequence import prepare_fasta
 
         data: TabularDataset | SequenceDataset = prepare_fasta(exp, name)
@@ -119,6 +138,25 @@ def preprocess_step(
     return summary
 
 
+def learner_features(
+    X: np.ndarray,  # noqa: N803
+    fitted: Any,
+    data_meta: Mapping[str, Any],
+    role: str,
+) -> np.ndarray:
+    """Select the columns of ``X`` that a learner reads (``role``: ``model`` or ``baseline``).
+
+    Datasets with ``feature_sets`` give each learner its own features (single-cell: the scVI
+    latent space for the deep model, the PCA for the baseline); others share every column.
+    """
+    sets = data_meta.get("feature_sets")
+    if not sets:
+        return X
+    wanted = set(sets[role])
+    keep = [i for i, name in enumerate(fitted.feature_names) if name in wanted]
+    return X[:, keep]
+
+
 def _n_outputs(data_meta: Mapping[str, Any]) -> int:
     if data_meta["task"] in ("classification", "multilabel"):
         return len(data_meta["classes"])
@@ -145,19 +183,21 @@ def train_step(
     y_tr, y_va = tr.y, va.y
     if exp["task"] == "regression":
         y_tr, y_va = fitted.scale_targets(y_tr), fitted.scale_targets(y_va)
-    fit((tr.X, y_tr), (va.X, y_va), exp, _n_outputs(info), checkpoint, history, threads)
+    X_tr, X_va = (learner_features(a.X, fitted, info, "model") for a in (tr, va))  # noqa: N806
+    fit((X_tr, y_tr), (X_va, y_va), exp, _n_outputs(info), checkpoint, history, threads)
 
 
 def baseline_step(
     exp: Mapping[str, Any], train: str, preprocessor: str, meta: str, model_out: str
 ) -> None:
     """Fit the scikit-learn baseline on the same training rows as the deep model."""
-    exp = {**exp, "task": read_json(meta)["task"]}
+    info = read_json(meta)
+    exp = {**exp, "task": info["task"]}
     fitted: FittedPreprocessor = joblib.load(preprocessor)
     tr = FoldArrays.load(train)
     y = fitted.scale_targets(tr.y) if exp["task"] == "regression" else tr.y
     model = make_baseline(exp)
-    model.fit(tr.X, y)
+    model.fit(learner_features(tr.X, fitted, info, "baseline"), y)
     joblib.dump(model, model_out)
 
 
@@ -253,7 +293,9 @@ def evaluate_step(
     files = dict(zip(learner_names(exp), [model, baseline], strict=False))
     tables, results = [], {}
     for learner, path in files.items():
-        scores = _scores(exp, learner, path, te.X, fitted, n_classes, info["task"])
+        role = "model" if learner == exp["model"]["name"] else "baseline"
+        X = learner_features(te.X, fitted, info, role)  # noqa: N806
+        scores = _scores(exp, learner, path, X, fitted, n_classes, info["task"])
         table = prediction_table(te.ids, fold, learner, te.y, scores, info)
         results[learner] = table_metrics(table, info)
         tables.append(table)
@@ -368,9 +410,11 @@ def report_step(
     """Write the HTML report.
 
     ``files`` holds ``{exp}_meta``, ``_provenance``, ``_metrics``, ``_figures`` (folder) and
-    ``_summaries`` (list) for every experiment.
+    ``_summaries`` (list) for every experiment, and the files of its extra sections
+    (:func:`dlpipe.report_sections.extra_report_files`).
     """
     from dlpipe.report import ExperimentFiles, build_report
+    from dlpipe.report_sections import extra_sections
 
     entries = []
     for name, exp in experiments.items():
@@ -384,6 +428,7 @@ def report_step(
                 metrics=files[f"{name}_metrics"],
                 preprocess_summaries=list(files[f"{name}_summaries"]),
                 figures=[str(figures / f) for f in figure_names(exp)],
+                sections=extra_sections(name, exp, files),
             )
         )
     build_report(entries, title, out_html)

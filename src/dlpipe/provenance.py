@@ -23,6 +23,9 @@ PACKAGES = (
     "pysam",
     "matplotlib",
     "snakemake",
+    "scanpy",
+    "scvi-tools",
+    "scib-metrics",
 )
 
 

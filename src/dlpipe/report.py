@@ -59,6 +59,8 @@ class ExperimentFiles:
     metrics: str
     preprocess_summaries: Sequence[str]
     figures: Sequence[str] = field(default_factory=list)
+    #: Extra HTML blocks by place (``after_data``, ``after_metrics``); see dlpipe.report_sections.
+    sections: Mapping[str, Sequence[str]] = field(default_factory=dict)
 
 
 def _esc(value: Any) -> str:
@@ -221,6 +223,8 @@ def _model_section(exp: Mapping[str, Any]) -> str:
         baseline = "none"
     elif exp["data"]["modality"] == "sequence":
         baseline = f"{base['k']}-mer frequencies + logistic regression (C={base['C']})"
+    elif exp["data"]["modality"] == "singlecell":
+        baseline = f"logistic regression (C={base['C']}) on the unintegrated PCA"
     elif exp["task"] == "classification":
         baseline = f"logistic regression (C={base['C']})"
     else:
@@ -312,6 +316,7 @@ def build_report(experiments: Sequence[ExperimentFiles], title: str, out_html: s
         if cfg.get("description"):
             parts.append(f"<p>{_esc(cfg['description'])}</p>")
         parts += ["<h3>Data</h3>", _data_section(meta, cfg)]
+        parts += list(exp.sections.get("after_data", ()))
         parts += ["<h3>Cross-validation and preprocessing</h3>", _plan_section(cfg, summaries)]
         parts += ["<h3>Model</h3>", _model_section(cfg)]
         parts += [
@@ -326,6 +331,7 @@ def build_report(experiments: Sequence[ExperimentFiles], title: str, out_html: s
                 f"<figure>{_img(fig, name)}<figcaption class=note>"
                 f"{_esc(_CAPTIONS.get(name, name))}</figcaption></figure>"
             )
+        parts += list(exp.sections.get("after_metrics", ()))
         parts += ["<h3>Provenance</h3>", _provenance_section(read_json(exp.provenance), cfg)]
     parts.append("</body></html>")
     Path(out_html).write_text("\n".join(parts))

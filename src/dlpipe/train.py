@@ -248,6 +248,47 @@ def fit(
         ),
     )
     batch_size = min(int(training["batch_size"]), len(X_train))
+    fit_module(
+        module,
+        _loader(X_train, y_train, batch_size, shuffle=True, seed=seed),
+        _loader(X_val, y_val, batch_size, shuffle=False, seed=seed),
+        training,
+        checkpoint,
+        history,
+    )
+    module = SupervisedModule.load_from_checkpoint(checkpoint, map_location="cpu")
+    module.eval()
+    return module
+
+
+def fit_module(
+    module: L.LightningModule,
+    train_loader: DataLoader,
+    val_loader: DataLoader,
+    training: Mapping[str, Any],
+    checkpoint: str | Path,
+    history: str | Path,
+) -> float:
+    """Fit a Lightning module with early stopping on ``val_loss``; keep its best epoch.
+
+    Parameters
+    ----------
+    module
+        A module that logs ``train_loss`` and ``val_loss`` once per epoch.
+    train_loader, val_loader
+        The training and validation batches.
+    training
+        ``max_epochs``, ``patience``, ``precision``, ``progress_bar``, ``device``, ``gpus``.
+    checkpoint
+        Where to copy the best-epoch checkpoint.
+    history
+        Where to write the per-epoch TSV (epoch, train_loss, val_loss).
+
+    Returns
+    -------
+    float
+        The best validation loss.
+    """
     with tempfile.TemporaryDirectory(prefix="dlpipe-train-") as tmp:
         stopper = EarlyStopping(monitor="val_loss", mode="min", patience=training["patience"])
         best = ModelCheckpoint(
@@ -265,22 +306,15 @@ def fit(
             default_root_dir=tmp,
             **accelerator_settings(training),
         )
-        trainer.fit(
-            module,
-            _loader(X_train, y_train, batch_size, shuffle=True, seed=seed),
-            _loader(X_val, y_val, batch_size, shuffle=False, seed=seed),
-        )
-        log.info(
-            "best epoch val_loss %.6f (%s)", float(best.best_model_score), best.best_model_path
-        )
+        trainer.fit(module, train_loader, val_loader)
+        score = float(best.best_model_score)
+        log.info("best epoch val_loss %.6f (%s)", score, best.best_model_path)
         shutil.copyfile(best.best_model_path, checkpoint)
         write_history(Path(tmp) / "metrics.csv", history)
-    module = SupervisedModule.load_from_checkpoint(checkpoint, map_location="cpu")
-    module.eval()
-    return module
+    return score
 
 
-__all__ = ["SupervisedModule", "fit", "load_model", "predict"]
+__all__ = ["SupervisedModule", "fit", "fit_module", "load_model", "predict"]
 
 
 def write_history(metrics_csv: str | Path, history: str | Path) -> None:

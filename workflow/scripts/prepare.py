@@ -16,4 +16,5 @@ with step_logging(snakemake.log[0], list(snakemake.output)):
         snakemake.output.meta,
         snakemake.output.provenance,
         snakemake.params.workdir,
+        integrated=snakemake.input.get("integrated") or None,
     )

@@ -1,0 +1,348 @@
+"""A Gaussian VAE beside the supervised models: per-fold embeddings and reconstruction error.
+
+For an experiment with ``embed.enabled``, each fold fits a
+:class:`~dlpipe.models.vae.GaussianVAE` with Lightning on the preprocessed features of its
+training side (SMOTE rows left out: they are not samples), with early stopping on its
+validation side; the test side is only encoded and scored. Every sample of the data set is then
+embedded by that fold's VAE (posterior means), and the reconstruction error is reported for each
+side, so the test-side error tells how well the VAE generalises to samples it never saw.
+
+Embeddings of different folds are different coordinate systems: use one fold's file, never a
+mix of folds.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L  # noqa: N812 - the documented alias
+import numpy as np
+import pandas as pd
+import torch
+
+from dlpipe.io import read_json, write_json
+from dlpipe.models.vae import GaussianVAE
+from dlpipe.preprocess import FoldArrays
+
+log = logging.getLogger(__name__)
+
+SIDES = ("train", "val", "test")
+
+
+class VAEModule(L.LightningModule):
+    """A :class:`GaussianVAE` with its negative-ELBO loss and Adam.
+
+    Parameters
+    ----------
+    n_inputs
+        Number of features.
+    n_latent, hidden_layers, dropout, batch_norm
+        Architecture (see :class:`GaussianVAE`).
+    beta
+        Weight of the KL term.
+    learning_rate, weight_decay
+        Adam settings.
+    """
+
+    def __init__(
+        self,
+        n_inputs: int,
+        n_latent: int,
+        hidden_layers: Sequence[int],
+        dropout: float,
+        batch_norm: bool,
+        beta: float = 1.0,
+        learning_rate: float = 1e-3,
+        weight_decay: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.vae = GaussianVAE(n_inputs, n_latent, list(hidden_layers), dropout, batch_norm)
+
+    def _step(self, batch: tuple[torch.Tensor, torch.Tensor], name: str) -> torch.Tensor:
+        x, _ = batch
+        terms = self.vae.elbo_terms(x, self.vae(x), self.hparams.beta)
+        self.log(name, terms.loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(x))
+        return terms.loss
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> torch.Tensor:
+        """One optimisation step on the negative ELBO."""
+        return self._step(batch, "train_loss")
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> torch.Tensor:
+        """Log the validation negative ELBO (drives early stopping and checkpointing)."""
+        return self._step(batch, "val_loss")
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        """Adam with the configured weight decay."""
+        return torch.optim.Adam(
+            self.parameters(), lr=self.hparams.learning_rate, weight_decay=self.hparams.weight_decay
+        )
+
+
+def fit_vae(
+    train: np.ndarray,
+    val: np.ndarray,
+    exp: Mapping[str, Any],
+    checkpoint: str | Path,
+    history: str | Path,
+    threads: int = 1,
+) -> GaussianVAE:
+    """Fit a fold's VAE on its training rows, early-stopped on its validation rows.
+
+    Parameters
+    ----------
+    train, val
+        Preprocessed feature matrices.
+    exp
+        The experiment's config (``seed``, ``embed``; ``training`` for device and precision).
+    checkpoint
+        Where to write the best-epoch checkpoint.
+    history
+        Where to write the per-epoch losses.
+    threads
+        CPU threads for torch.
+
+    Returns
+    -------
+    GaussianVAE
+        The best epoch's VAE, on the CPU, in eval mode.
+    """
+    from dlpipe.train import _loader, fit_module
+
+    cfg, seed = exp["embed"], int(exp["seed"])
+    torch.set_num_threads(max(1, threads))
+    L.seed_everything(seed, workers=True, verbose=False)
+    module = VAEModule(
+        n_inputs=train.shape[1],
+        n_latent=cfg["n_latent"],
+        hidden_layers=cfg["hidden_layers"],
+        dropout=cfg["dropout"],
+        batch_norm=cfg["batch_norm"],
+        beta=cfg["beta"],
+        learning_rate=cfg["learning_rate"],
+        weight_decay=cfg["weight_decay"],
+    )
+    batch_size = min(int(cfg["batch_size"]), len(train))
+    settings = {**exp["training"], "max_epochs": cfg["max_epochs"], "patience": cfg["patience"]}
+    # The autoencoder's target is its input: the loaders yield (x, x).
+    fit_module(
+        module,
+        _loader(train, train, batch_size, shuffle=True, seed=seed),
+        _loader(val, val, batch_size, shuffle=False, seed=seed),
+        settings,
+        checkpoint,
+        history,
+    )
+    return load_vae(checkpoint)
+
+
+def load_vae(checkpoint: str | Path) -> GaussianVAE:
+    """Rebuild the VAE of a checkpoint written by :func:`fit_vae` (CPU, eval mode)."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    hp = state["hyper_parameters"]
+    vae = GaussianVAE(
+        hp["n_inputs"], hp["n_latent"], list(hp["hidden_layers"]), hp["dropout"], hp["batch_norm"]
+    )
+    vae.load_state_dict(
+        {k.removeprefix("vae."): v for k, v in state["state_dict"].items() if k.startswith("vae.")}
+    )
+    return vae.eval()
+
+
+@torch.no_grad()
+def encode(vae: GaussianVAE, X: np.ndarray, batch_size: int = 1024) -> np.ndarray:  # noqa: N803
+    """Posterior means ``(n, n_latent)`` of the rows of ``X``."""
+    vae.eval()
+    tensor = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
+    parts = [vae.encode(tensor[i : i + batch_size])[0] for i in range(0, len(tensor), batch_size)]
+    return torch.cat(parts).numpy().astype(np.float64)
+
+
+@torch.no_grad()
+def reconstruction_error(
+    vae: GaussianVAE,
+    X: np.ndarray,  # noqa: N803
+    beta: float = 1.0,
+) -> dict[str, float]:
+    """How well the VAE reconstructs ``X`` from the posterior means.
+
+    Returns
+    -------
+    dict
+        ``mse`` (mean squared error per entry), ``r2`` (1 − SSE / SST around this side's
+        feature means, pooled over features), ``neg_elbo`` (per sample) and ``n``.
+    """
+    vae.eval()
+    x = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
+    out = vae(x)
+    recon = out.recon.double().numpy()
+    truth = np.asarray(X, dtype=np.float64)
+    sse = float(((truth - recon) ** 2).sum())
+    sst = float(((truth - truth.mean(axis=0)) ** 2).sum())
+    return {
+        "n": len(truth),
+        "mse": sse / truth.size,
+        "r2": 1.0 - sse / sst if sst > 0 else float("nan"),
+        "neg_elbo": float(vae.elbo_terms(x, out, beta).loss),
+    }
+
+
+def embed_step(
+    exp: Mapping[str, Any],
+    fold: int,
+    inputs: Mapping[str, str],
+    outputs: Mapping[str, str],
+    threads: int = 1,
+) -> dict[str, dict[str, float]]:
+    """Fit one fold's VAE, embed every sample and score the reconstruction of each side.
+
+    Parameters
+    ----------
+    exp
+        The experiment's config.
+    fold
+        Fold number.
+    inputs
+        ``train``, ``val``, ``test``: the fold's preprocessed ``.npz`` files; ``summary``: its
+        ``preprocess.json`` (whose ``n_train`` tells SMOTE rows from samples).
+    outputs
+        ``model``, ``history``, ``embedding`` (TSV), ``reconstruction`` (JSON) paths.
+    threads
+        CPU threads for torch.
+
+    Returns
+    -------
+    dict
+        Reconstruction error per side.
+    """
+    arrays = {side: FoldArrays.load(inputs[side]) for side in SIDES}
+    n_train = int(read_json(inputs["summary"])["n_train"])
+    # SMOTE appends its synthetic rows after the real training rows.
+    arrays["train"] = FoldArrays(
+        arrays["train"].X[:n_train], arrays["train"].y[:n_train], arrays["train"].ids[:n_train]
+    )
+    vae = fit_vae(
+        arrays["train"].X, arrays["val"].X, exp, outputs["model"], outputs["history"], threads
+    )
+    beta = float(exp["embed"]["beta"])
+    scores = {side: reconstruction_error(vae, arr.X, beta) for side, arr in arrays.items()}
+    frames = []
+    for side, arr in arrays.items():
+        latent = encode(vae, arr.X)
+        frame = pd.DataFrame(latent, columns=[f"z{i + 1}" for i in range(latent.shape[1])])
+        frame.insert(0, "side", side)
+        frame.insert(0, "id", arr.ids)
+        frames.append(frame)
+    pd.concat(frames).to_csv(outputs["embedding"], sep="\t", index=False, float_format="%.6g")
+    write_json({"fold": fold, **scores}, outputs["reconstruction"])
+    log.info("fold %d test reconstruction: %s", fold, scores["test"])
+    return scores
+
+
+def reconstruction_table(files: Sequence[str]) -> pd.DataFrame:
+    """Reconstruction error per fold and side (``fold``, ``side``, ``n``, ``mse``, ``r2``, …)."""
+    rows = []
+    for path in files:
+        record = read_json(path)
+        for side in SIDES:
+            rows.append({"fold": record["fold"], "side": side, **record[side]})
+    return pd.DataFrame(rows).sort_values(["fold", "side"], key=_side_order).reset_index(drop=True)
+
+
+def _side_order(column: pd.Series) -> pd.Series:
+    return column.map(SIDES.index) if column.name == "side" else column
+
+
+def embedding_summary_step(
+    exp: Mapping[str, Any],
+    reconstruction_files: Sequence[str],
+    embedding_tsv: str,
+    dataset: str,
+    meta: str,
+    reconstruction_tsv: str,
+    umap_png: str,
+) -> pd.DataFrame:
+    """Tabulate reconstruction errors over folds and draw the UMAP of one fold's embedding.
+
+    Parameters
+    ----------
+    exp
+        The experiment's config (``seed``).
+    reconstruction_files
+        Every fold's ``reconstruction.json``.
+    embedding_tsv
+        The embedding of the fold drawn (fold 0).
+    dataset, meta
+        The experiment's dataset (labels or targets colour the points).
+    reconstruction_tsv, umap_png
+        Outputs.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The reconstruction table.
+    """
+    from dlpipe.dataset import load_dataset
+
+    table = reconstruction_table(reconstruction_files)
+    table.to_csv(reconstruction_tsv, sep="\t", index=False, float_format="%.6g")
+    embedding = pd.read_csv(embedding_tsv, sep="\t", dtype={"id": str})
+    data = load_dataset(dataset, meta)
+    info = read_json(meta)
+    if info["task"] == "classification":
+        colour = pd.Series(np.asarray(data.classes)[data.y], index=data.ids)
+        title = f"class ({data.target_columns[0]})"
+    else:
+        colour = pd.Series(data.y[:, 0], index=data.ids)
+        title = data.target_columns[0]
+    latent = embedding.filter(regex=r"^z\d+$").to_numpy()
+    xy = umap_coordinates(latent, int(exp["seed"]))
+    draw_embedding(xy, embedding["side"].to_numpy(), colour.loc[embedding["id"]], title, umap_png)
+    return table
+
+
+def umap_coordinates(latent: np.ndarray, seed: int, n_neighbors: int = 15) -> np.ndarray:
+    """2-D UMAP (scanpy) of latent points."""
+    import anndata as ad
+    import scanpy as sc
+
+    adata = ad.AnnData(np.asarray(latent, dtype=np.float32))
+    sc.pp.neighbors(adata, n_neighbors=min(n_neighbors, len(latent) - 1), use_rep="X")
+    sc.tl.umap(adata, random_state=seed)
+    return np.asarray(adata.obsm["X_umap"])
+
+
+def draw_embedding(
+    xy: np.ndarray, side: np.ndarray, colour: pd.Series, title: str, path: str | Path
+) -> None:
+    """Scatter of a 2-D embedding: colour = class or target, crosses = the fold's test side."""
+    from dlpipe.plots import _save, plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 5))
+    test = side == "test"
+    marker = {False: ("o", "training and validation side"), True: ("x", "test side")}
+    if pd.api.types.is_numeric_dtype(colour):
+        for held_out in (False, True):
+            rows = test == held_out
+            points = ax.scatter(
+                *xy[rows].T, c=colour.to_numpy()[rows], cmap="viridis", s=14,
+                marker=marker[held_out][0], label=marker[held_out][1],
+                vmin=colour.min(), vmax=colour.max(),
+            )  # fmt: skip
+        fig.colorbar(points, ax=ax, label=title)
+    else:
+        cmap = plt.get_cmap("tab10")
+        for k, cls in enumerate(sorted(colour.astype(str).unique())):
+            for held_out in (False, True):
+                rows = (colour.astype(str).to_numpy() == cls) & (test == held_out)
+                label = f"{cls} ({'test' if held_out else 'train/val'})"
+                ax.scatter(*xy[rows].T, s=14, color=cmap(k % 10), marker=marker[held_out][0],
+                           label=label)  # fmt: skip
+    ax.legend(fontsize="x-small", loc="best")
+    ax.set(xticks=[], yticks=[], xlabel="UMAP 1", ylabel="UMAP 2",
+           title=f"VAE latent space of fold 0, coloured by {title}")  # fmt: skip
+    _save(fig, path)

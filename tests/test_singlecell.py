@@ -6,6 +6,7 @@ types with their own marker genes, and a batch effect that scales a third of the
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -408,3 +409,89 @@ def test_latent_dataset_keeps_labelled_cells_and_splits_feature_sets(
         data.table[data.feature_sets["model"]].to_numpy(), adata.obsm[LATENT_KEY][labelled]
     )
     assert list(data.table.index) == list(adata.obs_names[labelled])
+
+
+# --------------------------------------------------------------------------------------------
+# The workflow: integrate → scib → split → train → evaluate → report, and the VAE beside a table.
+
+
+@pytest.mark.workflow
+def test_workflow_integrates_classifies_and_embeds(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    import joblib
+    import scanpy as sc
+    import torch
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    _write(_counts(100, unlabelled=100), tmp_path / "cells.h5ad")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 12)) @ rng.normal(size=(12, 12))
+    table = pd.DataFrame(x, columns=[f"g{i}" for i in range(12)])
+    table.insert(0, "sample", [f"S{i:02d}" for i in range(60)])
+    table["t"] = x[:, 0] - x[:, 1] + rng.normal(size=60)
+    table.to_csv(tmp_path / "bulk.csv", index=False)
+    fast = {"max_epochs": 4, "patience": 2, "progress_bar": False, "device": "cpu"}
+    config = {"experiments": {
+        "cells": {"task": "classification",
+                  "data": {"modality": "singlecell", "path": "cells.h5ad",
+                           "batch_column": "batch", "label_column": "cell_type"},
+                  "integration": {"method": "scanvi", "n_top_genes": 30, "n_latent": 4,
+                                  "n_hidden": 16, "max_epochs": 6, "scanvi_max_epochs": 2,
+                                  "n_pcs": 5, "min_cells_per_batch": 20, "device": "cpu"},
+                  "model": {"name": "mlp", "hidden_layers": [8]}, "training": fast,
+                  "cv": {"n_splits": 3}, "resources": {"threads": 1}},
+        "bulk": {"task": "regression",
+                 "data": {"path": "bulk.csv", "id_column": "sample", "target_columns": ["t"]},
+                 "embed": {"enabled": True, "n_latent": 3, "hidden_layers": [8],
+                           "max_epochs": 4, "patience": 2},
+                 "model": {"name": "mlp", "hidden_layers": [8]}, "training": fast,
+                 "cv": {"plan": "kfold", "n_splits": 3}, "resources": {"threads": 1}},
+    }}  # fmt: skip
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+
+    def snakemake(*args: str) -> subprocess.CompletedProcess[str]:
+        cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(root / "Snakefile"),
+               "--directory", str(tmp_path), "--configfile", "config.yaml", "--cores", "2",
+               *args]  # fmt: skip
+        return subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=tmp_path)
+
+    run = snakemake("--quiet")
+    assert run.returncode == 0, run.stderr[-3000:]
+    results = tmp_path / "results"
+    adata = sc.read_h5ad(results / "cells" / "integrated.h5ad")
+    assert adata.obsm["X_scVI"].shape == (200, 4)
+    assert {"leiden", "scanvi_prediction", "scanvi_probability"} <= set(adata.obs.columns)
+    assert (results / "cells" / "integration" / "models" / "scvi" / "model.pt").is_file()
+    scib = pd.read_csv(results / "cells" / "integration" / "scib.tsv", sep="\t")
+    assert {"iLISI", "KMeans NMI", "Total"} <= set(scib["metric"])
+    assert scib[list(EMBEDDINGS)].notna().all().all()
+
+    metrics = pd.read_csv(results / "cells" / "metrics.tsv", sep="\t")
+    assert set(metrics["learner"]) == {"mlp", "pca_logistic_regression"}
+    oof = pd.read_csv(results / "cells" / "oof_predictions.tsv", sep="\t")
+    assert (oof.groupby("learner")["id"].nunique() == 100).all()  # the labelled cells only
+    # The deep model read the 4 scVI dimensions, the baseline the 5 principal components.
+    state = torch.load(results / "cells" / "0" / "model.ckpt", weights_only=True)
+    assert state["hyper_parameters"]["n_inputs"] == 4
+    assert joblib.load(results / "cells" / "0" / "baseline.joblib").n_features_in_ == 5
+
+    recon = pd.read_csv(results / "bulk" / "embedding" / "reconstruction.tsv", sep="\t")
+    assert recon.shape[0] == 9
+    embedding = pd.read_csv(results / "bulk" / "2" / "embedding.tsv", sep="\t")
+    assert embedding.shape == (60, 2 + 3)
+    html = (results / "report.html").read_text()
+    for text in ("Batch integration (scVI)", "Integration benchmark (scib-metrics)",
+                 "Cell-type classification", "scANVI label transfer", "VAE embedding",
+                 "pca_logistic_regression"):  # fmt: skip
+        assert text in html, text
+
+    # A new classifier setting retrains; it does not integrate again.
+    config["experiments"]["cells"]["training"]["learning_rate"] = 0.01
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    changed = snakemake("-n", "--quiet", "rules")
+    jobs = re.findall(r"^(\w+)\s+\d+$", changed.stdout + changed.stderr, flags=re.MULTILINE)
+    assert "train" in jobs
+    assert "integrate" not in jobs

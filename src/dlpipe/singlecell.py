@@ -831,7 +831,9 @@ def umap_figure(adata: ad.AnnData, batch_col: str, label_col: str, path: str | P
     colour_by = [(batch_col, "batch"), (label_col, "label")]
     if "scanvi_prediction" in adata.obs:
         colour_by.append(("scanvi_prediction", "scANVI label transfer"))
-    rows = [(title, UMAP_KEYS[key]) for title, key in EMBEDDINGS.items()]
+    # Unintegrated first, then integrated; known and transferred labels share their colours.
+    rows = [(title, UMAP_KEYS[key]) for title, key in reversed(EMBEDDINGS.items())]
+    label_names = sorted(adata.obs[label_col].dropna().astype(str).unique())
     fig, axes = plt.subplots(
         len(rows),
         len(colour_by),
@@ -841,6 +843,8 @@ def umap_figure(adata: ad.AnnData, batch_col: str, label_col: str, path: str | P
     for j, (column, what) in enumerate(colour_by):
         values = adata.obs[column].astype(object)
         categories = sorted(values.dropna().astype(str).unique())
+        if column != batch_col:
+            categories = label_names + [c for c in categories if c not in label_names]
         cmap = plt.get_cmap("tab10" if len(categories) <= 10 else "tab20")
         for i, (title, umap_key) in enumerate(rows):
             ax = axes[i, j]
@@ -850,7 +854,10 @@ def umap_figure(adata: ad.AnnData, batch_col: str, label_col: str, path: str | P
                 ax.scatter(*xy[missing].T, s=3, c="#d0d0d0", label="unlabelled", rasterized=True)
             for k, cat in enumerate(categories):
                 rows_k = (values.astype(str) == cat).to_numpy() & ~missing
-                ax.scatter(*xy[rows_k].T, s=3, color=cmap(k % cmap.N), label=cat, rasterized=True)
+                if rows_k.any():
+                    ax.scatter(
+                        *xy[rows_k].T, s=3, color=cmap(k % cmap.N), label=cat, rasterized=True
+                    )
             ax.set_title(f"{title}: {what}", fontsize="medium")
             ax.set_xticks([])
             ax.set_yticks([])

@@ -56,7 +56,23 @@ def test_demo_meets_published_accuracy(tmp_path: Path) -> None:
     )
     assert crp.loc[("cnn", "auroc"), "mean"] > 0.8
 
+    pbmc = _summary(tmp_path / "results" / "pbmc_cell_types" / "metrics.tsv")
+    # Ten cell types on the scVI latent space, well above the majority class (240 / 700).
+    assert pbmc.loc[("mlp", "accuracy"), "mean"] > 0.7
+    assert pbmc.loc[("mlp", "auroc"), "mean"] > 0.9
+    assert pbmc.loc[("pca_logistic_regression", "accuracy"), "mean"] > 0.6
+    import scanpy as sc
+
+    integrated = sc.read_h5ad(tmp_path / "results" / "pbmc_cell_types" / "integrated.h5ad")
+    assert integrated.obsm["X_scVI"].shape == (1259, 10)
+    scib = pd.read_csv(tmp_path / "results" / "pbmc_cell_types" / "integration" / "scib.tsv",
+                       sep="\t").set_index("metric")  # fmt: skip
+    # scVI mixes the two batches more than the unintegrated PCA does.
+    assert scib.loc["Batch correction", "scVI"] > scib.loc["Batch correction", "PCA (unintegrated)"]
+
     html = (tmp_path / "results" / "report.html").read_text()
     for text in ("breast_cancer", "all_target_genes", "ecoli_crp", "logistic_regression",
-                 "ridge_regression", "kmer6_logistic_regression"):  # fmt: skip
+                 "ridge_regression", "kmer6_logistic_regression", "pbmc_cell_types",
+                 "Batch integration (scVI)", "Integration benchmark (scib-metrics)",
+                 "Cell-type classification", "pca_logistic_regression"):  # fmt: skip
         assert text in html

@@ -247,6 +247,31 @@ def test_config_errors(tmp_path: Path, change: dict[str, Any], message: str) -> 
         _exp(tmp_path / "counts.h5ad", **change)
 
 
+def test_dlpipe_check_reports_cells_and_stops_on_normalised_data(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    import yaml
+
+    from dlpipe.cli import main
+
+    path = _write(_counts(), tmp_path / "cells.h5ad")
+    data = {"modality": "singlecell", "path": str(path), "batch_column": "batch",
+            "label_column": "cell_type"}  # fmt: skip
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"experiments": {"sc": {
+        "task": "classification", "data": data,
+        "integration": {"min_cells_per_batch": 20}}}}))  # fmt: skip
+    assert main(["check", str(config)]) == 0
+    assert "sc: 120 cells × 40 genes of raw counts in 2 batches, 108 labelled" in (
+        capsys.readouterr().out
+    )
+    normalised = _counts()
+    normalised.X = normalised.X / 2.0
+    _write(normalised, path)
+    assert main(["check", str(config)]) == 1
+    assert "X holds non-integer values" in capsys.readouterr().err
+
+
 # --------------------------------------------------------------------------------------------
 # Integration.
 

@@ -27,6 +27,18 @@ def check(config_path: str) -> list[str]:
     check_inputs(config)
     lines = []
     for name, exp in config["experiments"].items():
+        if exp["data"]["modality"] == "singlecell":
+            from dlpipe.singlecell import check_singlecell, labels_of, load_counts
+
+            adata = load_counts(exp["data"]["path"], exp["data"]["layer"])
+            check_singlecell(adata, exp, name)
+            batches = adata.obs[exp["data"]["batch_column"]].astype(str).value_counts()
+            labelled = int(labels_of(adata, exp["data"]["label_column"]).notna().sum())
+            lines.append(
+                f"{name}: {adata.n_obs} cells × {adata.n_vars} genes of raw counts in "
+                f"{len(batches)} batches, {labelled} labelled"
+            )
+            continue
         if exp["data"]["modality"] == "sequence" and exp["data"]["fasta"]:
             from dlpipe.sequence import prepare_fasta
 

@@ -54,6 +54,15 @@ def _batch_text(summary: Mapping[str, Any]) -> str:
     return ", ".join(f"{_esc(b)}: {n}" for b, n in summary["cells_per_batch"].items())
 
 
+def _genes_used(summary: Mapping[str, Any]) -> str:
+    if summary["n_genes_used"] == summary["n_genes_shared"]:
+        return "all of them were used"
+    return (
+        f"the {summary['n_genes_used']} most variable were used (scanpy seurat_v3 on counts, "
+        "ranked across batches)"
+    )
+
+
 def integration_section(
     exp: Mapping[str, Any], summary: Mapping[str, Any], scib_tsv: str, umap_png: str
 ) -> str:
@@ -66,9 +75,7 @@ def integration_section(
         f"<p>{summary['n_cells_in']} cells × {summary['n_genes_in']} genes, raw counts from "
         f"{counts} of {_esc(summary['source'])} (sha256 {_esc(summary['sha256'][:16])}…); "
         f"batches ({_esc(data['batch_column'])}): {_batch_text(summary)}. "
-        f"{summary['n_genes_shared']} genes have counts in every batch; "
-        f"{summary['n_genes_used']} were used (highly variable genes, scanpy seurat_v3 on counts, "
-        "ranked across batches). "
+        f"{summary['n_genes_shared']} genes have counts in every batch; {_genes_used(summary)}. "
         f"{summary['n_cells_without_counts']} cells had no counts in them and were left out.</p>",
         f"<p>scVI (scvi-tools): {cfg['n_latent']} latent dimensions, {cfg['n_layers']} hidden "
         f"layer(s) of {cfg['n_hidden']}, {cfg['gene_likelihood']} likelihood; trained "

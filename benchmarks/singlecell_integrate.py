@@ -66,9 +66,9 @@ def dlpipe_run(config: dict[str, Any]) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="dlpipe-integrate-") as tmp:
         (Path(tmp) / "config.yaml").write_text(yaml.safe_dump(config))
         cmd = [
-            sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
-            "--directory", tmp, "--configfile", "config.yaml", "--cores", "1", "--quiet",
-            f"results/{EXPERIMENT}/integrated.h5ad",
+            sys.executable, "-m", "snakemake", f"results/{EXPERIMENT}/integrated.h5ad",
+            "--snakefile", str(ROOT / "Snakefile"), "--directory", tmp,
+            "--configfile", "config.yaml", "--cores", "1", "--quiet",
         ]  # fmt: skip
         wall, rss = run_measured(cmd, tmp)
         bench = Path(tmp) / "benchmarks" / "runs" / "integrate" / f"{EXPERIMENT}.tsv"

@@ -238,6 +238,8 @@ def test_rare_labelled_class_is_checked_against_the_cv_plan(tmp_path: Path) -> N
         ({"data": {"path": "counts.csv"}}, "read from an AnnData .h5ad"),
         ({"data": {"id_column": "cell"}}, "take cells from obs_names"),
         ({"model": {"name": "cnn"}}, "use mlp"),
+        ({"cv": {"plan": "leave_one_out"}}, "'leave_one_out' does not apply to cells"),
+        ({"cv": {"plan": "group_kfold"}}, "needs the obs column of groups"),
         ({"embed": {"enabled": True}}, "scVI already is the VAE"),
         ({"integration": {"n_top_genes": 12, "n_latent": 20}}, "12 genes cannot carry a 20-dim"),
     ],

@@ -110,8 +110,11 @@ def check_singlecell_experiment(key: str, exp: Mapping[str, Any]) -> None:
             f"config key {key}.model.name: cell types are classified on the latent space by a "
             "tabular model; use mlp"
         )
-    if exp["cv"]["plan"] in ("chromosome_kfold", "chromosome_holdout"):
-        raise ConfigError(f"config key {key}.cv.plan: chromosome plans need sequence data")
+    if exp["cv"]["plan"] in ("chromosome_kfold", "chromosome_holdout", "leave_one_out"):
+        raise ConfigError(
+            f"config key {key}.cv.plan: {exp['cv']['plan']!r} does not apply to cells; use "
+            "stratified_kfold (or group_kfold over donors)"
+        )
     if exp["cv"]["plan"] == "group_kfold" and not data["group_column"]:
         raise ConfigError(
             f"config key {key}.data.group_column: cv.plan group_kfold needs the obs column of "

@@ -135,6 +135,15 @@ def test_normalised_x_names_the_layer_holding_counts(tmp_path: Path) -> None:
     np.testing.assert_array_equal(loaded.X.toarray(), adata.layers["counts"].toarray())
 
 
+def test_normalised_layer_points_back_to_counts_in_x(tmp_path: Path) -> None:
+    adata = _counts()
+    adata.layers["lognorm"] = sp.csr_matrix(np.log1p(adata.X.toarray()))
+    path = _write(adata, tmp_path / "layers.h5ad")
+    with pytest.raises(InputError) as info:
+        load_counts(path, "lognorm")
+    assert str(info.value).endswith("X holds raw counts: set data.layer: null")
+
+
 def test_normalised_layer_without_counts_anywhere(tmp_path: Path) -> None:
     adata = _counts()
     adata.layers["scaled"] = sp.csr_matrix(adata.X.toarray() - 1.5)

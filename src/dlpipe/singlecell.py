@@ -172,10 +172,15 @@ def count_problem(matrix: Any) -> str | None:
     return None
 
 
-def _matrix_names(adata: ad.AnnData) -> dict[str, Any]:
-    names: dict[str, Any] = {"X": adata.X} if adata.X is not None else {}
-    names.update({f"layer {name!r}": adata.layers[name] for name in adata.layers})
-    return names
+def _matrices(adata: ad.AnnData) -> dict[str | None, Any]:
+    """``X`` (key ``None``, as in data.layer) and every layer, by data.layer value."""
+    matrices: dict[str | None, Any] = {None: adata.X} if adata.X is not None else {}
+    matrices.update({str(name): adata.layers[name] for name in adata.layers})
+    return matrices
+
+
+def _matrix_name(layer: str | None) -> str:
+    return "X" if layer is None else f"layer {layer!r}"
 
 
 def load_counts(path: str | Path, layer: str | None) -> ad.AnnData:
@@ -212,7 +217,7 @@ def load_counts(path: str | Path, layer: str | None) -> ad.AnnData:
             f"{path}: layer {layer!r} named by data.layer not found; available layers: "
             f"{available} (data.layer: null reads X)"
         )
-    where = f"layer {layer!r}" if layer else "X"
+    where = _matrix_name(layer)
     matrix = adata.layers[layer] if layer else adata.X
     if matrix is None:
         raise InputError(
@@ -220,15 +225,12 @@ def load_counts(path: str | Path, layer: str | None) -> ad.AnnData:
         )
     problem = count_problem(matrix)
     if problem:
-        candidates = [
-            name
-            for name, m in _matrix_names(adata).items()
-            if name != where and not count_problem(m)
+        counts = [
+            name for name, m in _matrices(adata).items() if name != layer and not count_problem(m)
         ]
-        if candidates:
-            name = candidates[0]
-            setting = "data.layer: null" if name == "X" else f"data.layer: {name.split(chr(39))[1]}"
-            fix = f"{name} holds raw counts: set {setting}"
+        if counts:
+            setting = "null" if counts[0] is None else counts[0]
+            fix = f"{_matrix_name(counts[0])} holds raw counts: set data.layer: {setting}"
         else:
             fix = (
                 "no layer holds raw counts; store the unnormalised UMI counts in a layer "

@@ -233,3 +233,27 @@ def test_write_history_condenses_lightning_log(tmp_path: Path) -> None:
     assert (tmp_path / "history.tsv").read_text() == (
         "epoch\ttrain_loss\tval_loss\n0\t1.2\t0.9\n1\t0.8\t0.7\n"
     )
+
+
+def test_batch_loader_yields_the_batches_of_a_per_sample_loader() -> None:
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from dlpipe.train import make_loader
+
+    rng = np.random.default_rng(3)
+    codes = rng.integers(0, 5, size=(37, 11), dtype=np.uint8)
+    y = rng.integers(0, 2, 37)
+    fast = make_loader(codes, y, batch_size=8, shuffle=True, seed=0)
+    slow = DataLoader(
+        TensorDataset(torch.from_numpy(codes), torch.from_numpy(y)),
+        batch_size=8,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(0),
+    )
+    for _ in range(2):  # two epochs: the generator's state carries over identically
+        pairs = list(zip(fast, slow, strict=True))
+        assert len(pairs) == 5
+        for (x1, y1), (x2, y2) in pairs:
+            assert x1.dtype == torch.uint8
+            assert torch.equal(x1, x2)
+            assert torch.equal(y1, y2)

@@ -22,7 +22,7 @@ import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, Dataset
 
 from dlpipe.inference import load_model, model_input, predict
 from dlpipe.models import build_model
@@ -149,14 +149,61 @@ def accelerator_settings(training: Mapping[str, Any]) -> dict[str, Any]:
     return {"accelerator": "auto", "devices": 1}
 
 
-def _loader(
+class BatchTensors(Dataset):
+    """Tensors indexed a whole batch at a time: one gather per batch, no per-sample Python.
+
+    The DataLoader hands :meth:`__getitems__` the batch's indices (from its seeded sampler, or
+    Lightning's distributed one), so batches and their order are those of a per-sample
+    dataset; only the cost of building them changes.
+    """
+
+    def __init__(self, *tensors: torch.Tensor) -> None:
+        if not tensors or any(len(t) != len(tensors[0]) for t in tensors):
+            raise ValueError("BatchTensors needs tensors of the same length")
+        self.tensors = tensors
+
+    def __len__(self) -> int:
+        return len(self.tensors[0])
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
+        return tuple(t[index] for t in self.tensors)
+
+    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, ...]:
+        rows = torch.as_tensor(indices, dtype=torch.long)
+        return tuple(t.index_select(0, rows) for t in self.tensors)
+
+
+def _as_batch(batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    """Collate function for :class:`BatchTensors`: the batch is already built."""
+    return batch
+
+
+def make_loader(
     X: np.ndarray,  # noqa: N803
     y: np.ndarray,
     batch_size: int,
     shuffle: bool,
     seed: int,
 ) -> DataLoader:
-    tensors = TensorDataset(
+    """DataLoader over host arrays (sequence codes stay ``uint8``), shuffled by a seeded generator.
+
+    Parameters
+    ----------
+    X, y
+        Inputs (features or ``uint8`` codes) and targets.
+    batch_size
+        Samples per batch.
+    shuffle
+        Reshuffle every epoch (training side).
+    seed
+        Seed of the shuffling generator (0 included).
+
+    Returns
+    -------
+    torch.utils.data.DataLoader
+        Yields ``(x, y)`` batches.
+    """
+    tensors = BatchTensors(
         torch.from_numpy(model_input(X)), torch.from_numpy(np.ascontiguousarray(y))
     )
     generator = torch.Generator().manual_seed(seed)
@@ -169,6 +216,7 @@ def _loader(
         generator=generator,
         drop_last=drop_last,
         num_workers=0,
+        collate_fn=_as_batch,
     )
 
 
@@ -267,8 +315,8 @@ def fit(
         )
         trainer.fit(
             module,
-            _loader(X_train, y_train, batch_size, shuffle=True, seed=seed),
-            _loader(X_val, y_val, batch_size, shuffle=False, seed=seed),
+            make_loader(X_train, y_train, batch_size, shuffle=True, seed=seed),
+            make_loader(X_val, y_val, batch_size, shuffle=False, seed=seed),
         )
         log.info(
             "best epoch val_loss %.6f (%s)", float(best.best_model_score), best.best_model_path
@@ -280,7 +328,7 @@ def fit(
     return module
 
 
-__all__ = ["SupervisedModule", "fit", "load_model", "predict"]
+__all__ = ["BatchTensors", "SupervisedModule", "fit", "load_model", "make_loader", "predict"]
 
 
 def write_history(metrics_csv: str | Path, history: str | Path) -> None:

@@ -137,13 +137,19 @@ def _sequence_data_section(meta: Mapping[str, Any]) -> str:
         ("positives", ", ".join(f"{p} (sha256 {h[:16]}…)" for p, h in m["sha256"].items())),
         ("windows", f"{m['n_samples']} × {m['sequence_length']} bp"),
         ("classes", ", ".join(f"{k}: {v}" for k, v in m["class_counts"].items())),
-        ("negatives", "genome windows GC-matched to the positives, away from every positive"),
+        ("negatives", _NEGATIVES_TEXT[m.get("negatives", "genome")]),
         ("mean GC positives / negatives", f"{m['gc_positives']:.3f} / {m['gc_negatives']:.3f}"),
         ("CV groups", f"{counts['groups']} ({m['group_by']}); overlapping windows share one"),
     ]
     skipped = {k: v for k, v in counts.items() if k not in ("positives", "negatives", "groups")}
     items.append(("interval bookkeeping", ", ".join(f"{k}: {v}" for k, v in skipped.items())))
     return _table(pd.DataFrame(items, columns=["", "value"]))
+
+
+_NEGATIVES_TEXT = {
+    "genome": "genome windows GC-matched to the positives, away from every positive",
+    "shuffle": "dinucleotide-shuffled copies of the positives (each in its source's fold)",
+}
 
 
 def _data_section(meta: Mapping[str, Any], exp: Mapping[str, Any]) -> str:
@@ -239,7 +245,7 @@ _CAPTIONS = {
     "stopped early when the validation loss stopped improving.",
     "scatter.png": "Pooled out-of-fold predictions against true values (first targets).",
     "r2_per_target.png": "Pooled out-of-fold R² per target, deep model beside the baseline.",
-    "gc.png": "GC content of the positive windows and of the genome-sampled negatives; matched "
+    "gc.png": "GC content of the positive windows and of the negatives; matched "
     "distributions keep the model from separating the classes by composition alone.",
 }
 

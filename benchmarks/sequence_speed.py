@@ -11,6 +11,7 @@ Measures, in one run on one core:
 4. memory of 1 M × 1 kb sequences held as dlpipe holds them.
 
     bash benchmarks/setup_peers.sh && .venv/bin/python benchmarks/sequence_speed.py
+    python benchmarks/sequence_speed.py --device cuda --sections epoch   # on a GPU machine
 
 Prints a Markdown table for benchmarks/RESULTS.md.
 """
@@ -21,6 +22,7 @@ import os
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+import argparse
 import platform
 import resource
 import subprocess
@@ -135,7 +137,7 @@ def extraction(rows: list[tuple[str, str, str]], folder: Path) -> None:
         pass
 
 
-def epoch_overhead(rows: list[tuple[str, str, str]]) -> None:
+def epoch_overhead(rows: list[tuple[str, str, str]], device: str = "cpu") -> None:
     from dlpipe.models.cnn import SequenceCNN
     from dlpipe.train import make_loader
 
@@ -143,35 +145,54 @@ def epoch_overhead(rows: list[tuple[str, str, str]]) -> None:
     rng = np.random.default_rng(2)
     codes = rng.integers(0, 4, size=(n, LENGTH), dtype=np.uint8)
     y = torch.from_numpy(rng.integers(0, 2, n))
-    onehot = OneHot(4)(torch.from_numpy(codes))  # pre-expanded, in memory
+    # The baseline: one-hot tensors already where the model runs (host or GPU memory).
+    onehot = OneHot(4)(torch.from_numpy(codes)).to(device)
+    y_dev = y.to(device)
     loss_fn = torch.nn.CrossEntropyLoss()
 
     torch.manual_seed(0)
-    model = SequenceCNN(4, 2, filters=(64, 64), kernel_sizes=(15, 7))
+    model = SequenceCNN(4, 2, filters=(64, 64), kernel_sizes=(15, 7)).to(device)
     opt = torch.optim.Adam(model.parameters())
 
     def epoch(batches: Callable[[], object]) -> float:
         start = time.perf_counter()
         for x, t in batches():
+            # As Lightning does: the batch moves to the device, codes expand there.
+            x, t = x.to(device, non_blocking=True), t.to(device, non_blocking=True)
             opt.zero_grad()
             loss_fn(model(x), t).backward()
             opt.step()
+        if device != "cpu":
+            torch.cuda.synchronize()
         return time.perf_counter() - start
 
     def in_memory() -> object:
-        perm = torch.randperm(n, generator=torch.Generator().manual_seed(0))
-        return ((onehot[perm[i : i + 128]], y[perm[i : i + 128]]) for i in range(0, n, 128))
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(0)).to(device)
+        return ((onehot[perm[i : i + 128]], y_dev[perm[i : i + 128]]) for i in range(0, n, 128))
 
     loader = make_loader(codes, y.numpy(), batch_size=128, shuffle=True, seed=0)  # fit's loader
     # Alternate the two so that drift in the machine's load hits both alike; keep the best.
     times: dict[str, list[float]] = {"memory": [], "dlpipe": []}
-    for _ in range(3):
+    epoch(in_memory)  # warm-up (GPU kernels, allocator)
+    for _ in range(3 if device == "cpu" else 10):
         times["memory"].append(epoch(in_memory))
         times["dlpipe"].append(epoch(lambda: loader))
     base, piped = min(times["memory"]), min(times["dlpipe"])
-    rows.append(("CNN epoch, 8k × 1 kb", "one-hot tensors in memory", f"{base:.1f} s"))
-    rows.append(("CNN epoch, 8k × 1 kb", "dlpipe data path (codes → one-hot in model)",
-                 f"{piped:.1f} s ({100 * (piped / base - 1):+.1f} %)"))  # fmt: skip
+    what = f"CNN epoch, 8k × 1 kb, {device}"
+    rows.append((what, f"one-hot tensors already in {device} memory", f"{base:.2f} s"))
+    rows.append((what, "dlpipe data path (host codes → loader → one-hot on the device)",
+                 f"{piped:.2f} s ({100 * (piped / base - 1):+.1f} %)"))  # fmt: skip
+    if device != "cpu":
+        codes_dev = torch.from_numpy(codes).to(device)
+        expand = OneHot(4).to(device)
+
+        def expand_all() -> None:
+            for i in range(0, n, 128):
+                expand(codes_dev[i : i + 128])
+            torch.cuda.synchronize()
+
+        rows.append((f"codes → float one-hot, batches of 128 ({device})", "dlpipe OneHot",
+                     f"{n * LENGTH / 1e6 / best_of(expand_all):.0f} Mbp/s"))  # fmt: skip
 
 
 def memory(rows: list[tuple[str, str, str]]) -> None:
@@ -194,15 +215,29 @@ def memory(rows: list[tuple[str, str, str]]) -> None:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (the epoch measurement)")
+    parser.add_argument(
+        "--sections",
+        default="encode,extract,epoch,memory",
+        help="comma-separated subset of encode, extract, epoch, memory",
+    )
+    args = parser.parse_args()
+    sections = set(args.sections.split(","))
     rows: list[tuple[str, str, str]] = []
-    encoding(rows)
-    with tempfile.TemporaryDirectory() as tmp:
-        extraction(rows, Path(tmp))
-    epoch_overhead(rows)
-    memory(rows)
+    if "encode" in sections:
+        encoding(rows)
+    if "extract" in sections:
+        with tempfile.TemporaryDirectory() as tmp:
+            extraction(rows, Path(tmp))
+    if "epoch" in sections:
+        epoch_overhead(rows, args.device)
+    if "memory" in sections:
+        memory(rows)
     cpu = platform.processor() or platform.machine()
-    print(f"Machine: {cpu}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-          f"torch {torch.__version__}; one thread. Peak RSS of this run: "
+    gpu = f", {torch.cuda.get_device_name()}" if args.device != "cpu" else ""
+    print(f"Machine: {cpu}, {os.cpu_count()} CPUs{gpu}, Python {platform.python_version()}, "
+          f"torch {torch.__version__}; one CPU thread. Peak RSS of this run: "
           f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2:.1f} GB\n")  # fmt: skip
     print("| measurement | implementation | result |")
     print("|---|---|---|")

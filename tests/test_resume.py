@@ -1,8 +1,9 @@
-"""Resume after SIGKILL (bit-identical on CPU), stale training states, DDP over two CPU processes."""
+"""Resume after SIGKILL (bit-identical on CPU), stale training states, DDP on two CPU processes."""
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -165,3 +166,90 @@ def test_ddp_on_two_cpu_processes_matches_one_process(reference: Path, tmp_path:
     assert history[0] == "epoch\ttrain_loss\tval_loss"
     assert len(history) > 2
     assert not (tmp_path / "state").exists()
+
+
+def _job_processes(group: int, marker: str) -> list[int]:
+    """Pids in process group ``group`` whose command line contains ``marker``."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, IndexError):
+            continue  # the process ended while we looked
+        if int(fields[2]) == group and marker in cmdline:
+            pids.append(int(stat.parent.name))
+    return pids
+
+
+@pytest.mark.workflow
+def test_workflow_resumes_a_training_job_killed_with_sigkill(tmp_path: Path) -> None:
+    """SIGKILL the training job of a real Snakemake run; --rerun-incomplete resumes it."""
+    import time
+
+    import pandas as pd
+    import yaml
+
+    from dlpipe.pipeline import evaluate_step, train_step
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(2000, 12))
+    table = pd.DataFrame(x, columns=[f"g{i}" for i in range(12)])
+    table.insert(0, "sample", [f"S{i:04d}" for i in range(2000)])
+    table["state"] = np.where(x[:, 0] - x[:, 1] + rng.normal(size=2000) > 0, "case", "control")
+    table.to_csv(tmp_path / "t.csv", index=False)
+    config = {"experiments": {"e": {
+        "task": "classification",
+        "data": {"path": "t.csv", "id_column": "sample", "label_column": "state"},
+        "model": {"name": "mlp", "hidden_layers": [32], "dropout": 0.2},
+        "training": {"max_epochs": 40, "patience": 40, "batch_size": 16, "device": "cpu",
+                     "progress_bar": False},
+        "resources": {"threads": 1},
+        "baseline": {"enabled": False},
+        "cv": {"plan": "holdout"},
+    }}}  # fmt: skip
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    target = "results/e/0/metrics.json"
+    cmd = [sys.executable, "-m", "snakemake", target, "--snakefile", str(ROOT / "Snakefile"),
+           "--cores", "1", "--directory", str(tmp_path), "--configfile", "c.yaml"]  # fmt: skip
+    run = subprocess.Popen(cmd, cwd=tmp_path, start_new_session=True, text=True,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+    state = tmp_path / "results" / "e" / "0" / "train_state"
+    deadline = time.monotonic() + 300
+    while not ((state / "history.tsv").is_file() and (state / LAST).is_file()
+               and len((state / "history.tsv").read_text().splitlines()) > 3):  # fmt: skip
+        assert run.poll() is None, run.communicate()[0][-3000:]
+        assert time.monotonic() < deadline, "training did not reach epoch 3 in time"
+        time.sleep(0.2)
+    jobs = _job_processes(run.pid, "train.py")
+    assert jobs, "no training job process found"
+    for pid in jobs:
+        os.kill(pid, signal.SIGKILL)
+    output = run.communicate(timeout=120)[0]
+    assert run.returncode != 0
+    assert "Error in rule train" in output
+    assert not (tmp_path / "results" / "e" / "0" / "model.ckpt").exists()
+    epochs_done = len((state / "history.tsv").read_text().splitlines()) - 1
+    assert 3 <= epochs_done < 40
+
+    again = subprocess.run([*cmd, "--rerun-incomplete"], cwd=tmp_path, capture_output=True,
+                           text=True, check=False)  # fmt: skip
+    assert again.returncode == 0, again.stderr[-3000:]
+    log = (tmp_path / "logs" / "train" / "e" / "0.log").read_text()
+    assert f"resuming from {Path('results/e/0/train_state') / LAST}" in log
+    assert not state.exists()
+
+    # The same step, uninterrupted, in this process: identical history and metrics.
+    fold = tmp_path / "results" / "e" / "0"
+    exp = validate_config(config)["experiments"]["e"]
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    train_step(exp, str(fold / "train.npz"), str(fold / "val.npz"),
+               str(fold / "preprocessor.joblib"), str(tmp_path / "results/e/dataset.json"),
+               str(ref / "model.ckpt"), str(ref / "history.tsv"), threads=1)  # fmt: skip
+    evaluate_step(exp, 0, str(fold / "test.npz"), str(ref / "model.ckpt"), None,
+                  str(fold / "preprocessor.joblib"), str(tmp_path / "results/e/dataset.json"),
+                  str(ref / "predictions.tsv"), str(ref / "metrics.json"))  # fmt: skip
+    assert (fold / "history.tsv").read_text() == (ref / "history.tsv").read_text()
+    assert (fold / "metrics.json").read_text() == (ref / "metrics.json").read_text()
+    assert (fold / "predictions.tsv").read_text() == (ref / "predictions.tsv").read_text()

@@ -10,8 +10,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+# Imported when Snakemake builds the job graph: keep it free of numpy, pandas and scikit-learn.
+from dlpipe.config import n_folds
 from dlpipe.errors import InputError
-from dlpipe.split import n_folds
 
 
 def check_inputs(config: Mapping[str, Any]) -> None:

@@ -82,7 +82,8 @@ def test_workflow_reads_inputs_from_and_writes_results_to_s3(
         "model": {"name": "mlp", "hidden_layers": [8]},
         "training": {"max_epochs": 3, "patience": 2, "device": "cpu", "progress_bar": False},
         "resources": {"threads": 1},
-        "cv": {"n_splits": 2},
+        "baseline": {"enabled": False},
+        "cv": {"plan": "holdout"},  # one fold: few jobs
     }}}  # fmt: skip
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
@@ -95,15 +96,22 @@ def test_workflow_reads_inputs_from_and_writes_results_to_s3(
 
     listed = client.list_objects_v2(Bucket=BUCKET, Prefix=f"{PREFIX}/results/")
     keys = {item["Key"].removeprefix(f"{PREFIX}/") for item in listed.get("Contents", [])}
-    for fold in (0, 1):
-        assert f"results/cls/{fold}/model.ckpt" in keys
-        assert f"results/cls/{fold}/metrics.json" in keys
-    assert {"results/cls/metrics.tsv", "results/cls/oof_predictions.tsv",
-            "results/report.html", "results/cls/figures/roc_pr.png"} <= keys  # fmt: skip
-    body = client.get_object(Bucket=BUCKET, Key=f"{PREFIX}/results/cls/metrics.tsv")["Body"]
-    metrics = pd.read_csv(io.BytesIO(body.read()), sep="\t")
-    assert set(metrics["learner"]) == {"mlp", "logistic_regression"}
-    assert {"fold_0", "fold_1", "mean", "pooled"} <= set(metrics.columns)
+    assert {"results/cls/0/model.ckpt", "results/cls/0/metrics.json", "results/cls/metrics.tsv",
+            "results/cls/oof_predictions.tsv", "results/report.html",
+            "results/cls/figures/roc_pr.png"} <= keys  # fmt: skip
+
+    def table(key: str) -> pd.DataFrame:
+        body = client.get_object(Bucket=BUCKET, Key=f"{PREFIX}/results/cls/{key}")["Body"]
+        return pd.read_csv(io.BytesIO(body.read()), sep="\t")
+
+    metrics = table("metrics.tsv").set_index(["learner", "metric"])
+    assert 0 <= metrics.loc[("mlp", "auroc"), "fold_0"] <= 1
+    assert {"fold_0", "mean", "pooled"} <= set(metrics.columns)
+    # Every test sample of the holdout split has its out-of-fold prediction.
+    folds = table("folds.tsv")
+    test_ids = set(folds.loc[folds["set"] == "test", "id"])
+    assert len(test_ids) == 16
+    assert set(table("oof_predictions.tsv")["id"]) == test_ids
     # The input was never in the working folder: the job read the staged copy from S3.
     assert not (tmp_path / "data").exists()
     provenance = client.get_object(Bucket=BUCKET, Key=f"{PREFIX}/results/cls/provenance.json")

@@ -105,7 +105,9 @@ def test_tiny_config_runs_end_to_end_and_reruns_identically(tiny: Path) -> None:
     noop = _snakemake(tiny, "--configfile", "config.yaml", "-n")
     assert "Nothing to be done" in noop.stdout + noop.stderr
     config = yaml.safe_load((tiny / "config.yaml").read_text())
-    config["experiments"]["reg"]["training"]["learning_rate"] = 0.01
+    # A new dict: the experiments share one training section (a YAML alias) in config.yaml.
+    reg = config["experiments"]["reg"]
+    reg["training"] = {**reg["training"], "learning_rate": 0.01}
     (tiny / "changed.yaml").write_text(yaml.safe_dump(config))
     changed = _snakemake(tiny, "--configfile", "changed.yaml", "-n")
     assert changed.returncode == 0, changed.stderr[-3000:]
@@ -114,13 +116,9 @@ def test_tiny_config_runs_end_to_end_and_reruns_identically(tiny: Path) -> None:
         {("train", "reg"): 3, ("evaluate", "reg"): 3, ("aggregate", "reg"): 1,
          ("report", None): 1, ("all", None): 1}
     )  # fmt: skip
-    listed = _snakemake(tiny, "--configfile", "changed.yaml", "--list-changes", "params")
-    assert set(listed.stdout.split()) == {
-        *(f"results/reg/{fold}/{name}" for fold in range(3)
-          for name in ("model.ckpt", "history.tsv")),
-        "results/reg/metrics.tsv", "results/reg/oof_predictions.tsv", "results/reg/config.yaml",
-        "results/reg/figures", "results/report.html",
-    }  # fmt: skip
+    assert "reason: Params have changed since last execution" in changed.stdout
+    # (`--list-changes params` of Snakemake 9.27 lists every output with recorded params,
+    # changed or not; the dry run's job list is the reliable answer.)
 
 
 def _planned_jobs(dry_run: str) -> Counter[tuple[str, str | None]]:

@@ -156,8 +156,11 @@ def accelerator_settings(training: Mapping[str, Any]) -> dict[str, Any]:
     """Map the config's device and devices to Lightning's accelerator, devices and strategy.
 
     ``device: auto`` trains on ``devices`` GPUs where CUDA is visible and falls back to one CPU
-    process elsewhere. More than one device trains with DDP in spawned processes (NCCL on GPUs,
-    gloo on CPUs), so the job's one task starts its own ranks wherever it runs.
+    process elsewhere. More than one device trains with DDP in processes forked by the job
+    (NCCL on GPUs, gloo on CPUs), so the job's one task starts its own ranks wherever it runs;
+    forking needs no re-import of the Snakemake script and no pickling of the data. CUDA is
+    not initialised before the fork: importing Lightning makes ``torch.cuda.is_available``
+    ask NVML instead of the CUDA driver.
     """
     device, devices = training["device"], int(training["devices"])
     if device == "gpu" and not torch.cuda.is_available():

@@ -3,9 +3,12 @@
 Schedulers (SLURM, Kubernetes, Google Batch) place a job by what it asks for, so a job should ask
 for about what it uses: too little and it is killed, too much and it waits for a node it does
 not need. Each step's memory is a fixed part (the Python process with its libraries) plus a
-multiple of its input size (the arrays it builds from them); both were measured on the demo
-(``max_rss`` of ``benchmarks/runs/``) with a margin. A retry on a cluster (``--retries``)
-multiplies memory and run time by the attempt number.
+multiple of its input size (the arrays it builds from them). The fixed parts hold 2–4 times the
+resident memory measured on small data (``max_rss`` in ``benchmarks/runs/``: 200–250 MB for
+prepare, split, preprocess and baseline, 390 MB for evaluate, 510 MB for training); the
+factors allow for compressed tables growing about tenfold when parsed and for the copies each
+step makes. A retry on a cluster (``--retries``) multiplies memory and run time by the attempt
+number, so an underestimate costs one resubmission.
 
 The rules call these through the input functions of ``rules/common.smk``; a training job's
 ``resources`` config section overrides the hint.

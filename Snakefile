@@ -23,7 +23,9 @@ if not config:
 # Stop before any job with one message naming the key or file at fault.
 try:
     validate_config(config, DEFAULT_SCHEMA)
-    check_inputs(config)
+    # Inputs in remote storage (--default-storage-provider) are checked when staged.
+    if workflow.storage_settings.default_storage_provider is None:
+        check_inputs(config)
 except DlpipeError as error:
     sys.exit(f"dlpipe error: {error}")
 validate(config, str(DEFAULT_SCHEMA))

@@ -1,5 +1,6 @@
 # Input functions and helpers shared by the rules. The logic they need lives in dlpipe.
-from dlpipe.workflow import experiment_sections, fold_count
+from dlpipe.resources import gpu_request, memory_mb, runtime_min
+from dlpipe.workflow import data_inputs, experiment_sections, fold_count
 
 EXPERIMENTS = list(config["experiments"])
 
@@ -24,10 +25,7 @@ def sections(*names):
 
 def data_files(wildcards):
     """The raw inputs of an experiment: its table, or its genome and BED files."""
-    data = exp_config(wildcards)["data"]
-    files = [data[k] for k in ("path", "genome", "blacklist", "fasta", "labels")]
-    files += list((data["bed"] or {}).values())
-    return [f for f in files if f]
+    return list(data_inputs(exp_config(wildcards)).values())
 
 
 def folds_of(exp):
@@ -57,16 +55,34 @@ def train_threads(wildcards):
 
 
 def train_gpus(wildcards):
-    training = exp_config(wildcards)["training"]
-    return training["gpus"] if training["device"] == "gpu" else 0
+    return gpu_request(exp_config(wildcards))
 
 
-def train_mem_mb(wildcards, attempt):
-    return exp_config(wildcards)["resources"]["mem_mb"] * attempt
+def train_mem_mb(wildcards, input, attempt):
+    override = exp_config(wildcards)["resources"]["mem_mb"]
+    return memory_mb("train", input.size_mb, attempt, override)
 
 
 def train_runtime(wildcards, attempt):
     return exp_config(wildcards)["resources"]["runtime"] * attempt
+
+
+def step_mem_mb(step):
+    """Resources function: the step's memory from its input size, scaled by the attempt."""
+
+    def mem_mb(wildcards, input, attempt):
+        return memory_mb(step, input.size_mb, attempt)
+
+    return mem_mb
+
+
+def step_runtime(step):
+    """Resources function: the step's run time (minutes) from its input size and attempt."""
+
+    def runtime(wildcards, input, attempt):
+        return runtime_min(step, input.size_mb, attempt)
+
+    return runtime
 
 
 def report_inputs(wildcards):

@@ -17,7 +17,7 @@ from dlpipe.config import (
 from dlpipe.errors import ConfigError
 
 TRAINING_KEYS = (
-    "batch_size, class_weights, device, gpus, learning_rate, max_epochs, optimizer, patience, "
+    "batch_size, class_weights, device, devices, learning_rate, max_epochs, optimizer, patience, "
     "precision, progress_bar, reverse_complement, weight_decay"
 )
 PLANS = (

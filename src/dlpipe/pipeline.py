@@ -134,8 +134,12 @@ def train_step(
     checkpoint: str,
     history: str,
     threads: int = 1,
+    state_dir: str | None = None,
 ) -> None:
-    """Train the deep model of one fold (Lightning) and write checkpoint and history."""
+    """Train the deep model of one fold (Lightning) and write checkpoint and history.
+
+    ``state_dir`` keeps resumable checkpoints between attempts (see :func:`dlpipe.train.fit`).
+    """
     from dlpipe.train import fit
 
     info = read_json(meta)
@@ -145,7 +149,7 @@ def train_step(
     y_tr, y_va = tr.y, va.y
     if exp["task"] == "regression":
         y_tr, y_va = fitted.scale_targets(y_tr), fitted.scale_targets(y_va)
-    fit((tr.X, y_tr), (va.X, y_va), exp, _n_outputs(info), checkpoint, history, threads)
+    fit((tr.X, y_tr), (va.X, y_va), exp, _n_outputs(info), checkpoint, history, threads, state_dir)
 
 
 def baseline_step(

@@ -35,6 +35,10 @@ include: "rules/split.smk"
 include: "rules/preprocess.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"
+include: "rules/calibrate.smk"
+include: "rules/interpret.smk"
+include: "rules/compare.smk"
+include: "rules/predict.smk"
 include: "rules/report.smk"
 
 
@@ -42,3 +46,4 @@ rule all:
     default_target: True
     input:
         "results/report.html",
+        prediction_targets,

@@ -1,12 +1,16 @@
 # Input functions and helpers shared by the rules. The logic they need lives in dlpipe.
+from dlpipe.config import effective_task
+from dlpipe.predict import prediction_files
 from dlpipe.workflow import experiment_sections, fold_count
 
 EXPERIMENTS = list(config["experiments"])
+PREDICTIONS = list(config.get("predict", {}))
 
 
 wildcard_constraints:
     exp="|".join(EXPERIMENTS) or "[A-Za-z][A-Za-z0-9_-]*",
     fold=r"\d+",
+    job="|".join(PREDICTIONS) or "[A-Za-z][A-Za-z0-9_-]*",
 
 
 def exp_config(wildcards):
@@ -43,13 +47,81 @@ def per_fold(pattern):
     return paths
 
 
-def evaluate_models(wildcards):
+def fold_models(wildcards):
     """The fold's deep model and, when enabled, its baseline."""
     exp = exp_config(wildcards)
     files = {"model": f"results/{wildcards.exp}/{wildcards.fold}/model.ckpt"}
     if exp["baseline"]["enabled"]:
         files["baseline"] = f"results/{wildcards.exp}/{wildcards.fold}/baseline.joblib"
     return files
+
+
+def calibrated(exp):
+    """Whether an experiment's classifiers get a temperature fitted on validation sides."""
+    cfg = config["experiments"][exp]
+    return cfg["calibration"]["enabled"] and effective_task(cfg) != "regression"
+
+
+def evaluate_models(wildcards):
+    """The fold's models and, for calibrated classifiers, their temperatures."""
+    files = fold_models(wildcards)
+    if calibrated(wildcards.exp):
+        files["calibration"] = (
+            f"results/{wildcards.exp}/{wildcards.fold}/calibration.json"
+        )
+    return files
+
+
+def interpret_inputs(wildcards):
+    """Extra motif files searched beside JASPAR."""
+    return {"motif_files": exp_config(wildcards)["interpret"]["motif_files"]}
+
+
+def compare_inputs(wildcards):
+    """What the leaderboard needs of every experiment: metrics, fold table, data checksums."""
+    files = {}
+    for exp in EXPERIMENTS:
+        files[f"{exp}_metrics"] = f"results/{exp}/metrics.tsv"
+        files[f"{exp}_meta"] = f"results/{exp}/dataset.json"
+        files[f"{exp}_folds"] = f"results/{exp}/folds.tsv"
+        files[f"{exp}_summaries"] = expand(
+            "results/{exp}/{fold}/preprocess.json", exp=exp, fold=folds_of(exp)
+        )
+    return files
+
+
+def prediction_job(wildcards):
+    return config["predict"][wildcards.job]
+
+
+def prediction_experiment(wildcards):
+    return config["experiments"][prediction_job(wildcards)["experiment"]]
+
+
+def prediction_inputs(wildcards):
+    """The new data of a prediction job and the fold models of its experiment."""
+    job = prediction_job(wildcards)
+    exp = job["experiment"]
+    files = {
+        "data": prediction_files(job),
+        "meta": f"results/{exp}/dataset.json",
+        "models": expand(
+            "results/{exp}/{fold}/model.ckpt", exp=exp, fold=folds_of(exp)
+        ),
+        "preprocessors": expand(
+            "results/{exp}/{fold}/preprocessor.joblib", exp=exp, fold=folds_of(exp)
+        ),
+    }
+    if calibrated(exp):
+        files["calibrations"] = expand(
+            "results/{exp}/{fold}/calibration.json", exp=exp, fold=folds_of(exp)
+        )
+    return files
+
+
+def prediction_targets(wildcards):
+    """Predictions of every job of the config's predict section (none by default)."""
+    return expand("results/predictions/{job}.tsv", job=PREDICTIONS)
 
 
 def train_threads(wildcards):
@@ -79,4 +151,18 @@ def report_inputs(wildcards):
         files[f"{exp}_summaries"] = expand(
             "results/{exp}/{fold}/preprocess.json", exp=exp, fold=folds_of(exp)
         )
+        files[f"{exp}_histories"] = expand(
+            "results/{exp}/{fold}/history.tsv", exp=exp, fold=folds_of(exp)
+        )
+        files[f"{exp}_models"] = expand(
+            "results/{exp}/{fold}/model.ckpt", exp=exp, fold=folds_of(exp)
+        )
+        if calibrated(exp):
+            files[f"{exp}_calibrations"] = expand(
+                "results/{exp}/{fold}/calibration.json", exp=exp, fold=folds_of(exp)
+            )
+        if config["experiments"][exp]["interpret"]["enabled"]:
+            files[f"{exp}_interpret"] = f"results/{exp}/interpret"
+    files["comparison_leaderboard"] = "results/comparison/leaderboard.tsv"
+    files["comparison_pairs"] = "results/comparison/pairwise.tsv"
     return files

@@ -31,12 +31,26 @@ def check_inputs(config: Mapping[str, Any]) -> None:
         data = exp["data"]
         files = {key: data[key] for key in ("path", "genome", "blacklist", "fasta", "labels")}
         files.update({f"bed.{target}": path for target, path in (data["bed"] or {}).items()})
+        files = {f"data.{key}": path for key, path in files.items()}
+        files.update(
+            {
+                f"interpret.motif_files[{i}]": path
+                for i, path in enumerate(exp["interpret"]["motif_files"])
+            }
+        )
         for key, path in files.items():
             if path is not None and not Path(path).is_file():
                 raise InputError(
-                    f"config key experiments.{name}.data.{key}: file {str(path)!r} not found "
+                    f"config key experiments.{name}.{key}: file {str(path)!r} not found "
                     f"(relative paths start at {Path.cwd()}); fix the path or run from the "
                     "folder it is relative to"
+                )
+    for name, job in config.get("predict", {}).items():
+        for key in ("table", "fasta", "bed", "genome"):
+            if job.get(key) and not Path(job[key]).is_file():
+                raise InputError(
+                    f"config key predict.{name}.{key}: file {job[key]!r} not found (relative "
+                    f"paths start at {Path.cwd()})"
                 )
 
 
@@ -52,6 +66,13 @@ def rebase_paths(config: Mapping[str, Any], root: str | Path) -> dict[str, Any]:
                 data[key] = str(Path(root) / data[key])
         if data.get("bed"):
             data["bed"] = {t: str(Path(root) / p) for t, p in data["bed"].items()}
+        motif_files = exp.get("interpret", {}).get("motif_files")
+        if motif_files:
+            exp["interpret"]["motif_files"] = [str(Path(root) / p) for p in motif_files]
+    for job in out.get("predict", {}).values():
+        for key in ("table", "fasta", "bed", "genome"):
+            if job.get(key):
+                job[key] = str(Path(root) / job[key])
     return out
 
 

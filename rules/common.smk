@@ -154,15 +154,14 @@ def report_inputs(wildcards):
         files[f"{exp}_histories"] = expand(
             "results/{exp}/{fold}/history.tsv", exp=exp, fold=folds_of(exp)
         )
-        files[f"{exp}_models"] = expand(
-            "results/{exp}/{fold}/model.ckpt", exp=exp, fold=folds_of(exp)
-        )
         if calibrated(exp):
             files[f"{exp}_calibrations"] = expand(
                 "results/{exp}/{fold}/calibration.json", exp=exp, fold=folds_of(exp)
             )
         if config["experiments"][exp]["interpret"]["enabled"]:
             files[f"{exp}_interpret"] = f"results/{exp}/interpret"
+        else:  # the report counts the parameters itself
+            files[f"{exp}_models"] = [f"results/{exp}/0/model.ckpt"]
     files["comparison_leaderboard"] = "results/comparison/leaderboard.tsv"
     files["comparison_pairs"] = "results/comparison/pairwise.tsv"
     return files

@@ -44,6 +44,10 @@ from torch import nn
 
 log = logging.getLogger(__name__)
 
+#: Sequences (the top-scoring ones) explained by in-silico mutagenesis and used for filter
+#: influence; both take one model call per variant.
+ISM_SEQUENCES = 50
+
 
 class ExplainedOutput(nn.Module):
     """Wrap a model so that output ``c`` is what attributions explain.
@@ -251,6 +255,7 @@ def filter_motifs(
     target: int,
     threshold: float = 0.5,
     min_sites: int = 10,
+    influence_on: int = ISM_SEQUENCES,
 ) -> list[Any]:
     """First-layer filters as PWMs, with their influence on the explained output.
 
@@ -273,6 +278,8 @@ def filter_motifs(
         Fraction of the maximum activation that marks a site.
     min_sites
         Filters with fewer sites are left out.
+    influence_on
+        The influence is measured on the first (top-scoring) sequences only.
 
     Returns
     -------
@@ -289,7 +296,7 @@ def filter_motifs(
 
     handle = conv.register_forward_hook(keep)
     try:
-        base_out = explained(onehot)[:, target]
+        base_out = explained(onehot)[:influence_on, target]
     finally:
         handle.remove()
     act = captured["act"]  # (n, filters, positions)
@@ -316,7 +323,7 @@ def filter_motifs(
 
         handle = conv.register_forward_hook(nullify)
         try:
-            influence = float((base_out - explained(onehot)[:, target]).mean())
+            influence = float((base_out - explained(onehot[:influence_on])[:, target]).mean())
         finally:
             handle.remove()
         motifs.append(
@@ -411,14 +418,15 @@ def explain_sequences(
     Returns
     -------
     dict
-        ``onehot``, ``ig``, ``ism`` and, for models without recurrent layers, ``deeplift_shap``;
-        each ``(n, channels, length)``.
+        ``onehot``, ``ig`` and, for models without recurrent layers, ``deeplift_shap``, each
+        ``(n, channels, length)``; ``ism`` for the first :data:`ISM_SEQUENCES` sequences (one
+        model call per substitution: the costliest method).
     """
     mode = "raw" if task == "multilabel" else "centred"
     first = next(iter(models.values()))
     onehot = one_hot_of(first, codes)
     out = {"onehot": onehot.numpy(), "ig": np.zeros(tuple(onehot.shape))}
-    out["ism"] = np.zeros_like(out["ig"])
+    out["ism"] = np.zeros_like(out["ig"][:ISM_SEQUENCES])
     recurrent = any(has_recurrent_layers(m) for m in models.values())
     if not recurrent:
         out["deeplift_shap"] = np.zeros_like(out["ig"])
@@ -430,7 +438,9 @@ def explain_sequences(
         explained = ExplainedOutput(model, mode).eval()
         x = onehot[rows]
         out["ig"][rows] = integrated_gradients(explained, x, target, int(settings["ig_steps"]))
-        out["ism"][rows] = in_silico_mutagenesis(explained, x, target)
+        few = rows[rows < ISM_SEQUENCES]
+        if len(few):
+            out["ism"][few] = in_silico_mutagenesis(explained, onehot[few], target)
         if not recurrent:
             out["deeplift_shap"][rows] = deeplift_shap(explained, x, target, refs)
     return out
@@ -483,7 +493,10 @@ def sequence_interpretation(
         arrays[str(cls)] = {"ids": part["id"].to_numpy(), **result}
         ig = position_contributions(result["ig"])
         agreement[str(cls)] = {
-            "ig_vs_ism": _pearson(ig, ism_contributions(result["ism"], result["onehot"])),
+            "ig_vs_ism": _pearson(
+                ig[:ISM_SEQUENCES],
+                ism_contributions(result["ism"], result["onehot"][:ISM_SEQUENCES]),
+            ),
         }
         if "deeplift_shap" in result:
             agreement[str(cls)]["ig_vs_deeplift_shap"] = _pearson(
@@ -720,6 +733,13 @@ def tabular_importance(
 # The workflow step.
 
 
+def parameter_count(checkpoint: str | Path) -> int:
+    """Trainable parameters of a fold model (every fold has the same architecture)."""
+    from dlpipe.inference import load_model
+
+    return int(sum(p.numel() for p in load_model(checkpoint).parameters() if p.requires_grad))
+
+
 def motif_database(settings: Mapping[str, Any]) -> list[Any]:
     """JASPAR (release, collection, taxonomic groups of the config) plus the extra motif files."""
     from dlpipe.motifs import load_jaspar, read_jaspar_file
@@ -766,7 +786,11 @@ def interpret_step(
     info = read_json(meta)
     data = load_dataset(dataset, meta)
     fold_of = {int(Path(p).parent.name): p for p in checkpoints}
-    summary: dict[str, Any] = {"modality": info.get("modality", "tabular"), "task": info["task"]}
+    summary: dict[str, Any] = {
+        "modality": info.get("modality", "tabular"),
+        "task": info["task"],
+        "n_parameters": parameter_count(checkpoints[0]),
+    }
     if isinstance(data, SequenceDataset):
         settings = exp["interpret"]
         oof = read_predictions(oof_tsv)

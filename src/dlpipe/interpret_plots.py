@@ -160,6 +160,10 @@ def motif_logos(
             start = -(target.length - int(row["match_offset"]) - motif.length)
         else:
             start = -int(row["match_offset"])
+        # Only the matched stretch (and three columns either side) is drawn.
+        positions = start + np.arange(len(ppm))
+        shown = (positions >= -3) & (positions < motif.length + 3)
+        ppm, start = ppm[shown], int(positions[shown][0])
         _logo(
             ax,
             _bits(ppm, start),
@@ -168,7 +172,7 @@ def motif_logos(
         )
         ax.set_ylim(0, 2)
         for a in (axes[i, 0], ax):
-            a.set_xlim(min(0, start) - 0.5, max(motif.length, start + target.length) - 0.5)
+            a.set_xlim(min(0, start) - 0.5, max(motif.length, start + len(ppm)) - 0.5)
     _save(fig, path)
 
 

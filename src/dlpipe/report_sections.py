@@ -3,7 +3,7 @@
 :mod:`dlpipe.report` calls these while it writes the page. The DOME section follows the DOME
 recommendations for machine learning in biology (Walsh et al., Nature Methods 2021): Data,
 Optimisation, Model, Evaluation, each answered from the files the workflow wrote. Nothing is
-recomputed here except the model's parameter count, read from its checkpoint.
+recomputed here except, when interpretation is off, the model's parameter count.
 """
 
 from __future__ import annotations
@@ -23,14 +23,6 @@ _HEADLINE = {
     "multilabel": ("auroc", "auprc"),
     "regression": ("r2", "pearson"),
 }
-
-
-def parameter_count(checkpoint: str | Path) -> int:
-    """Trainable parameters of a fold model."""
-    from dlpipe.inference import load_model
-
-    model = load_model(checkpoint)
-    return int(sum(p.numel() for p in model.parameters() if p.requires_grad))
 
 
 def _metric_text(metrics: pd.DataFrame, learner: str, metric: str) -> str:
@@ -130,8 +122,13 @@ def dome_section(
     epochs = _best_epochs(extras.get("histories", []))
     if epochs:
         optim += f"; best epoch per fold {', '.join(map(str, epochs))}"
-    models = extras.get("models") or []
-    n_params = parameter_count(models[0]) if models else None
+    n_params = None
+    if extras.get("interpret"):  # the interpret step counted them (it loads the models)
+        n_params = read_json(Path(extras["interpret"]) / "summary.json").get("n_parameters")
+    elif extras.get("models"):
+        from dlpipe.interpret import parameter_count
+
+        n_params = parameter_count(extras["models"][0])
     if meta.get("modality") == "sequence":
         inputs = f"one-hot {meta['alphabet'].upper()} of {meta['length']} positions"
     else:

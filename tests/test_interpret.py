@@ -204,8 +204,13 @@ def test_select_sequences_takes_top_scoring_true_positives() -> None:
         }
     )
     picks = select_sequences(oof, "cnn", {"task": "classification", "classes": ["neg", "pos"]}, 3)
+    assert picks["id"].tolist() == ["e", "c", "a", "f", "d"]  # both classes, best first
+    assert picks["target"].tolist() == [0, 0, 1, 1, 1]
+    oof["y_true"] = oof["y_true"].replace("neg", "background")
+    oof = oof.rename(columns={"prob_neg": "prob_background"})
+    meta = {"task": "classification", "classes": ["background", "pos"]}
+    picks = select_sequences(oof, "cnn", meta, 3)  # genome background is not explained
     assert picks["id"].tolist() == ["a", "f", "d"]
-    assert set(picks["target"]) == {1}
 
 
 def test_tabular_importance_finds_the_only_informative_feature(
@@ -243,3 +248,19 @@ def test_tabular_importance_finds_the_only_informative_feature(
     assert case.loc["f1", "permutation"] > 0.1
     assert case["permutation"].notna().sum() == 3  # only the most attributed were shuffled
     assert set(table["output"]) == {"case", "control"}
+
+
+def test_recurrent_models_are_explained_without_deeplift(planted: dict) -> None:
+    from dlpipe.interpret import explain_sequences
+
+    torch.manual_seed(0)
+    danq = build_model("danq", 4, 2, filters=8, kernel_size=9, pool=4, lstm_units=4, hidden=8)
+    danq.eval()
+    codes = planted["codes"][:6]
+    settings = {"ig_steps": 8, "references": 3}
+    out = explain_sequences({0: danq, 1: danq}, codes, np.array([0, 0, 0, 1, 1, 1]), 1,
+                            "classification", settings)  # fmt: skip
+    assert "deeplift_shap" not in out
+    assert out["ig"].shape == (6, 4, LENGTH)
+    assert out["ism"].shape == (6, 4, LENGTH)
+    assert np.abs(out["ig"]).sum() > 0

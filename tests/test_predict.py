@@ -233,3 +233,43 @@ def test_prediction_jobs_are_checked_with_the_config(job: dict, message: str) ->
 def test_prediction_job_config_is_valid() -> None:
     config = validate_config(_config({"j": {"experiment": "seq", "fasta": "new.fa"}}))
     assert config["predict"]["j"]["bed"] is None
+
+
+def test_regression_predictions_are_on_the_original_scale(
+    tmp_path: Path,
+    make_exp,
+    regression_csv: Path,
+    write_checkpoint,
+) -> None:
+    from dlpipe.dataset import prepare_tabular
+    from dlpipe.preprocess import preprocess_fold
+    from dlpipe.split import fold_indices, make_folds
+
+    exp = make_exp(regression_csv, "regression", cv={"plan": "kfold", "n_splits": 2})
+    data = prepare_tabular(exp)
+    folder = tmp_path / "reg"
+    folder.mkdir()
+    data.save(folder / "dataset.parquet", folder / "dataset.json")
+    (folder / "config.yaml").write_text(yaml.safe_dump(exp))
+    folds = make_folds(data.ids, data.y, exp["cv"], data.task, 0)
+    fitted = {}
+    for k in range(2):
+        _, fitted[k], _ = preprocess_fold(
+            data, fold_indices(folds, k, data.ids), exp["preprocess"], 0
+        )
+        (folder / str(k)).mkdir()
+        joblib.dump(fitted[k], folder / str(k) / "preprocessor.joblib")
+        model = build_model("mlp", 5, 2, hidden_layers=[], batch_norm=False)
+        with torch.no_grad():  # predicts 0 (the training mean) for both standardised targets
+            model.head.weight.zero_()
+            model.head.bias.zero_()
+        write_checkpoint(folder / str(k) / "model.ckpt", model, "mlp", 5, 2, hidden_layers=[],
+                         batch_norm=False)  # fmt: skip
+    new = pd.read_csv(regression_csv).drop(columns=["t1", "t2"]).head(4)
+    new.to_csv(tmp_path / "new.tsv", sep="\t", index=False)
+    out = predict_new(FoldModels.from_results(folder), {"table": str(tmp_path / "new.tsv")})
+    assert list(out.columns) == ["id", "pred_t1", "pred_t1_sd", "pred_t2", "pred_t2_sd", "models"]
+    means = np.array([fitted[k].target_mean for k in range(2)])
+    np.testing.assert_allclose(out["pred_t1"], means[:, 0].mean())
+    np.testing.assert_allclose(out["pred_t1_sd"], means[:, 0].std(ddof=1))
+    assert out["id"].tolist() == ["r0", "r1", "r2", "r3"]

@@ -6,6 +6,7 @@ import hashlib
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
     reg["t1"] = x[:, 1] * 2 + rng.normal(size=90) * 0.1
     reg["t2"] = x[:, 2] - x[:, 3]
     reg.to_csv(folder / "reg.tsv", sep="\t", index=False)
+    cls.drop(columns="state").head(5).to_csv(folder / "new.csv", index=False)  # new samples
     common = {
         "model": {"name": "mlp", "hidden_layers": [8]},
         "training": {"max_epochs": 5, "patience": 2, "progress_bar": False, "device": "cpu"},
@@ -50,7 +52,8 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "reg": {"task": "regression", "data": {"path": "reg.tsv", "id_column": "sample",
                                                    "target_columns": ["t1", "t2"]},
                     "cv": {"plan": "kfold", "n_splits": 3}, **common},
-        }
+        },
+        "predict": {"newcls": {"experiment": "cls", "table": "new.csv"}},
     }  # fmt: skip
     (folder / "config.yaml").write_text(yaml.safe_dump(config))
     return folder
@@ -60,6 +63,10 @@ def _digests(folder: Path) -> dict[str, str]:
     files = sorted(folder.glob("results/*/metrics.tsv")) + sorted(
         folder.glob("results/*/*/metrics.json")
     ) + sorted(folder.glob("results/*/oof_predictions.tsv"))  # fmt: skip
+    files += sorted(folder.glob("results/*/*/calibration.json"))
+    files += sorted(folder.glob("results/*/interpret/feature_importance.tsv"))
+    files += [folder / "results/comparison/leaderboard.tsv"]
+    files += sorted(folder.glob("results/predictions/*.tsv"))
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
 
 
@@ -92,7 +99,7 @@ def test_tiny_config_runs_end_to_end_and_reruns_identically(tiny: Path) -> None:
     for rule in ("prepare", "split", "preprocess", "train", "baseline", "evaluate", "aggregate"):
         assert any((tiny / "logs" / rule).rglob("*.log")), rule
     first = _digests(tiny)
-    assert len(first) == 2 + 6 + 2
+    assert len(first) == 2 + 6 + 2 + 3 + 2 + 1 + 1  # + calibration, importance, board, predictions
 
     shutil.rmtree(results)
     again = _snakemake(tiny, "--configfile", "config.yaml", "--quiet")
@@ -110,6 +117,34 @@ def test_tiny_config_runs_end_to_end_and_reruns_identically(tiny: Path) -> None:
     assert "train" in out
     assert "prepare" not in out
     assert "preprocess" not in out
+
+
+@pytest.mark.workflow
+def test_tiny_run_predicts_new_data_reports_trust_and_packs_a_snakemake_report(tiny: Path) -> None:
+    run = _snakemake(tiny, "--configfile", "config.yaml", "--quiet")  # no-op after the test above
+    assert run.returncode == 0, run.stderr[-3000:]
+    results = tiny / "results"
+    predictions = pd.read_csv(results / "predictions" / "newcls.tsv", sep="\t")
+    assert predictions["id"].tolist() == [f"S{i:03d}" for i in range(5)]
+    for col in ("prob_disease", "prob_disease_sd", "prob_healthy", "prob_healthy_sd"):
+        assert predictions[col].between(0, 1).all()
+    assert (predictions["models"] == 3).all()
+    assert predictions["calibrated"].all()
+    html = (results / "report.html").read_text()
+    sections = ("DOME summary", "Leaderboard", "Calibration", "What the model learned",
+                "what was fitted where", "trainable parameters", "p (corrected t)")  # fmt: skip
+    for section in sections:
+        assert section in html, section
+    board = pd.read_csv(results / "comparison" / "leaderboard.tsv", sep="\t")
+    assert sorted(zip(board["experiment"], board["learner"], strict=True)) == [
+        ("cls", "logistic_regression"), ("cls", "mlp"), ("reg", "mlp"), ("reg", "ridge_regression")
+    ]  # fmt: skip
+    assert board["p_corrected_t"].notna().sum() == 2  # each runner-up against its best
+    zipped = _snakemake(tiny, "--configfile", "config.yaml", "--report", "report.zip")
+    assert zipped.returncode == 0, zipped.stderr[-3000:]
+    with zipfile.ZipFile(tiny / "report.zip") as archive:
+        names = {Path(n).name for n in archive.namelist()}
+    assert {"reliability.png", "features.png", "leaderboard.tsv", "newcls.tsv"} <= names
 
 
 @pytest.mark.workflow
@@ -157,7 +192,7 @@ def test_dry_run_of_the_demo_lists_the_chain() -> None:
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
     for rule in ("prepare", "split", "preprocess", "train", "baseline", "evaluate",
-                 "aggregate", "report"):  # fmt: skip
+                 "aggregate", "calibrate", "interpret", "compare", "report"):  # fmt: skip
         assert rule in run.stdout + run.stderr
 
 

@@ -44,6 +44,8 @@ from torch import nn
 
 log = logging.getLogger(__name__)
 
+#: Letters of the one-hot channels of each alphabet (as in :mod:`dlpipe.encode`).
+ALPHABET_LETTERS = {"dna": "ACGT", "rna": "ACGU", "protein": "ACDEFGHIKLMNPQRSTVWY"}
 #: Sequences (the top-scoring ones) explained by in-silico mutagenesis and used for filter
 #: influence; both take one model call per variant.
 ISM_SEQUENCES = 50
@@ -352,9 +354,8 @@ def select_sequences(
 ) -> pd.DataFrame:
     """Top-scoring held-out sequences of each explained class, from out-of-fold predictions.
 
-    Binary tasks explain the second class (the target; the first is the background); multi-class
-    tasks every class; multi-label tasks every target. Only sequences truly of the class are
-    taken.
+    Every class is explained but a genome ``background`` (negatives drawn from the genome), and
+    every target of a multi-label task. Only sequences truly of the class are taken.
 
     Returns
     -------
@@ -367,7 +368,7 @@ def select_sequences(
         explained = list(enumerate(classes))
         truth = {c: rows[f"true_{c}"] == 1 for c in classes}
     else:
-        explained = [(1, classes[1])] if len(classes) == 2 else list(enumerate(classes))
+        explained = [(i, c) for i, c in enumerate(classes) if c != "background"]
         truth = {c: rows["y_true"] == c for c in classes}
     picks = []
     for index, cls in explained:
@@ -502,29 +503,32 @@ def sequence_interpretation(
             agreement[str(cls)]["ig_vs_deeplift_shap"] = _pearson(
                 ig, position_contributions(result["deeplift_shap"])
             )
+        if meta.get("alphabet") == "protein":
+            continue  # motifs are searched in nucleotide sequences only
         onehot_lc = result["onehot"].transpose(0, 2, 1)  # (n, length, 4)
         width = int(settings["seqlet_width"])
         seqlets = find_seqlets(ig, width)
         clusters = cluster_seqlets(onehot_lc, ig, seqlets, width)
+        several = selected["class"].nunique() > 1
         for motif in clusters:
             motif.info.update(cls=str(cls), seqlets_total=len(seqlets), sequences_total=len(part))
-            learned.append(motif)
+            if several:  # motif ids stay unique across the explained classes
+                motif.id = f"{cls}_{motif.id}"
         filters = []
         for fold, model in sorted(models.items()):
             explained = ExplainedOutput(model, "raw" if meta["task"] == "multilabel" else "centred")
             x = torch.from_numpy(result["onehot"])
             for motif in filter_motifs(model, explained.eval(), x, int(target)):
-                motif.id = f"fold{fold}_{motif.id}"
+                motif.id = f"{cls}_fold{fold}_{motif.id}" if several else f"fold{fold}_{motif.id}"
                 motif.name = f"fold {fold} {motif.name}"
                 motif.info.update(fold=fold, cls=str(cls))
                 filters.append(trim_motif(motif))
         filters.sort(key=lambda m: -m.info["influence"])
-        learned += filters[: int(settings["max_motifs"])]
-    # At most max_motifs in all: attribution clusters first, at least two filter slots.
-    limit = int(settings["max_motifs"])
-    clusters = [m for m in learned if m.source != "first-layer filter"]
-    kept = clusters[: max(1, limit - 2)]
-    kept += [m for m in learned if m.source == "first-layer filter"][: limit - len(kept)]
+        # At most max_motifs per class: attribution clusters first, at least two filter slots.
+        limit = int(settings["max_motifs"])
+        kept_here = clusters[: max(1, limit - 2)]
+        learned += kept_here + filters[: limit - len(kept_here)]
+    kept = learned
     rows = []
     for motif in kept:
         row = {
@@ -794,7 +798,8 @@ def interpret_step(
     if isinstance(data, SequenceDataset):
         settings = exp["interpret"]
         oof = read_predictions(oof_tsv)
-        db = motif_database(settings)
+        nucleotides = data.alphabet != "protein"
+        db = motif_database(settings) if nucleotides else []
         codes = dict(zip(data.ids, data.codes, strict=True))
         result = sequence_interpretation(exp, info, codes, oof, fold_of, db)
         result["selected"].to_csv(out / "selected.tsv", sep="\t", index=False, float_format="%.6g")
@@ -805,11 +810,17 @@ def interpret_step(
         np.savez_compressed(out / "attributions.npz", **flat)
         result["motifs"].to_csv(out / "motifs.tsv", sep="\t", index=False, float_format="%.6g")
         write_jaspar(result["motif_objects"], out / "motifs.jaspar")
-        interpret_plots.attribution_logos(result["arrays"], out / "attribution_logos.png")
-        by_id = {m.id: m for m in db}
-        interpret_plots.motif_logos(
-            result["motif_objects"], result["motifs"], by_id, out / "motif_logos.png"
+        letters = ALPHABET_LETTERS[data.alphabet]
+        interpret_plots.attribution_logos(
+            result["arrays"], out / "attribution_logos.png", letters=letters
         )
+        figures = ["attribution_logos.png"]
+        if nucleotides:
+            by_id = {m.id: m for m in db}
+            interpret_plots.motif_logos(
+                result["motif_objects"], result["motifs"], by_id, out / "motif_logos.png"
+            )
+            figures.append("motif_logos.png")
         summary.update(
             sequences=len(result["selected"]),
             motif_database={
@@ -818,9 +829,12 @@ def interpret_step(
                 "tax_groups": settings["jaspar_tax_groups"],
                 "files": settings["motif_files"],
                 "profiles": len(db),
-            },
+            }
+            if nucleotides
+            else None,
             agreement=result["agreement"],
-            figures=["attribution_logos.png", "motif_logos.png"],
+            ism_sequences=ISM_SEQUENCES,
+            figures=figures,
         )
     else:
         folds = read_folds(folds_tsv)

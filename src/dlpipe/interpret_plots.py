@@ -76,11 +76,13 @@ def attribution_logos(
     path: str | Path,
     n_shown: int = 2,
     window: int = 60,
+    letters: str = "ACGT",
 ) -> None:
     """Integrated-gradient and in-silico-mutagenesis logos of the top sequences of each class.
 
     Heights are each position's contribution drawn on its observed base (negative below 0).
-    Each logo shows the ``window`` positions around the sequence's largest contribution.
+    Each logo shows the ``window`` positions around the sequence's largest contribution;
+    ``letters`` name the one-hot channels.
     """
     from dlpipe.interpret import ism_contributions, position_contributions
 
@@ -94,11 +96,12 @@ def attribution_logos(
             lo = int(np.clip(np.abs(ig).argmax() - window // 2, 0, max(0, length - window)))
             hi = min(length, lo + window)
             for name, values in (("integrated gradients", ig), ("in-silico mutagenesis", ism)):
-                matrix = pd.DataFrame((onehot.T * values[:, None])[lo:hi], columns=BASES)
+                matrix = pd.DataFrame((onehot.T * values[:, None])[lo:hi], columns=list(letters))
                 matrix.index = np.arange(lo, hi)
                 panels.append((f"{cls}: {a['ids'][i]} — {name}", matrix))
     if not panels:
-        panels.append(("no sequence explained", pd.DataFrame(np.zeros((1, 4)), columns=BASES)))
+        empty = pd.DataFrame(np.zeros((1, len(letters))), columns=list(letters))
+        panels.append(("no sequence explained", empty))
     fig, axes = plt.subplots(len(panels), 1, figsize=(12, 1.5 * len(panels)), squeeze=False)
     for ax, (title, matrix) in zip(axes[:, 0], panels, strict=True):
         _logo(ax, matrix, title)

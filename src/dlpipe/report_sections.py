@@ -229,13 +229,27 @@ def calibration_section(exp: ExperimentFiles, metrics: pd.DataFrame) -> list[str
     ]
 
 
+def _database_text(db: Mapping[str, Any] | None) -> str:
+    if db is None:
+        return "Motifs are searched in nucleotide sequences only."
+    taxa = ", ".join(db["tax_groups"]) or "all taxonomic groups"
+    files = ", ".join(Path(f).name for f in db["files"])
+    return (
+        "Motifs: high-attribution windows (seqlets) clustered on both strands, and the "
+        "first-layer filters with the largest influence (mean drop of the output when the "
+        f"filter is silenced). Each is matched against {db['release']} {db['collection']} "
+        f"({taxa}; {db['profiles']} profiles in all"
+        + (f", with {_esc(files)}" if files else "")
+        + ") with a TOMTOM-like comparison (summed column Pearson correlation, both strands, "
+        "column-shuffled null; E = p × profiles)."
+    )
+
+
 def _sequence_interpretation(folder: Path) -> list[str]:
     summary = read_json(folder / "summary.json")
     table = folder / "motifs.tsv"
     motifs = pd.read_csv(table, sep="\t") if table.stat().st_size > 1 else pd.DataFrame()
     db = summary["motif_database"]
-    taxa = ", ".join(db["tax_groups"]) or "all taxonomic groups"
-    files = ", ".join(Path(f).name for f in db["files"])
     agreement = "; ".join(
         f"{cls}: " + ", ".join(f"{k.replace('_', ' ')} r = {_fmt(v, 2)}" for k, v in a.items())
         for cls, a in summary["agreement"].items()
@@ -244,15 +258,11 @@ def _sequence_interpretation(folder: Path) -> list[str]:
         "<h3>What the model learned</h3>",
         f"<p>{summary['sequences']} top-scoring held-out sequences were explained, each by the "
         "fold model that never trained on it: integrated gradients (uniform reference), "
-        "DeepLiftShap (shuffled references) and in-silico mutagenesis. Agreement of the "
+        "DeepLiftShap (shuffled references; models without recurrent layers) and in-silico "
+        f"mutagenesis (the {summary['ism_sequences']} top-scoring). Agreement of the "
         f"per-position contributions with integrated gradients: {_esc(agreement)}. "
-        "Motifs: high-attribution windows (seqlets) clustered on both strands, and the "
-        "first-layer filters with the largest influence (mean drop of the output when the "
-        f"filter is silenced). Each is matched against {db['release']} {db['collection']} "
-        f"({taxa}; {db['profiles']} profiles in all"
-        + (f", with {_esc(files)}" if files else "")
-        + ") with a TOMTOM-like comparison (summed column Pearson correlation, both strands, "
-        "column-shuffled null; E = p × profiles).</p>",
+        + _database_text(db)
+        + "</p>",
     ]
     if len(motifs):
         shown = pd.DataFrame(

@@ -73,8 +73,16 @@ def evaluate_models(wildcards):
 
 
 def interpret_inputs(wildcards):
-    """Extra motif files searched beside JASPAR."""
-    return {"motif_files": exp_config(wildcards)["interpret"]["motif_files"]}
+    """Sequences: the test-fold predictions (to pick the top-scoring held-out sequences) and the
+    extra motif files searched beside JASPAR. Tables need neither, so their interpretation can
+    run as soon as the models are trained."""
+    exp = exp_config(wildcards)
+    if exp["data"]["modality"] != "sequence":
+        return {}
+    return {
+        "predictions": per_fold("results/{exp}/{fold}/predictions.tsv")(wildcards),
+        "motif_files": exp["interpret"]["motif_files"],
+    }
 
 
 def compare_inputs(wildcards):

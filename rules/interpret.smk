@@ -5,7 +5,6 @@ rule interpret:
         dataset="results/{exp}/dataset.parquet",
         meta="results/{exp}/dataset.json",
         folds="results/{exp}/folds.tsv",
-        predictions="results/{exp}/oof_predictions.tsv",
         models=per_fold("results/{exp}/{fold}/model.ckpt"),
         preprocessors=per_fold("results/{exp}/{fold}/preprocessor.joblib"),
     output:

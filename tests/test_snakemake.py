@@ -51,7 +51,8 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
                     "preprocess": {"smote": True}, "cv": {"n_splits": 3}, **common},
             "reg": {"task": "regression", "data": {"path": "reg.tsv", "id_column": "sample",
                                                    "target_columns": ["t1", "t2"]},
-                    "cv": {"plan": "kfold", "n_splits": 3}, **common},
+                    "cv": {"plan": "kfold", "n_splits": 3}, "interpret": {"enabled": False},
+                    **common},
         },
         "predict": {"newcls": {"experiment": "cls", "table": "new.csv"}},
     }  # fmt: skip
@@ -99,7 +100,7 @@ def test_tiny_config_runs_end_to_end_and_reruns_identically(tiny: Path) -> None:
     for rule in ("prepare", "split", "preprocess", "train", "baseline", "evaluate", "aggregate"):
         assert any((tiny / "logs" / rule).rglob("*.log")), rule
     first = _digests(tiny)
-    assert len(first) == 2 + 6 + 2 + 3 + 2 + 1 + 1  # + calibration, importance, board, predictions
+    assert len(first) == 2 + 6 + 2 + 3 + 1 + 1 + 1  # + calibration, importance, board, predictions
 
     shutil.rmtree(results)
     again = _snakemake(tiny, "--configfile", "config.yaml", "--quiet")
@@ -132,9 +133,12 @@ def test_tiny_run_predicts_new_data_reports_trust_and_packs_a_snakemake_report(t
     assert predictions["calibrated"].all()
     html = (results / "report.html").read_text()
     sections = ("DOME summary", "Leaderboard", "Calibration", "What the model learned",
-                "what was fitted where", "trainable parameters", "p (corrected t)")  # fmt: skip
+                "what was fitted where", "p (corrected t)")  # fmt: skip
     for section in sections:
         assert section in html, section
+    # Parameters counted by the interpret step (cls) and by the report itself (reg: no interpret).
+    assert html.count("trainable parameters") == 2
+    assert not (results / "reg" / "interpret").exists()
     board = pd.read_csv(results / "comparison" / "leaderboard.tsv", sep="\t")
     assert sorted(zip(board["experiment"], board["learner"], strict=True)) == [
         ("cls", "logistic_regression"), ("cls", "mlp"), ("reg", "mlp"), ("reg", "ridge_regression")

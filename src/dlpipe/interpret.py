@@ -761,13 +761,16 @@ def interpret_step(
     dataset: str,
     meta: str,
     folds_tsv: str,
-    oof_tsv: str,
+    predictions: Sequence[str],
     checkpoints: Sequence[str],
     preprocessors: Sequence[str],
     outdir: str,
     threads: int = 1,
 ) -> dict[str, Any]:
     """Explain an experiment's deep model and write tables and figures into ``outdir``.
+
+    ``predictions`` are the folds' test predictions (``predictions.tsv``), which pick the
+    top-scoring held-out sequences; tables are explained on each fold's test rows (``folds``).
 
     Sequences: ``selected.tsv``, ``attributions.npz``, ``motifs.tsv``, ``motifs.jaspar``,
     ``attribution_logos.png``, ``motif_logos.png``. Tables: ``feature_importance.tsv``,
@@ -797,7 +800,7 @@ def interpret_step(
     }
     if isinstance(data, SequenceDataset):
         settings = exp["interpret"]
-        oof = read_predictions(oof_tsv)
+        oof = pd.concat([read_predictions(p) for p in predictions], ignore_index=True)
         nucleotides = data.alphabet != "protein"
         db = motif_database(settings) if nucleotides else []
         codes = dict(zip(data.ids, data.codes, strict=True))

@@ -15,7 +15,10 @@
 - :func:`find_seqlets` and :func:`cluster_seqlets` turn per-position attributions into motifs:
   high-attribution windows (seqlets) are compared on both strands at small shifts, clustered by
   average linkage, aligned on each cluster's medoid, and summed into a PPM and a contribution
-  weight matrix, trimmed to the columns that carry the contribution.
+  weight matrix, trimmed to the columns that carry the contribution. (TF-MoDISco-lite installs
+  from PyPI but brings numba, llvmlite, igraph, leidenalg and more, compiles on first use and
+  wants thousands of seqlets; a few hundred explained sequences call for this lighter
+  clustering.)
 """
 
 from __future__ import annotations

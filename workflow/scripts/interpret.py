@@ -14,7 +14,7 @@ with step_logging(snakemake.log[0], list(snakemake.output)):
         snakemake.input.dataset,
         snakemake.input.meta,
         snakemake.input.folds,
-        snakemake.input.predictions,
+        list(snakemake.input.get("predictions", [])),
         list(snakemake.input.models),
         list(snakemake.input.preprocessors),
         snakemake.output[0],

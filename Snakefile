@@ -37,6 +37,10 @@ include: "rules/split.smk"
 include: "rules/preprocess.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"
+include: "rules/calibrate.smk"
+include: "rules/interpret.smk"
+include: "rules/compare.smk"
+include: "rules/predict.smk"
 include: "rules/report.smk"
 
 
@@ -44,3 +48,4 @@ rule all:
     default_target: True
     input:
         "results/report.html",
+        prediction_targets,

@@ -1,13 +1,21 @@
 # Input functions and helpers shared by the rules. The logic they need lives in dlpipe.
+from dlpipe.config import effective_task
 from dlpipe.resources import gpu_request, memory_mb, runtime_min
-from dlpipe.workflow import data_inputs, experiment_sections, fold_count
+from dlpipe.workflow import (
+    data_inputs,
+    experiment_sections,
+    fold_count,
+    prediction_files,
+)
 
 EXPERIMENTS = list(config["experiments"])
+PREDICTIONS = list(config.get("predict", {}))
 
 
 wildcard_constraints:
     exp="|".join(EXPERIMENTS) or "[A-Za-z][A-Za-z0-9_-]*",
     fold=r"\d+",
+    job="|".join(PREDICTIONS) or "[A-Za-z][A-Za-z0-9_-]*",
 
 
 def exp_config(wildcards):
@@ -41,13 +49,89 @@ def per_fold(pattern):
     return paths
 
 
-def evaluate_models(wildcards):
+def fold_models(wildcards):
     """The fold's deep model and, when enabled, its baseline."""
     exp = exp_config(wildcards)
     files = {"model": f"results/{wildcards.exp}/{wildcards.fold}/model.ckpt"}
     if exp["baseline"]["enabled"]:
         files["baseline"] = f"results/{wildcards.exp}/{wildcards.fold}/baseline.joblib"
     return files
+
+
+def calibrated(exp):
+    """Whether an experiment's classifiers get a temperature fitted on validation sides."""
+    cfg = config["experiments"][exp]
+    return cfg["calibration"]["enabled"] and effective_task(cfg) != "regression"
+
+
+def evaluate_models(wildcards):
+    """The fold's models and, for calibrated classifiers, their temperatures."""
+    files = fold_models(wildcards)
+    if calibrated(wildcards.exp):
+        files["calibration"] = (
+            f"results/{wildcards.exp}/{wildcards.fold}/calibration.json"
+        )
+    return files
+
+
+def interpret_inputs(wildcards):
+    """Sequences: the test-fold predictions (to pick the top-scoring held-out sequences) and the
+    extra motif files searched beside JASPAR. Tables need neither, so their interpretation can
+    run as soon as the models are trained."""
+    exp = exp_config(wildcards)
+    if exp["data"]["modality"] != "sequence":
+        return {}
+    return {
+        "predictions": per_fold("results/{exp}/{fold}/predictions.tsv")(wildcards),
+        "motif_files": exp["interpret"]["motif_files"],
+    }
+
+
+def compare_inputs(wildcards):
+    """What the leaderboard needs of every experiment: metrics, fold table, data checksums."""
+    files = {}
+    for exp in EXPERIMENTS:
+        files[f"{exp}_metrics"] = f"results/{exp}/metrics.tsv"
+        files[f"{exp}_meta"] = f"results/{exp}/dataset.json"
+        files[f"{exp}_folds"] = f"results/{exp}/folds.tsv"
+        files[f"{exp}_summaries"] = expand(
+            "results/{exp}/{fold}/preprocess.json", exp=exp, fold=folds_of(exp)
+        )
+    return files
+
+
+def prediction_job(wildcards):
+    return config["predict"][wildcards.job]
+
+
+def prediction_experiment(wildcards):
+    return config["experiments"][prediction_job(wildcards)["experiment"]]
+
+
+def prediction_inputs(wildcards):
+    """The new data of a prediction job and the fold models of its experiment."""
+    job = prediction_job(wildcards)
+    exp = job["experiment"]
+    files = {
+        "data": prediction_files(job),
+        "meta": f"results/{exp}/dataset.json",
+        "models": expand(
+            "results/{exp}/{fold}/model.ckpt", exp=exp, fold=folds_of(exp)
+        ),
+        "preprocessors": expand(
+            "results/{exp}/{fold}/preprocessor.joblib", exp=exp, fold=folds_of(exp)
+        ),
+    }
+    if calibrated(exp):
+        files["calibrations"] = expand(
+            "results/{exp}/{fold}/calibration.json", exp=exp, fold=folds_of(exp)
+        )
+    return files
+
+
+def prediction_targets(wildcards):
+    """Predictions of every job of the config's predict section (none by default)."""
+    return expand("results/predictions/{job}.tsv", job=PREDICTIONS)
 
 
 def train_threads(wildcards):
@@ -95,4 +179,17 @@ def report_inputs(wildcards):
         files[f"{exp}_summaries"] = expand(
             "results/{exp}/{fold}/preprocess.json", exp=exp, fold=folds_of(exp)
         )
+        files[f"{exp}_histories"] = expand(
+            "results/{exp}/{fold}/history.tsv", exp=exp, fold=folds_of(exp)
+        )
+        if calibrated(exp):
+            files[f"{exp}_calibrations"] = expand(
+                "results/{exp}/{fold}/calibration.json", exp=exp, fold=folds_of(exp)
+            )
+        if config["experiments"][exp]["interpret"]["enabled"]:
+            files[f"{exp}_interpret"] = f"results/{exp}/interpret"
+        else:  # the report counts the parameters itself
+            files[f"{exp}_models"] = [f"results/{exp}/0/model.ckpt"]
+    files["comparison_leaderboard"] = "results/comparison/leaderboard.tsv"
+    files["comparison_pairs"] = "results/comparison/pairwise.tsv"
     return files

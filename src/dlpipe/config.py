@@ -143,6 +143,9 @@ def validate_config(
         raise ConfigError(_describe(best))
     for name, exp in config["experiments"].items():
         check_experiment(name, exp)
+    from dlpipe.predict import check_prediction_jobs
+
+    check_prediction_jobs(config)
     return config
 
 

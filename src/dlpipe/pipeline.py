@@ -18,6 +18,7 @@ import pandas as pd
 import yaml
 
 from dlpipe.baselines import baseline_name, baseline_scores, make_baseline
+from dlpipe.calibrate import CALIBRATION_METRICS, apply_temperature, table_calibration_metrics
 from dlpipe.config import effective_task
 from dlpipe.dataset import SequenceDataset, TabularDataset, load_dataset, prepare_tabular
 from dlpipe.evaluate import (
@@ -43,8 +44,8 @@ from dlpipe.split import fold_indices, make_folds, read_folds, write_folds
 log = logging.getLogger(__name__)
 
 METRIC_NAMES = {
-    "classification": CLASSIFICATION_METRICS,
-    "multilabel": MULTILABEL_METRICS,
+    "classification": CLASSIFICATION_METRICS + CALIBRATION_METRICS,
+    "multilabel": MULTILABEL_METRICS + CALIBRATION_METRICS,
     "regression": REGRESSION_METRICS,
 }
 
@@ -165,7 +166,7 @@ def baseline_step(
     joblib.dump(model, model_out)
 
 
-def _scores(
+def learner_scores(
     exp: Mapping[str, Any],
     learner: str,
     model_path: str,
@@ -194,20 +195,30 @@ def prediction_table(
     y_true: np.ndarray,
     scores: np.ndarray,
     meta: Mapping[str, Any],
+    calibrated: np.ndarray | None = None,
 ) -> pd.DataFrame:
-    """Tidy predictions: id, fold, learner, then truth/prediction (and class probabilities)."""
+    """Tidy predictions: id, fold, learner, then truth/prediction (and class probabilities).
+
+    ``calibrated`` probabilities, when given, follow as ``calprob_*`` columns.
+    """
     frame = pd.DataFrame({"id": ids, "fold": fold, "learner": learner})
     if meta["task"] == "multilabel":
         truth = np.asarray(y_true).reshape(len(ids), -1)
         for j, target in enumerate(meta["classes"]):
             frame[f"true_{target}"] = truth[:, j].astype(int)
             frame[f"prob_{target}"] = scores[:, j]
+        if calibrated is not None:
+            for j, target in enumerate(meta["classes"]):
+                frame[f"calprob_{target}"] = calibrated[:, j]
     elif meta["task"] == "classification":
         classes = np.asarray(meta["classes"])
         frame["y_true"] = classes[np.asarray(y_true, dtype=int)]
         frame["y_pred"] = classes[scores.argmax(axis=1)]
         for j, cls in enumerate(classes):
             frame[f"prob_{cls}"] = scores[:, j]
+        if calibrated is not None:
+            for j, cls in enumerate(classes):
+                frame[f"calprob_{cls}"] = calibrated[:, j]
     else:
         truth = np.asarray(y_true).reshape(len(ids), -1)
         for j, target in enumerate(meta["target_columns"]):
@@ -220,16 +231,17 @@ def table_metrics(frame: pd.DataFrame, meta: Mapping[str, Any]) -> dict[str, Any
     """Metrics of one learner's rows of a prediction table."""
     if meta["task"] == "multilabel":
         targets = list(meta["classes"])
-        return multilabel_metrics(
+        out = multilabel_metrics(
             frame[[f"true_{t}" for t in targets]].to_numpy(),
             frame[[f"prob_{t}" for t in targets]].to_numpy(),
             targets,
         )
+        return {**out, **table_calibration_metrics(frame, meta)}
     if meta["task"] == "classification":
         classes = list(meta["classes"])
         codes = pd.Categorical(frame["y_true"], categories=classes).codes
         proba = frame[[f"prob_{c}" for c in classes]].to_numpy()
-        return classification_metrics(codes, proba)
+        return {**classification_metrics(codes, proba), **table_calibration_metrics(frame, meta)}
     targets = list(meta["target_columns"])
     return regression_metrics(
         frame[[f"true_{t}" for t in targets]].to_numpy(),
@@ -248,17 +260,29 @@ def evaluate_step(
     meta: str,
     predictions_tsv: str,
     metrics_json: str,
+    calibration: str | None = None,
 ) -> dict[str, Any]:
-    """Score the deep model and the baseline on the fold's test side, the only step reading it."""
+    """Score the deep model and the baseline on the fold's test side, the only step reading it.
+
+    With ``calibration`` (the fold's ``calibration.json``, fitted on its validation side) the
+    predictions also hold each learner's temperature-scaled probabilities (``calprob_*``).
+    """
     info = read_json(meta)
+    temperatures = {}
+    if calibration is not None:
+        fitted_t = read_json(calibration)["learners"]
+        temperatures = {name: rec["temperature"] for name, rec in fitted_t.items()}
     fitted: FittedPreprocessor = joblib.load(preprocessor)
     te = FoldArrays.load(test)
     n_classes = len(info["classes"]) if info["task"] != "regression" else None
     files = dict(zip(learner_names(exp), [model, baseline], strict=False))
     tables, results = [], {}
     for learner, path in files.items():
-        scores = _scores(exp, learner, path, te.X, fitted, n_classes, info["task"])
-        table = prediction_table(te.ids, fold, learner, te.y, scores, info)
+        scores = learner_scores(exp, learner, path, te.X, fitted, n_classes, info["task"])
+        calibrated = None
+        if learner in temperatures:
+            calibrated = apply_temperature(scores, temperatures[learner], info["task"])
+        table = prediction_table(te.ids, fold, learner, te.y, scores, info, calibrated)
         results[learner] = table_metrics(table, info)
         tables.append(table)
     pd.concat(tables).to_csv(predictions_tsv, sep="\t", index=False, float_format="%.8g")
@@ -309,8 +333,8 @@ def aggregate_step(
 
 
 FIGURES = {
-    "classification": ("roc_pr.png", "confusion.png", "training.png"),
-    "multilabel": ("roc_pr.png", "training.png"),
+    "classification": ("roc_pr.png", "confusion.png", "reliability.png", "training.png"),
+    "multilabel": ("roc_pr.png", "reliability.png", "training.png"),
     "regression": ("scatter.png", "r2_per_target.png", "training.png"),
 }
 
@@ -354,6 +378,10 @@ def figures_step(
             for learner, rows in oof.groupby("learner", sort=False)
         }
         plots.per_target_bars(per_target, out / "r2_per_target.png")
+    if info["task"] != "regression":
+        from dlpipe.interpret_plots import reliability_diagram
+
+        reliability_diagram(oof, info, out / "reliability.png")
     plots.training_curves(histories, out / "training.png")
     names = list(FIGURES[info["task"]])
     if info.get("modality") == "sequence" and info["alphabet"] != "protein" and dataset:
@@ -388,6 +416,17 @@ def report_step(
                 metrics=files[f"{name}_metrics"],
                 preprocess_summaries=list(files[f"{name}_summaries"]),
                 figures=[str(figures / f) for f in figure_names(exp)],
+                extras={
+                    key: files[f"{name}_{key}"]
+                    for key in ("histories", "models", "calibrations", "interpret")
+                    if f"{name}_{key}" in files
+                },
             )
         )
-    build_report(entries, title, out_html)
+    comparison = None
+    if "comparison_leaderboard" in files:
+        comparison = {
+            "leaderboard": files["comparison_leaderboard"],
+            "pairs": files["comparison_pairs"],
+        }
+    build_report(entries, title, out_html, comparison)

@@ -33,7 +33,7 @@ details{margin:.6em 0}pre{background:#f7f7f7;padding:.8em;overflow-x:auto;font-s
 nav a{margin-right:1em}
 """
 
-_HIGHER_IS_BETTER = {"mse": False, "mae": False}
+_HIGHER_IS_BETTER = {"mse": False, "mae": False, "brier": False, "ece": False, "nll": False}
 _PLAN_TEXT = {
     "stratified_kfold": "stratified {n_splits}-fold",
     "kfold": "{n_splits}-fold",
@@ -59,6 +59,8 @@ class ExperimentFiles:
     metrics: str
     preprocess_summaries: Sequence[str]
     figures: Sequence[str] = field(default_factory=list)
+    #: Further files: ``histories``, ``models``, ``calibrations`` (lists), ``interpret`` (folder).
+    extras: Mapping[str, Any] = field(default_factory=dict)
 
 
 def _esc(value: Any) -> str:
@@ -110,7 +112,8 @@ def metrics_table(metrics: pd.DataFrame) -> str:
             row[f"{learner} pooled"] = _fmt(r.get("pooled"))
         finite = {k: v for k, v in means.items() if np.isfinite(v)}
         if len(finite) > 1:
-            pick = max if _HIGHER_IS_BETTER.get(metric, True) else min
+            higher = _HIGHER_IS_BETTER.get(metric.removesuffix("_calibrated"), True)
+            pick = max if higher else min
             best = pick(finite, key=finite.get)
             css[(i, 1 + 3 * learners.index(best))] = "best"
         out.append(row)
@@ -241,6 +244,9 @@ _CAPTIONS = {
     "roc_pr.png": "ROC and precision-recall curves: thin lines are folds, the black line pools "
     "all out-of-fold predictions.",
     "confusion.png": "Confusion matrices of the pooled out-of-fold predictions.",
+    "reliability.png": "Reliability diagram of the pooled out-of-fold probabilities: accuracy "
+    "against confidence per bin, raw and after temperature scaling; the diagonal is perfect "
+    "calibration.",
     "training.png": "Training and validation loss per epoch (one line per fold); training "
     "stopped early when the validation loss stopped improving.",
     "scatter.png": "Pooled out-of-fold predictions against true values (first targets).",
@@ -289,7 +295,12 @@ def summary_table(experiments: Sequence[ExperimentFiles]) -> str:
     return _table(pd.DataFrame(rows))
 
 
-def build_report(experiments: Sequence[ExperimentFiles], title: str, out_html: str) -> None:
+def build_report(
+    experiments: Sequence[ExperimentFiles],
+    title: str,
+    out_html: str,
+    comparison: Mapping[str, str] | None = None,
+) -> None:
     """Write the HTML report of all experiments.
 
     Parameters
@@ -300,7 +311,12 @@ def build_report(experiments: Sequence[ExperimentFiles], title: str, out_html: s
         Page title.
     out_html
         Output path.
+    comparison
+        ``leaderboard`` and ``pairs`` TSV files of the compare step, if it ran.
     """
+    from dlpipe import report_sections as trust
+
+    pairs = pd.read_csv(comparison["pairs"], sep="\t") if comparison else None
     nav = " ".join(f'<a href="#{_esc(e.name)}">{_esc(e.name)}</a>' for e in experiments)
     parts = [
         f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>{_esc(title)}</title>"
@@ -309,6 +325,8 @@ def build_report(experiments: Sequence[ExperimentFiles], title: str, out_html: s
         '<p class="note">Mean over test folds [95 % CI]; details per experiment below.</p>',
         summary_table(experiments),
     ]
+    if comparison:
+        parts += trust.comparison_section(comparison)
     for exp in experiments:
         meta = read_json(exp.dataset_meta)
         cfg = exp.config
@@ -317,6 +335,7 @@ def build_report(experiments: Sequence[ExperimentFiles], title: str, out_html: s
         parts.append(f'<h2 id="{_esc(exp.name)}">{_esc(exp.name)}</h2>')
         if cfg.get("description"):
             parts.append(f"<p>{_esc(cfg['description'])}</p>")
+        parts += trust.dome_section(exp, meta, summaries, metrics, pairs)
         parts += ["<h3>Data</h3>", _data_section(meta, cfg)]
         parts += ["<h3>Cross-validation and preprocessing</h3>", _plan_section(cfg, summaries)]
         parts += ["<h3>Model</h3>", _model_section(cfg)]
@@ -332,6 +351,8 @@ def build_report(experiments: Sequence[ExperimentFiles], title: str, out_html: s
                 f"<figure>{_img(fig, name)}<figcaption class=note>"
                 f"{_esc(_CAPTIONS.get(name, name))}</figcaption></figure>"
             )
+        parts += trust.calibration_section(exp, metrics)
+        parts += trust.interpretation_section(exp, meta)
         parts += ["<h3>Provenance</h3>", _provenance_section(read_json(exp.provenance), cfg)]
     parts.append("</body></html>")
     Path(out_html).write_text("\n".join(parts))

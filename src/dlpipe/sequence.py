@@ -598,6 +598,29 @@ def fit_length(seq: str, length: int, pad: str = "N") -> str:
     return pad * (missing // 2) + seq + pad * (missing - missing // 2)
 
 
+def read_fasta_records(path: str | Path, key: str = "data.fasta") -> list[tuple[str, str]]:
+    """Headers (name and comment) and sequences of a FASTA file (plain or gzip), via pysam.
+
+    ``key`` names the config key or option that gave the path, for the error messages.
+    """
+    import pysam
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: FASTA not found; check {key}")
+    records = []
+    try:
+        with pysam.FastxFile(str(path)) as handle:
+            for record in handle:
+                header = record.name + (f" {record.comment}" if record.comment else "")
+                records.append((header, record.sequence or ""))
+    except (OSError, ValueError) as err:
+        raise InputError(f"{path}: not a readable FASTA file ({err})") from None
+    if not records:
+        raise InputError(f"{path}: the FASTA holds no sequences")
+    return records
+
+
 def read_labelled_fasta(
     path: str | Path, labels_tsv: str | Path | None = None
 ) -> tuple[list[str], list[str], list[str]]:
@@ -610,24 +633,12 @@ def read_labelled_fasta(
     tuple of lists
         ids (header up to ``|`` or whitespace), sequences, labels.
     """
-    import pysam
-
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: FASTA not found; check data.fasta in the config")
     ids, seqs, labels = [], [], []
-    try:
-        with pysam.FastxFile(str(path)) as handle:
-            for record in handle:
-                name = record.name + (f" {record.comment}" if record.comment else "")
-                head, _, label = name.partition("|")
-                ids.append(head.split()[0])
-                seqs.append(record.sequence or "")
-                labels.append(label.strip())
-    except (OSError, ValueError) as err:
-        raise InputError(f"{path}: not a readable FASTA file ({err})") from None
-    if not ids:
-        raise InputError(f"{path}: the FASTA holds no sequences")
+    for header, sequence in read_fasta_records(path, "data.fasta"):
+        head, _, label = header.partition("|")
+        ids.append(head.split()[0])
+        seqs.append(sequence)
+        labels.append(label.strip())
     if labels_tsv is not None:
         table = pd.read_csv(labels_tsv, sep="\t", header=None, names=["id", "label"], dtype=str)
         mapping = dict(zip(table["id"], table["label"], strict=True))

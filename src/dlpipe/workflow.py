@@ -29,12 +29,26 @@ def check_inputs(config: Mapping[str, Any]) -> None:
         Naming the experiment's config key and the missing path.
     """
     for name, exp in config["experiments"].items():
-        for key, path in data_inputs(exp).items():
+        files = {f"data.{key}": path for key, path in data_inputs(exp).items()}
+        files.update(
+            {
+                f"interpret.motif_files[{i}]": path
+                for i, path in enumerate(exp["interpret"]["motif_files"])
+            }
+        )
+        for key, path in files.items():
             if not Path(path).is_file():
                 raise InputError(
-                    f"config key experiments.{name}.data.{key}: file {str(path)!r} not found "
+                    f"config key experiments.{name}.{key}: file {str(path)!r} not found "
                     f"(relative paths start at {Path.cwd()}); fix the path or run from the "
                     "folder it is relative to"
+                )
+    for name, job in config.get("predict", {}).items():
+        for key in ("table", "fasta", "bed", "genome"):
+            if job.get(key) and not Path(job[key]).is_file():
+                raise InputError(
+                    f"config key predict.{name}.{key}: file {job[key]!r} not found (relative "
+                    f"paths start at {Path.cwd()})"
                 )
 
 
@@ -83,6 +97,13 @@ def rebase_paths(config: Mapping[str, Any], root: str | Path) -> dict[str, Any]:
                 data[key] = str(Path(root) / data[key])
         if data.get("bed"):
             data["bed"] = {t: str(Path(root) / p) for t, p in data["bed"].items()}
+        motif_files = exp.get("interpret", {}).get("motif_files")
+        if motif_files:
+            exp["interpret"]["motif_files"] = [str(Path(root) / p) for p in motif_files]
+    for job in out.get("predict", {}).values():
+        for key in ("table", "fasta", "bed", "genome"):
+            if job.get(key):
+                job[key] = str(Path(root) / job[key])
     return out
 
 
@@ -108,3 +129,8 @@ def experiment_sections(exp: Mapping[str, Any], names: Iterable[str]) -> dict[st
         else:
             out[head] = exp[head]
     return out
+
+
+def prediction_files(job: Mapping[str, Any]) -> list[str]:
+    """Return the input files of a prediction job (rule inputs, existence check)."""
+    return [job[k] for k in ("table", "fasta", "bed", "genome") if job.get(k)]

@@ -1,0 +1,403 @@
+"""Report sections on trust: DOME summary, calibration, interpretation and the leaderboard.
+
+:mod:`dlpipe.report` calls these while it writes the page. The DOME section follows the DOME
+recommendations for machine learning in biology (Walsh et al., Nature Methods 2021): Data,
+Optimisation, Model, Evaluation, each answered from the files the workflow wrote. Nothing is
+recomputed here except, when interpretation is off, the model's parameter count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dlpipe.io import read_json
+from dlpipe.report import _PLAN_TEXT, ExperimentFiles, _esc, _fmt, _img, _table
+
+_HEADLINE = {
+    "classification": ("auroc", "accuracy"),
+    "multilabel": ("auroc", "auprc"),
+    "regression": ("r2", "pearson"),
+}
+
+
+def _metric_text(metrics: pd.DataFrame, learner: str, metric: str) -> str:
+    rec = metrics[(metrics["learner"] == learner) & (metrics["metric"] == metric)]
+    if rec.empty:
+        return "–"
+    r = rec.iloc[0]
+    return f"{metric} {_fmt(r['mean'])} [{_fmt(r['ci95_low'])}, {_fmt(r['ci95_high'])}]"
+
+
+def _best_epochs(histories: Sequence[str]) -> list[int]:
+    epochs = []
+    for path in histories:
+        hist = pd.read_csv(path, sep="\t")
+        epochs.append(int(hist.loc[hist["val_loss"].idxmin(), "epoch"]) + 1)
+    return epochs
+
+
+def _pair_p(pairs: pd.DataFrame | None, name: str, a: str, b: str) -> str:
+    if pairs is None or pairs.empty:
+        return ""
+    left, right = f"{name}/{a}", f"{name}/{b}"
+    rec = pairs[
+        ((pairs["a"] == left) & (pairs["b"] == right))
+        | ((pairs["a"] == right) & (pairs["b"] == left))
+    ]
+    if rec.empty:
+        return ""
+    r = rec.iloc[0]
+    return (
+        f"; paired over folds: corrected t-test p = {_fmt(r['p_corrected_t'], 4)}, "
+        f"Wilcoxon p = {_fmt(r['p_wilcoxon'], 4)}"
+    )
+
+
+def _flat(inputs: Mapping[str, Any]) -> dict[str, str]:
+    """File → checksum, whether the provenance nests them (several BED files) or not."""
+    out: dict[str, str] = {}
+    for key, value in inputs.items():
+        out.update(_flat(value) if isinstance(value, Mapping) else {key: str(value)})
+    return out
+
+
+def dome_section(
+    exp: ExperimentFiles,
+    meta: Mapping[str, Any],
+    summaries: Sequence[Mapping[str, Any]],
+    metrics: pd.DataFrame,
+    pairs: pd.DataFrame | None = None,
+) -> list[str]:
+    """Return a DOME table (Data, Optimisation, Model, Evaluation) of one experiment."""
+    cfg = exp.config
+    extras = exp.extras
+    task = meta["task"]
+    info = meta["meta"]
+    prov = read_json(exp.provenance)
+    checksums = "; ".join(f"{Path(p).name} {h[:12]}…" for p, h in _flat(prov["inputs"]).items())
+    if task == "regression":
+        labels = f"{len(meta['target_columns'])} target(s): {', '.join(meta['target_columns'][:5])}"
+        labels += " …" if len(meta["target_columns"]) > 5 else ""
+    else:
+        labels = ", ".join(f"{k}: {v}" for k, v in (info.get("class_counts") or {}).items())
+    cv = cfg["cv"]
+    sizes = {k: [s[f"n_{k}"] for s in summaries] for k in ("train", "val", "test")}
+    split = (
+        f"{_PLAN_TEXT[cv['plan']].format(**cv)}, seed {cfg['seed']}; per fold "
+        + ", ".join(f"{k} {int(np.mean(v))}" for k, v in sizes.items())
+        + " (mean)"
+    )
+    if "overlapping_windows_across_sides" in summaries[0]:
+        overlaps = sum(s["overlapping_windows_across_sides"] for s in summaries)
+        split += f"; overlapping windows split across sides: {overlaps}"
+    learners = list(dict.fromkeys(metrics["learner"]))
+    deep = cfg["model"]["name"]
+    fitted = [
+        "preprocessing (imputation, feature filters, normalisation"
+        + (", SMOTE" if cfg["preprocess"]["smote"] else "")
+        + ") and model weights: training side of each fold"
+        if meta.get("modality") != "sequence"
+        else "model weights: training side of each fold (sequences need no fitted preprocessing)",
+        "early stopping (best epoch): validation side",
+    ]
+    if extras.get("calibrations"):
+        fitted.append("temperature scaling: validation side")
+    if cfg["baseline"]["enabled"]:
+        fitted.append(f"baseline ({learners[-1]}): the same training rows")
+    fitted.append("test side: scored once by evaluate, never fitted on")
+    hyper = ", ".join(f"{k}={v}" for k, v in cfg["model"].items() if k != "name")
+    train = cfg["training"]
+    optim = (
+        f"{train['optimizer']} lr {train['learning_rate']}, weight decay {train['weight_decay']}, "
+        f"batch {train['batch_size']}, up to {train['max_epochs']} epochs, patience "
+        f"{train['patience']}, class weights {train['class_weights']}"
+    )
+    if meta.get("modality") == "sequence":
+        optim += f", reverse-complement augmentation {train['reverse_complement']}"
+    epochs = _best_epochs(extras.get("histories", []))
+    if epochs:
+        optim += f"; best epoch per fold {', '.join(map(str, epochs))}"
+    n_params = None
+    if extras.get("interpret"):  # the interpret step counted them (it loads the models)
+        n_params = read_json(Path(extras["interpret"]) / "summary.json").get("n_parameters")
+    elif extras.get("models"):
+        from dlpipe.interpret import parameter_count
+
+        n_params = parameter_count(extras["models"][0])
+    if meta.get("modality") == "sequence":
+        inputs = f"one-hot {meta['alphabet'].upper()} of {meta['length']} positions"
+    else:
+        inputs = f"{summaries[0]['n_model_features']} preprocessed features"
+    model_text = (
+        f"{deep} ({hyper}); {n_params:,} trainable parameters; input {inputs}; "
+        if n_params is not None
+        else f"{deep} ({hyper}); input {inputs}; "
+    )
+    model_text += {
+        "classification": "outputs class probabilities (softmax)",
+        "multilabel": "outputs one probability per target (sigmoid)",
+        "regression": "outputs standardised targets, reported on the original scale",
+    }[task]
+    if extras.get("interpret"):
+        model_text += (
+            "; explained by integrated gradients, DeepLiftShap and in-silico mutagenesis with "
+            "motif discovery"
+            if meta.get("modality") == "sequence"
+            else "; explained by integrated gradients and permutation importance"
+        )
+    primary = _HEADLINE[task]
+    evaluation = []
+    for learner in learners:
+        text = ", ".join(_metric_text(metrics, learner, m) for m in primary)
+        if learner != learners[0]:
+            text += _pair_p(pairs, exp.name, learners[0], learner)
+        evaluation.append(f"{learner}: {text}")
+    if task != "regression" and "ece" in set(metrics["metric"]):
+        ece = [
+            f"{lrn} {_metric_text(metrics, lrn, 'ece').split(' ', 1)[1]} → "
+            f"{_metric_text(metrics, lrn, 'ece_calibrated').split(' ', 1)[1]}"
+            for lrn in learners
+        ]
+        evaluation.append("ECE raw → temperature-scaled: " + "; ".join(ece))
+    rows = [
+        ("Data", "source and checksums", checksums),
+        ("Data", "samples", f"{info['n_samples']}; {labels}"),
+        ("Data", "splits", split),
+        ("Optimisation", "what was fitted where", "; ".join(fitted)),
+        ("Optimisation", "training", optim),
+        ("Optimisation", "hyperparameters", "fixed in the config; none chosen on test folds"),
+        ("Model", "model", model_text),
+        ("Model", "baselines", ", ".join(learners[1:]) or "none"),
+        ("Evaluation", "metrics over test folds (mean [95 % CI])", "<br>".join(evaluation)),
+        (
+            "Evaluation",
+            "reproducibility",
+            f"seed {prov['seed']}; git {prov['git_commit'] or '–'}; "
+            "config and package versions under Provenance",
+        ),
+    ]
+    cells = "".join(
+        f"<tr><th>{_esc(part)}</th><td>{_esc(what)}</td><td style='text-align:left'>"
+        f"{text if part == 'Evaluation' and what.startswith('metrics') else _esc(text)}</td></tr>"
+        for part, what, text in rows
+    )
+    return [
+        "<h3>DOME summary</h3>",
+        '<p class="note">Data, Optimisation, Model, Evaluation (DOME recommendations for '
+        "machine learning in biology).</p>",
+        f"<table><tbody>{cells}</tbody></table>",
+    ]
+
+
+def calibration_section(exp: ExperimentFiles, metrics: pd.DataFrame) -> list[str]:
+    """Temperatures per learner and the calibration metrics before and after scaling."""
+    files = exp.extras.get("calibrations") or []
+    if not files:
+        return []
+    fits = [read_json(p) for p in files]
+    rows = []
+    for learner in dict.fromkeys(metrics["learner"]):
+        temps = [f["learners"][learner]["temperature"] for f in fits if learner in f["learners"]]
+        temps = np.asarray(temps, dtype=np.float64).reshape(len(temps), -1).mean(axis=1)
+        sd = float(temps.std(ddof=1)) if len(temps) > 1 else float("nan")
+        row = {
+            "learner": learner,
+            "temperature (mean ± sd over folds)": f"{_fmt(float(temps.mean()))} ± {_fmt(sd)}",
+        }
+        for metric in ("ece", "brier", "nll"):
+            for suffix, label in (("", "raw"), ("_calibrated", "scaled")):
+                rec = metrics[
+                    (metrics["learner"] == learner) & (metrics["metric"] == metric + suffix)
+                ]
+                value = rec.iloc[0]["mean"] if len(rec) else float("nan")
+                row[f"{metric} {label}"] = _fmt(value)
+        rows.append(row)
+    return [
+        "<h3>Calibration</h3>",
+        '<p class="note">Temperature scaling: one temperature per learner and fold, fitted by '
+        "maximum likelihood on the fold's validation side only; evaluate applied it to the test "
+        "side. ECE: expected calibration error (10 equal-width confidence bins); Brier score "
+        "(halved, in [0, 1]); NLL: mean negative log-likelihood. Means over test folds; the "
+        "reliability diagram is among the figures above. A temperature above 1 means the raw "
+        "probabilities were over-confident.</p>",
+        _table(pd.DataFrame(rows)),
+    ]
+
+
+def _database_text(db: Mapping[str, Any] | None) -> str:
+    if db is None:
+        return "Motifs are searched in nucleotide sequences only."
+    taxa = ", ".join(db["tax_groups"]) or "all taxonomic groups"
+    files = ", ".join(Path(f).name for f in db["files"])
+    return (
+        "Motifs: high-attribution windows (seqlets) clustered on both strands, and the "
+        "first-layer filters with the largest influence (mean drop of the output when the "
+        f"filter is silenced). Each is matched against {db['release']} {db['collection']} "
+        f"({taxa}; {db['profiles']} profiles in all"
+        + (f", with {_esc(files)}" if files else "")
+        + ") with a TOMTOM-like comparison (summed column Pearson correlation, both strands, "
+        "column-shuffled null; E = p × profiles)."
+    )
+
+
+def _sequence_interpretation(folder: Path) -> list[str]:
+    summary = read_json(folder / "summary.json")
+    table = folder / "motifs.tsv"
+    motifs = pd.read_csv(table, sep="\t") if table.stat().st_size > 1 else pd.DataFrame()
+    db = summary["motif_database"]
+    agreement = "; ".join(
+        f"{cls}: " + ", ".join(f"{k.replace('_', ' ')} r = {_fmt(v, 2)}" for k, v in a.items())
+        for cls, a in summary["agreement"].items()
+    )
+    parts = [
+        "<h3>What the model learned</h3>",
+        f"<p>{summary['sequences']} top-scoring held-out sequences were explained, each by the "
+        "fold model that never trained on it: integrated gradients (uniform reference), "
+        "DeepLiftShap (shuffled references; models without recurrent layers) and in-silico "
+        f"mutagenesis (the {summary['ism_sequences']} top-scoring). Agreement of the "
+        f"per-position contributions with integrated gradients: {_esc(agreement)}. "
+        + _database_text(db)
+        + "</p>",
+    ]
+    if len(motifs):
+        shown = pd.DataFrame(
+            {
+                "motif": motifs["motif"],
+                "source": motifs["source"],
+                "sites": motifs["sites"],
+                "consensus": motifs["consensus"],
+                "influence": [_fmt(v, 2) for v in motifs["influence"]],
+                "best match": [
+                    f"{i} {n} ({s})"
+                    for i, n, s in zip(
+                        motifs["match_id"],
+                        motifs["match_name"],
+                        motifs["match_source"],
+                        strict=True,
+                    )
+                ],
+                "E-value": [f"{v:.2g}" for v in motifs["match_e"]],
+                "best JASPAR match": [
+                    f"{i} {n} (E {e:.2g})"
+                    for i, n, e in zip(
+                        motifs["jaspar_id"], motifs["jaspar_name"], motifs["jaspar_e"], strict=True
+                    )
+                ],
+            }
+        )
+        parts.append(_table(shown))
+    for name, caption in (
+        (
+            "motif_logos.png",
+            "Learned motifs (information content) above their best match, "
+            "aligned at the matched offset and strand.",
+        ),
+        (
+            "attribution_logos.png",
+            "Contribution of each base of the top-scoring held-out "
+            "sequences: integrated gradients and in-silico mutagenesis.",
+        ),
+    ):
+        if (folder / name).is_file():
+            parts.append(
+                f"<figure>{_img(folder / name, name)}<figcaption class=note>{_esc(caption)}"
+                "</figcaption></figure>"
+            )
+    return parts
+
+
+def _tabular_interpretation(folder: Path, meta: Mapping[str, Any], top: int) -> list[str]:
+    table = pd.read_csv(folder / "feature_importance.tsv", sep="\t", dtype={"output": str})
+    classification = meta["task"] == "classification"
+    key = "ig" if classification else "ig_abs"
+    rows = []
+    outputs = list(dict.fromkeys(table["output"]))
+    for output in outputs[:10]:
+        part = table[table["output"] == output].sort_values(key, ascending=False).head(top)
+        rows.append(
+            {
+                "class" if classification else "target": output,
+                f"top {top} features (integrated gradients)": ", ".join(
+                    f"{f} ({v:+.3g})" for f, v in zip(part["feature"], part[key], strict=True)
+                ),
+            }
+        )
+    perm = table.drop_duplicates("feature").sort_values("permutation", ascending=False)
+    perm = perm.head(top)
+    parts = [
+        "<h3>What the model learned</h3>",
+        '<p class="note">Integrated gradients of each '
+        + (
+            "class's log-probability, averaged over the held-out samples of that class (positive: "
+            "evidence for the class)"
+            if classification
+            else "target, mean absolute attribution over the held-out samples"
+        )
+        + "; the reference is the training mean (zero after z-scoring). Permutation importance: "
+        "mean drop of the held-out score (auROC or R²) when a feature is shuffled. Per fold on "
+        "its held-out samples with its own model, averaged over folds"
+        + (f"; first 10 of {len(outputs)} targets shown" if len(outputs) > 10 else "")
+        + ".</p>",
+        _table(pd.DataFrame(rows)),
+        "<p>Permutation importance (mean ± sd over folds): "
+        + ", ".join(
+            f"{_esc(f)} {v:.3g} ± {s:.2g}"
+            for f, v, s in zip(
+                perm["feature"], perm["permutation"], perm["permutation_sd"].fillna(0), strict=True
+            )
+        )
+        + ".</p>",
+    ]
+    if (folder / "features.png").is_file():
+        parts.append(
+            f"<figure>{_img(folder / 'features.png', 'features')}<figcaption class=note>Top "
+            "features per class or target and by permutation importance.</figcaption></figure>"
+        )
+    return parts
+
+
+def interpretation_section(exp: ExperimentFiles, meta: Mapping[str, Any]) -> list[str]:
+    """Learned motifs with logos and matches, or top features per class, of one experiment."""
+    folder = exp.extras.get("interpret")
+    if not folder:
+        return []
+    folder = Path(folder)
+    if meta.get("modality") == "sequence":
+        return _sequence_interpretation(folder)
+    return _tabular_interpretation(folder, meta, int(exp.config["interpret"]["top_features"]))
+
+
+def comparison_section(files: Mapping[str, str]) -> list[str]:
+    """Return the leaderboard of every group of learners sharing data and folds."""
+    board = pd.read_csv(files["leaderboard"], sep="\t")
+    parts = [
+        "<h2 id=leaderboard>Leaderboard</h2>",
+        '<p class="note">Learners scored on the same test folds of the same data, ranked on the '
+        "task's primary metric (mean over folds). p-values compare each learner with the best "
+        "over folds: the corrected resampled t-test (Nadeau & Bengio 2003) accounts for the "
+        "overlap of training sets between folds; the Wilcoxon signed-rank test makes no "
+        "distribution assumption but cannot go below 0.0625 with five folds.</p>",
+    ]
+    for group, rows in board.groupby("group", sort=False):
+        shown = pd.DataFrame(
+            {
+                "rank": rows["rank"],
+                "experiment": rows["experiment"],
+                "learner": rows["learner"],
+                "metric": rows["metric"],
+                "mean ± sd": [
+                    f"{_fmt(m)} ± {_fmt(s)}" for m, s in zip(rows["mean"], rows["sd"], strict=True)
+                ],
+                "folds": rows["folds"],
+                "difference to best": [_fmt(v) for v in rows["difference"]],
+                "p (corrected t)": [_fmt(v, 4) for v in rows["p_corrected_t"]],
+                "p (Wilcoxon)": [_fmt(v, 4) for v in rows["p_wilcoxon"]],
+            }
+        )
+        parts += [f"<h3>{_esc(group)}</h3>", _table(shown)]
+    return parts

@@ -13,7 +13,7 @@ CORES ?= 2
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.dlpipe-installed
 
-.PHONY: install demo test lint format clean
+.PHONY: install demo test test-slurm lint format clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# A real single-node SLURM cluster (installed with apt-get: needs root) runs the demo through
+# profiles/slurm; tests/slurm/run_slurm_test.sh stops every daemon it started.
+test-slurm: $(STAMP)
+	PYTHON=$(BIN)/python bash tests/slurm/run_slurm_test.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

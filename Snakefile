@@ -23,7 +23,9 @@ if not config:
 # Stop before any job with one message naming the key or file at fault.
 try:
     validate_config(config, DEFAULT_SCHEMA)
-    check_inputs(config)
+    # Inputs in remote storage (--default-storage-provider) are checked when staged.
+    if workflow.storage_settings.default_storage_provider is None:
+        check_inputs(config)
 except DlpipeError as error:
     sys.exit(f"dlpipe error: {error}")
 validate(config, str(DEFAULT_SCHEMA))
@@ -35,6 +37,10 @@ include: "rules/split.smk"
 include: "rules/preprocess.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"
+include: "rules/calibrate.smk"
+include: "rules/interpret.smk"
+include: "rules/compare.smk"
+include: "rules/predict.smk"
 include: "rules/report.smk"
 include: "rules/singlecell.smk"
 include: "rules/embed.smk"
@@ -44,3 +50,4 @@ rule all:
     default_target: True
     input:
         "results/report.html",
+        prediction_targets,

@@ -1,13 +1,22 @@
 # Input functions and helpers shared by the rules. The logic they need lives in dlpipe.
-from dlpipe.report_sections import extra_report_files
-from dlpipe.workflow import experiment_sections, fold_count
+from dlpipe.config import effective_task
+from dlpipe.report_latent import extra_report_files
+from dlpipe.resources import gpu_request, memory_mb, runtime_min
+from dlpipe.workflow import (
+    data_inputs,
+    experiment_sections,
+    fold_count,
+    prediction_files,
+)
 
 EXPERIMENTS = list(config["experiments"])
+PREDICTIONS = list(config.get("predict", {}))
 
 
 wildcard_constraints:
     exp="|".join(EXPERIMENTS) or "[A-Za-z][A-Za-z0-9_-]*",
     fold=r"\d+",
+    job="|".join(PREDICTIONS) or "[A-Za-z][A-Za-z0-9_-]*",
 
 
 def exp_config(wildcards):
@@ -25,10 +34,7 @@ def sections(*names):
 
 def data_files(wildcards):
     """The raw inputs of an experiment: its table, or its genome and BED files."""
-    data = exp_config(wildcards)["data"]
-    files = [data[k] for k in ("path", "genome", "blacklist", "fasta", "labels")]
-    files += list((data["bed"] or {}).values())
-    return [f for f in files if f]
+    return list(data_inputs(exp_config(wildcards)).values())
 
 
 def singlecell_counts(wildcards):
@@ -61,7 +67,7 @@ def per_fold(pattern):
     return paths
 
 
-def evaluate_models(wildcards):
+def fold_models(wildcards):
     """The fold's deep model and, when enabled, its baseline."""
     exp = exp_config(wildcards)
     files = {"model": f"results/{wildcards.exp}/{wildcards.fold}/model.ckpt"}
@@ -70,21 +76,115 @@ def evaluate_models(wildcards):
     return files
 
 
+def calibrated(exp):
+    """Whether an experiment's classifiers get a temperature fitted on validation sides."""
+    cfg = config["experiments"][exp]
+    return cfg["calibration"]["enabled"] and effective_task(cfg) != "regression"
+
+
+def evaluate_models(wildcards):
+    """The fold's models and, for calibrated classifiers, their temperatures."""
+    files = fold_models(wildcards)
+    if calibrated(wildcards.exp):
+        files["calibration"] = (
+            f"results/{wildcards.exp}/{wildcards.fold}/calibration.json"
+        )
+    return files
+
+
+def interpret_inputs(wildcards):
+    """Sequences: the test-fold predictions (to pick the top-scoring held-out sequences) and the
+    extra motif files searched beside JASPAR. Tables need neither, so their interpretation can
+    run as soon as the models are trained."""
+    exp = exp_config(wildcards)
+    if exp["data"]["modality"] != "sequence":
+        return {}
+    return {
+        "predictions": per_fold("results/{exp}/{fold}/predictions.tsv")(wildcards),
+        "motif_files": exp["interpret"]["motif_files"],
+    }
+
+
+def compare_inputs(wildcards):
+    """What the leaderboard needs of every experiment: metrics, fold table, data checksums."""
+    files = {}
+    for exp in EXPERIMENTS:
+        files[f"{exp}_metrics"] = f"results/{exp}/metrics.tsv"
+        files[f"{exp}_meta"] = f"results/{exp}/dataset.json"
+        files[f"{exp}_folds"] = f"results/{exp}/folds.tsv"
+        files[f"{exp}_summaries"] = expand(
+            "results/{exp}/{fold}/preprocess.json", exp=exp, fold=folds_of(exp)
+        )
+    return files
+
+
+def prediction_job(wildcards):
+    return config["predict"][wildcards.job]
+
+
+def prediction_experiment(wildcards):
+    return config["experiments"][prediction_job(wildcards)["experiment"]]
+
+
+def prediction_inputs(wildcards):
+    """The new data of a prediction job and the fold models of its experiment."""
+    job = prediction_job(wildcards)
+    exp = job["experiment"]
+    files = {
+        "data": prediction_files(job),
+        "meta": f"results/{exp}/dataset.json",
+        "models": expand(
+            "results/{exp}/{fold}/model.ckpt", exp=exp, fold=folds_of(exp)
+        ),
+        "preprocessors": expand(
+            "results/{exp}/{fold}/preprocessor.joblib", exp=exp, fold=folds_of(exp)
+        ),
+    }
+    if calibrated(exp):
+        files["calibrations"] = expand(
+            "results/{exp}/{fold}/calibration.json", exp=exp, fold=folds_of(exp)
+        )
+    return files
+
+
+def prediction_targets(wildcards):
+    """Predictions of every job of the config's predict section (none by default)."""
+    return expand("results/predictions/{job}.tsv", job=PREDICTIONS)
+
+
 def train_threads(wildcards):
     return exp_config(wildcards)["resources"]["threads"]
 
 
 def train_gpus(wildcards):
-    training = exp_config(wildcards)["training"]
-    return training["gpus"] if training["device"] == "gpu" else 0
+    return gpu_request(exp_config(wildcards))
 
 
-def train_mem_mb(wildcards, attempt):
-    return exp_config(wildcards)["resources"]["mem_mb"] * attempt
+def train_mem_mb(wildcards, input, attempt):
+    override = exp_config(wildcards)["resources"]["mem_mb"]
+    return memory_mb("train", input.size_mb, attempt, override)
 
 
 def train_runtime(wildcards, attempt):
     return exp_config(wildcards)["resources"]["runtime"] * attempt
+
+
+def step_mem_mb(step):
+    """Resources function: the step's memory from its input size, scaled by the attempt."""
+
+    def mem_mb(wildcards, input, attempt):
+        return memory_mb(step, input.size_mb, attempt)
+
+    return mem_mb
+
+
+def step_runtime(step):
+    """Resources function: the step's run time (minutes) from its input size and attempt."""
+
+    def runtime(wildcards, input, attempt):
+        return runtime_min(step, input.size_mb, attempt)
+
+    return runtime
 
 
 def report_inputs(wildcards):
@@ -97,5 +197,18 @@ def report_inputs(wildcards):
         files[f"{exp}_summaries"] = expand(
             "results/{exp}/{fold}/preprocess.json", exp=exp, fold=folds_of(exp)
         )
+        files[f"{exp}_histories"] = expand(
+            "results/{exp}/{fold}/history.tsv", exp=exp, fold=folds_of(exp)
+        )
+        if calibrated(exp):
+            files[f"{exp}_calibrations"] = expand(
+                "results/{exp}/{fold}/calibration.json", exp=exp, fold=folds_of(exp)
+            )
         files.update(extra_report_files(exp, config["experiments"][exp]))
+        if config["experiments"][exp]["interpret"]["enabled"]:
+            files[f"{exp}_interpret"] = f"results/{exp}/interpret"
+        else:  # the report counts the parameters itself
+            files[f"{exp}_models"] = [f"results/{exp}/0/model.ckpt"]
+    files["comparison_leaderboard"] = "results/comparison/leaderboard.tsv"
+    files["comparison_pairs"] = "results/comparison/pairwise.tsv"
     return files

@@ -14,6 +14,9 @@ rule evaluate:
         "benchmarks/runs/evaluate/{exp}/{fold}.tsv"
     conda:
         "../envs/dlpipe.yaml"
+    resources:
+        mem_mb=step_mem_mb("evaluate"),
+        runtime=step_runtime("evaluate"),
     params:
         exp=sections("task", "model.name", "baseline", "data.modality"),
     script:
@@ -48,6 +51,9 @@ rule aggregate:
         "logs/aggregate/{exp}.log",
     conda:
         "../envs/dlpipe.yaml"
+    resources:
+        mem_mb=step_mem_mb("aggregate"),
+        runtime=step_runtime("aggregate"),
     params:
         exp=exp_config,
     script:

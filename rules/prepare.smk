@@ -13,6 +13,9 @@ rule prepare:
         "benchmarks/runs/prepare/{exp}.tsv"
     conda:
         "../envs/dlpipe.yaml"
+    resources:
+        mem_mb=step_mem_mb("prepare"),
+        runtime=step_runtime("prepare"),
     params:
         exp=sections("task", "seed", "data", "cv", "preprocess.impute"),
         workdir=workflow.basedir,

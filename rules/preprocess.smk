@@ -16,6 +16,9 @@ rule preprocess:
         "benchmarks/runs/preprocess/{exp}/{fold}.tsv"
     conda:
         "../envs/dlpipe.yaml"
+    resources:
+        mem_mb=step_mem_mb("preprocess"),
+        runtime=step_runtime("preprocess"),
     params:
         exp=sections("task", "seed", "preprocess"),
     script:

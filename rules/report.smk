@@ -12,6 +12,9 @@ rule report:
         "logs/report.log",
     conda:
         "../envs/dlpipe.yaml"
+    resources:
+        mem_mb=step_mem_mb("report"),
+        runtime=step_runtime("report"),
     params:
         experiments=config["experiments"],
         title=config["report"]["title"],

@@ -9,6 +9,9 @@ rule split:
         "logs/split/{exp}.log",
     conda:
         "../envs/dlpipe.yaml"
+    resources:
+        mem_mb=step_mem_mb("split"),
+        runtime=step_runtime("split"),
     params:
         exp=sections("task", "seed", "cv"),
     script:

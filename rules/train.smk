@@ -1,5 +1,5 @@
 rule train:
-    """Train the fold's deep model with Lightning; asks schedulers for a GPU when configured."""
+    """Train the fold's deep model with Lightning; asks schedulers for GPUs when configured."""
     input:
         train="results/{exp}/{fold}/train.npz",
         val="results/{exp}/{fold}/val.npz",
@@ -21,6 +21,9 @@ rule train:
         runtime=train_runtime,
     params:
         exp=sections("task", "seed", "model", "training", "data.alphabet"),
+        # Resumable checkpoints: not an output, so Snakemake keeps it when it removes the
+        # outputs of a killed job, and the rerun continues from the last epoch.
+        state="results/{exp}/{fold}/train_state",
     script:
         "../workflow/scripts/train.py"
 
@@ -39,6 +42,9 @@ rule baseline:
         "benchmarks/runs/baseline/{exp}/{fold}.tsv"
     conda:
         "../envs/dlpipe.yaml"
+    resources:
+        mem_mb=step_mem_mb("baseline"),
+        runtime=step_runtime("baseline"),
     params:
         exp=sections(
             "task", "seed", "baseline", "training.class_weights", "data.modality"

@@ -101,3 +101,34 @@ def make_exp() -> ExpBuilder:
         return validate_config({"experiments": {"e": exp}})["experiments"]["e"]
 
     return build
+
+
+CheckpointWriter = Callable[..., Path]
+
+
+@pytest.fixture
+def write_checkpoint() -> CheckpointWriter:
+    """Return ``write(path, model, name, n_inputs, n_outputs, **hyperparameters)``.
+
+    It saves a model built by hand (no training) the way :func:`dlpipe.train.fit` does, so
+    :func:`dlpipe.inference.load_model` reads it back.
+    """
+    import torch
+
+    def write(
+        path: str | Path, model: Any, name: str, n_inputs: int, n_outputs: int, **hyper: Any
+    ) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        state = {
+            "hyper_parameters": {
+                "model_config": {"name": name, **hyper},
+                "n_inputs": n_inputs,
+                "n_outputs": n_outputs,
+            },
+            "state_dict": {f"model.{k}": v for k, v in model.state_dict().items()},
+        }
+        torch.save(state, path)
+        return path
+
+    return write

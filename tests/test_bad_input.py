@@ -117,17 +117,11 @@ def test_ragged_row_with_extra_field_names_its_line(tmp_path: Path) -> None:
     _error(
         _exp(path),
         "not a valid CSV table",
-        "Expected 5 fields in line 6, saw 6",
+        "line 6 has 6 fields but the header (line 1) has 5",
         "as many fields as the header",
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: the ragged-row message embeds pandas' trailing newline, so the 'one-line' "
-    "dlpipe error is split over two lines ('saw 6\\n. Check the delimiter')",
-)
 def test_ragged_row_message_is_one_line(tmp_path: Path) -> None:
     lines = _frame().to_csv(index=False).splitlines()
     lines[5] += ",surplus"
@@ -136,13 +130,6 @@ def test_ragged_row_message_is_one_line(tmp_path: Path) -> None:
     assert "\n" not in message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: when the first data row has one field more than the header (or every row ends "
-    "in a delimiter) pandas silently takes column 1 as the index and shifts every column; the "
-    "user gets 'label column is empty' with feature values shown as ids",
-)
 @pytest.mark.parametrize("where", ["first_row", "every_row"])
 def test_extra_field_on_first_data_row_is_named(tmp_path: Path, where: str) -> None:
     lines = _frame().to_csv(index=False).splitlines()
@@ -237,6 +224,23 @@ def test_nan_feature_is_accepted_when_imputed(tmp_path: Path) -> None:
     assert np.isnan(data.table.loc["S04", "g2"])
     assert data.meta["missing_values"] == 1
     assert data.feature_columns == ["g1", "g2", "g3"]
+
+
+@pytest.mark.parametrize("spelling", ["NA", "NaN", "null", "#N/A"])
+def test_missing_value_spellings_in_features_are_missing(tmp_path: Path, spelling: str) -> None:
+    frame = _frame().astype({"g2": object})
+    frame.loc[4, "g2"] = spelling  # as R, Excel or pandas write a missing value
+    path = tmp_path / "table.csv"
+    frame.to_csv(path, index=False)
+    data = prepare_tabular(_exp(path, preprocess={"impute": "median"}), "e")
+    assert np.isnan(data.table.loc["S04", "g2"])
+
+
+def test_short_row_is_named_not_padded(tmp_path: Path) -> None:
+    lines = _frame().to_csv(index=False).splitlines()
+    lines[3] = lines[3].rsplit(",", 1)[0]  # line 4 loses its label field
+    path = _write(tmp_path / "short.csv", "\n".join(lines) + "\n")
+    _error(_exp(path), "line 4 has 4 fields but the header (line 1) has 5")
 
 
 @pytest.mark.parametrize("value", ["inf", "-inf", "Infinity"])
@@ -347,12 +351,6 @@ def test_missing_regression_target(tmp_path: Path) -> None:
 # Line numbers and text values that pandas reinterprets.
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: pandas skips blank lines, so every line number after a blank line is one too "
-    "small (row_location assumes data row r is on line r + 2)",
-)
 def test_line_numbers_count_blank_lines(tmp_path: Path) -> None:
     frame = _frame()
     frame.loc[5, "g2"] = np.nan  # S05: line 7, line 8 once a blank line precedes it
@@ -363,12 +361,6 @@ def test_line_numbers_count_blank_lines(tmp_path: Path) -> None:
     _error(_exp(path, preprocess={"impute": "none"}), "line 8 (id S05)")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=InputError,
-    reason="BUG: text columns are read with pandas' default NA strings, so a class named "
-    "'None' (or 'NA', 'null') is taken for a missing label and reported as 'is empty'",
-)
 def test_class_named_none_is_a_class(tmp_path: Path) -> None:
     frame = _frame()
     frame["label"] = ["None", "mild", "severe"] * 4

@@ -17,7 +17,7 @@ from dlpipe.config import (
 from dlpipe.errors import ConfigError
 
 TRAINING_KEYS = (
-    "batch_size, class_weights, device, gpus, learning_rate, max_epochs, optimizer, patience, "
+    "batch_size, class_weights, device, devices, learning_rate, max_epochs, optimizer, patience, "
     "precision, progress_bar, reverse_complement, weight_decay"
 )
 PLANS = (
@@ -123,7 +123,7 @@ def test_unknown_key_names_path_and_lists_allowed_keys() -> None:
 def test_unknown_experiment_and_top_level_keys() -> None:
     message = _error(_classification(trainer={}))
     assert message.startswith("config key experiments.e: unknown key(s) 'trainer'; allowed keys")
-    assert "cv, data, description, embed, integration, model" in message
+    assert "cv, data, description, embed, integration, interpret, model" in message
     with pytest.raises(ConfigError, match=r"<top level>: unknown key\(s\) 'extra'.*experiments"):
         validate_config({"experiments": {"e": _classification()}, "extra": 1})
 

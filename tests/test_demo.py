@@ -74,5 +74,25 @@ def test_demo_meets_published_accuracy(tmp_path: Path) -> None:
     for text in ("breast_cancer", "all_target_genes", "ecoli_crp", "logistic_regression",
                  "ridge_regression", "kmer6_logistic_regression", "pbmc_cell_types",
                  "Batch integration (scVI)", "Integration benchmark (scib-metrics)",
-                 "Cell-type classification", "pca_logistic_regression"):  # fmt: skip
+                 "Cell-type classification", "pca_logistic_regression", "DOME summary",
+                 "Leaderboard", "Calibration", "What the model learned",
+                 "RegulonDB_CRP"):  # fmt: skip
         assert text in html
+
+    # The CNN learned the CRP site: its top attribution motif matches the RegulonDB CRP matrix.
+    motifs = pd.read_csv(tmp_path / "results" / "ecoli_crp" / "interpret" / "motifs.tsv", sep="\t")
+    top = motifs.iloc[0]
+    assert top["source"] == "attribution seqlets"
+    assert top["match_id"] == "RegulonDB_CRP"
+    assert top["match_e"] < 0.1
+    assert "TGTGA" in top["consensus"] or "TCACA" in top["consensus"]
+    # "CNN beats the k-mer baseline" holds with a p-value (corrected resampled t-test).
+    board = pd.read_csv(tmp_path / "results" / "comparison" / "leaderboard.tsv", sep="\t")
+    kmer = board[board["learner"] == "kmer6_logistic_regression"].iloc[0]
+    assert kmer["rank"] == 2
+    assert kmer["p_corrected_t"] < 0.05
+    # Temperature scaling repairs the over-confident k-mer baseline.
+    assert (
+        crp.loc[("kmer6_logistic_regression", "ece_calibrated"), "mean"]
+        < crp.loc[("kmer6_logistic_regression", "ece"), "mean"] / 2
+    )

@@ -329,3 +329,25 @@ def test_chromosome_folds_need_positives_on_enough_chromosomes(genome: tuple[Pat
     sites[sites[0] == "chr1"].to_csv(only_chr1, sep="\t", header=False, index=False)
     with pytest.raises(InputError, match="positives lie on 1 chromosome"):
         prepare_sequence(_exp(fa, only_chr1), "s")
+
+
+def test_shuffled_negatives_keep_composition_and_their_source_fold(
+    genome: tuple[Path, Path],
+) -> None:
+    fa, bed = genome
+    exp = _exp(fa, bed)
+    exp["data"]["negatives"].update(method="shuffle", ratio=1.5)
+    data = prepare_sequence(exp, "s")
+    pos = (data.windows["label"] == "site").to_numpy()
+    assert pos.sum() == 360
+    assert (~pos).sum() == 540
+    assert pd.Index(data.ids).is_unique
+    assert data.meta["negatives"] == "shuffle"
+    # Each copy has its source's GC exactly and no longer holds the planted motif.
+    neg = data.windows[~pos]
+    source = neg["chrom"] + ":" + neg["start"].astype(str) + "-" + neg["end"].astype(str)
+    np.testing.assert_allclose(neg["gc"].to_numpy(), data.windows.loc[source, "gc"].to_numpy())
+    assert np.mean([MOTIF in s for s in decode(data.codes[~pos])]) < 0.05
+    folds = make_folds(data.ids, data.y, exp["cv"], "classification", 0, data.groups)
+    test = folds[folds["set"] == "test"].set_index("id")["fold"]
+    assert (test.loc[neg.index].to_numpy() == test.loc[source].to_numpy()).all()

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 import subprocess
 import sys
+import zipfile
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +40,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
     reg["t1"] = x[:, 1] * 2 + rng.normal(size=90) * 0.1
     reg["t2"] = x[:, 2] - x[:, 3]
     reg.to_csv(folder / "reg.tsv", sep="\t", index=False)
+    cls.drop(columns="state").head(5).to_csv(folder / "new.csv", index=False)  # new samples
     common = {
         "model": {"name": "mlp", "hidden_layers": [8]},
         "training": {"max_epochs": 5, "patience": 2, "progress_bar": False, "device": "cpu"},
@@ -49,8 +53,10 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
                     "preprocess": {"smote": True}, "cv": {"n_splits": 3}, **common},
             "reg": {"task": "regression", "data": {"path": "reg.tsv", "id_column": "sample",
                                                    "target_columns": ["t1", "t2"]},
-                    "cv": {"plan": "kfold", "n_splits": 3}, **common},
-        }
+                    "cv": {"plan": "kfold", "n_splits": 3}, "interpret": {"enabled": False},
+                    **common},
+        },
+        "predict": {"newcls": {"experiment": "cls", "table": "new.csv"}},
     }  # fmt: skip
     (folder / "config.yaml").write_text(yaml.safe_dump(config))
     return folder
@@ -60,6 +66,10 @@ def _digests(folder: Path) -> dict[str, str]:
     files = sorted(folder.glob("results/*/metrics.tsv")) + sorted(
         folder.glob("results/*/*/metrics.json")
     ) + sorted(folder.glob("results/*/oof_predictions.tsv"))  # fmt: skip
+    files += sorted(folder.glob("results/*/*/calibration.json"))
+    files += sorted(folder.glob("results/*/interpret/feature_importance.tsv"))
+    files += [folder / "results/comparison/leaderboard.tsv"]
+    files += sorted(folder.glob("results/predictions/*.tsv"))
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
 
 
@@ -92,7 +102,7 @@ def test_tiny_config_runs_end_to_end_and_reruns_identically(tiny: Path) -> None:
     for rule in ("prepare", "split", "preprocess", "train", "baseline", "evaluate", "aggregate"):
         assert any((tiny / "logs" / rule).rglob("*.log")), rule
     first = _digests(tiny)
-    assert len(first) == 2 + 6 + 2
+    assert len(first) == 2 + 6 + 2 + 3 + 1 + 1 + 1  # + calibration, importance, board, predictions
 
     shutil.rmtree(results)
     again = _snakemake(tiny, "--configfile", "config.yaml", "--quiet")
@@ -103,13 +113,69 @@ def test_tiny_config_runs_end_to_end_and_reruns_identically(tiny: Path) -> None:
     noop = _snakemake(tiny, "--configfile", "config.yaml", "-n")
     assert "Nothing to be done" in noop.stdout + noop.stderr
     config = yaml.safe_load((tiny / "config.yaml").read_text())
-    config["experiments"]["reg"]["training"]["learning_rate"] = 0.01
+    # A new dict: the experiments share one training section (a YAML alias) in config.yaml.
+    reg = config["experiments"]["reg"]
+    reg["training"] = {**reg["training"], "learning_rate": 0.01}
     (tiny / "changed.yaml").write_text(yaml.safe_dump(config))
-    changed = _snakemake(tiny, "--configfile", "changed.yaml", "-n", "--quiet", "rules")
-    out = changed.stdout + changed.stderr
-    assert "train" in out
-    assert "prepare" not in out
-    assert "preprocess" not in out
+    changed = _snakemake(tiny, "--configfile", "changed.yaml", "-n")
+    assert changed.returncode == 0, changed.stderr[-3000:]
+    # Exactly that experiment's training, what depends on it, and the one report.
+    assert _planned_jobs(changed.stdout + changed.stderr) == Counter(
+        {("train", "reg"): 3, ("evaluate", "reg"): 3, ("aggregate", "reg"): 1,
+         ("report", None): 1, ("all", None): 1}
+    )  # fmt: skip
+    assert "reason: Params have changed since last execution" in changed.stdout
+    # (`--list-changes params` of Snakemake 9.27 lists every output with recorded params,
+    # changed or not; the dry run's job list is the reliable answer.)
+
+
+def _planned_jobs(dry_run: str) -> Counter[tuple[str, str | None]]:
+    """(rule, experiment) of every job a dry run lists."""
+    jobs: Counter[tuple[str, str | None]] = Counter()
+    rule: str | None = None
+    exp: str | None = None
+    for line in dry_run.splitlines():
+        head = re.match(r"^(?:local)?rule (\w+):", line)
+        if head:
+            if rule:
+                jobs[rule, exp] += 1
+            rule, exp = head[1], None
+        elif rule and (wildcards := re.search(r"wildcards: .*\bexp=([\w-]+)", line)):
+            exp = wildcards[1]
+    if rule:
+        jobs[rule, exp] += 1
+    return jobs
+
+
+@pytest.mark.workflow
+def test_tiny_run_predicts_new_data_reports_trust_and_packs_a_snakemake_report(tiny: Path) -> None:
+    run = _snakemake(tiny, "--configfile", "config.yaml", "--quiet")  # no-op after the test above
+    assert run.returncode == 0, run.stderr[-3000:]
+    results = tiny / "results"
+    predictions = pd.read_csv(results / "predictions" / "newcls.tsv", sep="\t")
+    assert predictions["id"].tolist() == [f"S{i:03d}" for i in range(5)]
+    for col in ("prob_disease", "prob_disease_sd", "prob_healthy", "prob_healthy_sd"):
+        assert predictions[col].between(0, 1).all()
+    assert (predictions["models"] == 3).all()
+    assert predictions["calibrated"].all()
+    html = (results / "report.html").read_text()
+    sections = ("DOME summary", "Leaderboard", "Calibration", "What the model learned",
+                "what was fitted where", "p (corrected t)")  # fmt: skip
+    for section in sections:
+        assert section in html, section
+    # Parameters counted by the interpret step (cls) and by the report itself (reg: no interpret).
+    assert html.count("trainable parameters") == 2
+    assert not (results / "reg" / "interpret").exists()
+    board = pd.read_csv(results / "comparison" / "leaderboard.tsv", sep="\t")
+    assert sorted(zip(board["experiment"], board["learner"], strict=True)) == [
+        ("cls", "logistic_regression"), ("cls", "mlp"), ("reg", "mlp"), ("reg", "ridge_regression")
+    ]  # fmt: skip
+    assert board["p_corrected_t"].notna().sum() == 2  # each runner-up against its best
+    zipped = _snakemake(tiny, "--configfile", "config.yaml", "--report", "report.zip")
+    assert zipped.returncode == 0, zipped.stderr[-3000:]
+    with zipfile.ZipFile(tiny / "report.zip") as archive:
+        names = {Path(n).name for n in archive.namelist()}
+    assert {"reliability.png", "features.png", "leaderboard.tsv", "newcls.tsv"} <= names
 
 
 @pytest.mark.workflow
@@ -157,7 +223,7 @@ def test_dry_run_of_the_demo_lists_the_chain() -> None:
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
     for rule in ("prepare", "split", "preprocess", "train", "baseline", "evaluate",
-                 "aggregate", "report"):  # fmt: skip
+                 "aggregate", "calibrate", "interpret", "compare", "report"):  # fmt: skip
         assert rule in run.stdout + run.stderr
 
 

@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from dlpipe.config import n_folds
 from dlpipe.errors import InputError
-from dlpipe.split import fold_indices, make_folds, n_folds, read_folds, write_folds
+from dlpipe.split import fold_indices, make_folds, read_folds, write_folds
 
 N = 60
 IDS = np.array([f"s{i:02d}" for i in range(N)])

@@ -207,29 +207,72 @@ def test_prepare_targets_dtypes_and_shapes() -> None:
     assert prepare_targets(np.ones((4, 3)), "regression").shape == (4, 3)
 
 
-def test_accelerator_settings() -> None:
-    assert accelerator_settings({"device": "cpu", "gpus": 4}) == {
+def test_accelerator_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert accelerator_settings({"device": "cpu", "devices": 1}) == {
         "accelerator": "cpu",
         "devices": 1,
     }
-    assert accelerator_settings({"device": "auto", "gpus": 1}) == {
+    # Several CPU processes train with DDP (gloo); the spawned ranks start inside the job.
+    assert accelerator_settings({"device": "cpu", "devices": 2}) == {
+        "accelerator": "cpu",
+        "devices": 2,
+        "strategy": "ddp_fork",
+    }
+    assert accelerator_settings({"device": "auto", "devices": 1}) == {
         "accelerator": "auto",
         "devices": 1,
     }
-    if torch.cuda.is_available():
-        assert accelerator_settings({"device": "gpu", "gpus": 2}) == {
-            "accelerator": "gpu",
-            "devices": 2,
-        }
-    else:
-        with pytest.raises(ConfigError, match=r"training\.device is 'gpu' but no CUDA GPU"):
-            accelerator_settings({"device": "gpu", "gpus": 1})
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    # auto without a visible GPU falls back to one CPU process, whatever devices says.
+    assert accelerator_settings({"device": "auto", "devices": 4}) == {
+        "accelerator": "cpu",
+        "devices": 1,
+    }
+    with pytest.raises(ConfigError, match=r"training\.device is 'gpu' but no CUDA GPU"):
+        accelerator_settings({"device": "gpu", "devices": 1})
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert accelerator_settings({"device": "gpu", "devices": 2}) == {
+        "accelerator": "gpu",
+        "devices": 2,
+        "strategy": "ddp_fork",
+    }
+    assert accelerator_settings({"device": "auto", "devices": 2}) == {
+        "accelerator": "gpu",
+        "devices": 2,
+        "strategy": "ddp_fork",
+    }
 
 
-def test_write_history_condenses_lightning_log(tmp_path: Path) -> None:
-    log = tmp_path / "metrics.csv"
-    log.write_text("epoch,step,train_loss,val_loss\n0,3,,0.9\n0,3,1.2,\n1,7,,0.7\n1,7,0.8,\n")
-    write_history(log, tmp_path / "history.tsv")
+def test_write_history_writes_one_row_per_epoch(tmp_path: Path) -> None:
+    rows = [
+        {"epoch": 0, "train_loss": 1.2, "val_loss": 0.9},
+        {"epoch": 1, "train_loss": 0.8, "val_loss": 0.712345678},
+    ]
+    write_history(rows, tmp_path / "history.tsv")
     assert (tmp_path / "history.tsv").read_text() == (
-        "epoch\ttrain_loss\tval_loss\n0\t1.2\t0.9\n1\t0.8\t0.7\n"
+        "epoch\ttrain_loss\tval_loss\n0\t1.2\t0.9\n1\t0.8\t0.712346\n"
     )
+
+
+def test_batch_loader_yields_the_batches_of_a_per_sample_loader() -> None:
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from dlpipe.train import make_loader
+
+    rng = np.random.default_rng(3)
+    codes = rng.integers(0, 5, size=(37, 11), dtype=np.uint8)
+    y = rng.integers(0, 2, 37)
+    fast = make_loader(codes, y, batch_size=8, shuffle=True, seed=0)
+    slow = DataLoader(
+        TensorDataset(torch.from_numpy(codes), torch.from_numpy(y)),
+        batch_size=8,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(0),
+    )
+    for _ in range(2):  # two epochs: the generator's state carries over identically
+        pairs = list(zip(fast, slow, strict=True))
+        assert len(pairs) == 5
+        for (x1, y1), (x2, y2) in pairs:
+            assert x1.dtype == torch.uint8
+            assert torch.equal(x1, x2)
+            assert torch.equal(y1, y2)

@@ -143,6 +143,9 @@ def validate_config(
         raise ConfigError(_describe(best))
     for name, exp in config["experiments"].items():
         check_experiment(name, exp)
+    from dlpipe.predict import check_prediction_jobs
+
+    check_prediction_jobs(config)
     return config
 
 
@@ -352,3 +355,28 @@ def normaliser_steps(pre: Mapping[str, Any]) -> list[str]:
     steps = pre["normalise"]
     steps = [steps] if isinstance(steps, str) else list(steps)
     return [s for s in steps if s != "none"]
+
+
+def n_folds(cv: Mapping[str, Any], n_samples: int) -> int:
+    """Return the number of folds a plan yields.
+
+    Parameters
+    ----------
+    cv
+        The experiment's ``cv`` config.
+    n_samples
+        Number of samples (used by leave-one-out only).
+
+    Returns
+    -------
+    int
+        Number of train/test folds.
+    """
+    plan = cv["plan"]
+    if plan in ("repeated_kfold", "repeated_stratified_kfold"):
+        return int(cv["n_splits"]) * int(cv["n_repeats"])
+    if plan == "leave_one_out":
+        return int(n_samples)
+    if plan in ("holdout", "chromosome_holdout"):
+        return 1
+    return int(cv["n_splits"])

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from dlpipe.errors import InputError
-from dlpipe.io import infer_format, read_json, read_table, row_location, sha256, write_json
+from dlpipe.io import infer_format, read_json, read_table, row_locations, sha256, write_json
 
 ID_INDEX = "sample_id"
 
@@ -118,7 +118,7 @@ class TabularDataset:
 
 
 def _locate(path: str, fmt: str, rows: np.ndarray, ids: pd.Series | None = None) -> str:
-    where = [row_location(path, int(r), fmt) for r in rows[:3]]
+    where = row_locations(path, rows[:3], fmt)
     if ids is not None:
         where = [f"{w} (id {ids.iloc[int(r)]})" for w, r in zip(where, rows[:3], strict=False)]
     more = f" and {len(rows) - 3} more" if len(rows) > 3 else ""
@@ -196,9 +196,14 @@ def prepare_tabular(exp: Mapping[str, Any], name: str = "experiment") -> Tabular
     data, task = exp["data"], exp["task"]
     path = str(data["path"])
     key = f"experiments.{name}.data"
-    text = [data["id_column"], data["label_column"], data["group_column"]]
-    text = [c for c in text + list(data["categorical_columns"]) if c]
-    table = read_table(path, data["format"], data["layer"], text_columns=text)
+    exact = [c for c in (data["id_column"], data["label_column"], data["group_column"]) if c]
+    table = read_table(
+        path,
+        data["format"],
+        data["layer"],
+        text_columns=list(data["categorical_columns"]),
+        exact_columns=exact,
+    )
     fmt = infer_format(path) if data["format"] == "auto" else data["format"]
 
     id_col = data["id_column"]

@@ -111,7 +111,7 @@ def fit_vae(
     GaussianVAE
         The best epoch's VAE, on the CPU, in eval mode.
     """
-    from dlpipe.train import _loader, fit_module
+    from dlpipe.train import fit_module
 
     cfg, seed = exp["embed"], int(exp["seed"])
     torch.set_num_threads(max(1, threads))
@@ -126,17 +126,14 @@ def fit_vae(
         learning_rate=cfg["learning_rate"],
         weight_decay=cfg["weight_decay"],
     )
-    batch_size = min(int(cfg["batch_size"]), len(train))
-    settings = {**exp["training"], "max_epochs": cfg["max_epochs"], "patience": cfg["patience"]}
+    settings = {
+        **exp["training"],
+        "max_epochs": cfg["max_epochs"],
+        "patience": cfg["patience"],
+        "batch_size": cfg["batch_size"],
+    }
     # The autoencoder's target is its input: the loaders yield (x, x).
-    fit_module(
-        module,
-        _loader(train, train, batch_size, shuffle=True, seed=seed),
-        _loader(val, val, batch_size, shuffle=False, seed=seed),
-        settings,
-        checkpoint,
-        history,
-    )
+    fit_module(module, (train, train), (val, val), settings, seed, checkpoint, history, threads)
     return load_vae(checkpoint)
 
 

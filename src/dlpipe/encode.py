@@ -93,11 +93,12 @@ def encode(sequences: Sequence[str] | str, alphabet: str = "dna") -> np.ndarray:
             "resize intervals to one length"
         )
     try:
-        # A bytearray keeps the result writable (numpy and torch then share it, no copy).
-        raw = bytearray("".join(seqs), "ascii")
+        # str.encode of ASCII text is a memory copy; bytearray(str, "ascii") is ~10x slower.
+        raw = "".join(seqs).encode("ascii")
     except UnicodeEncodeError as err:
         raise InputError(f"non-ASCII character in a sequence: {err}") from None
-    translated = raw.translate(_TRANSLATE[alphabet])
+    # A bytearray result keeps the codes writable (numpy and torch then share it, no copy).
+    translated = bytearray(raw).translate(_TRANSLATE[alphabet])
     if bytes([INVALID]) in translated:
         flat = translated.index(bytes([INVALID]))
         row, col = divmod(flat, length) if length else (0, 0)

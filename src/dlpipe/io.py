@@ -7,8 +7,11 @@ layer) becomes the feature columns and ``obs`` the annotation columns.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
+import warnings
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +31,11 @@ _SUFFIXES = {
 }
 _DELIMITERS = {"csv": ",", "tsv": "\t"}
 _DELIMITER_NAMES = {",": "comma", "\t": "tab", ";": "semicolon", "|": "pipe"}
+#: pandas' default missing-value spellings (read_csv documentation).
+_NA_VALUES = [
+    "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+    "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
+]  # fmt: skip
 
 
 def infer_format(path: str | Path) -> str:
@@ -54,29 +62,87 @@ def infer_format(path: str | Path) -> str:
     )
 
 
-def _first_line(path: Path) -> str:
+def _open_text(path: Path) -> Any:
     import gzip
 
     opener = gzip.open if path.suffix.lower() in (".gz", ".bgz") else open
+    return opener(path, "rt", errors="replace", newline="")
+
+
+def _first_line(path: Path) -> str:
     try:
-        with opener(path, "rt", errors="replace") as handle:
+        with _open_text(path) as handle:
             return handle.readline()
     except (OSError, EOFError) as err:
         raise InputError(f"{path}: cannot be read: {err}") from None
 
 
-def _read_delimited(path: Path, fmt: str, text_columns: list[str]) -> pd.DataFrame:
+def _records(path: Path, sep: str) -> Iterator[tuple[int, list[str]]]:
+    """Yield ``(first line number, fields)`` of every non-blank record, header first.
+
+    Follows pandas' reading of the file (quoted fields may span lines, blank lines are
+    skipped), so error messages can name the line a user sees in an editor.
+    """
+    with _open_text(path) as handle:
+        reader = csv.reader(handle, delimiter=sep)
+        start = 1
+        for fields in reader:
+            if fields:
+                yield start, fields
+            start = reader.line_num + 1
+
+
+def _ragged_line(path: Path, sep: str) -> str | None:
+    """Describe the first line whose field count differs from the header's, if any."""
+    records = _records(path, sep)
+    try:
+        header_line, header = next(records, (1, []))
+        for number, fields in records:
+            if len(fields) != len(header):
+                trailing = len(fields) == len(header) + 1 and fields[-1] == ""
+                extra = " (a delimiter at the end of the line adds an empty field)" * trailing
+                return (
+                    f"line {number} has {len(fields)} fields but the header (line "
+                    f"{header_line}) has {len(header)}{extra}"
+                )
+    except csv.Error:  # e.g. a field beyond csv's size limit: leave the verdict to pandas
+        return None
+    return None
+
+
+def _read_delimited(
+    path: Path, fmt: str, text_columns: list[str], exact_columns: list[str]
+) -> pd.DataFrame:
     sep = _DELIMITERS[fmt]
     header = _first_line(path)
     if not header.strip():
         raise InputError(f"{path}: the file is empty; it needs a header line and data rows")
+    advice = "check the delimiter and that every line has as many fields as the header"
+    names = next(csv.reader([header], delimiter=sep), [])
+    # Ids, labels and groups are taken literally (a class called 'NA' or 'None' stays a
+    # class); elsewhere pandas' usual missing-value spellings (NA, NaN, null, ...) apply.
+    missing = {c: [""] if c in exact_columns else _NA_VALUES for c in names}
+    # pandas pads short rows with NaN and drops a surplus empty field on the first data row
+    # without a word; a table whose rows disagree with its header is refused instead.
+    ragged = _ragged_line(path, sep)
+    if ragged:
+        raise InputError(f"{path}: not a valid {fmt.upper()} table: {ragged}; {advice}")
     try:
-        table = pd.read_csv(path, sep=sep, low_memory=False, dtype=dict.fromkeys(text_columns, str))
-    except pd.errors.ParserError as err:
-        raise InputError(
-            f"{path}: not a valid {fmt.upper()} table: {err}. Check the delimiter and that every "
-            "line has as many fields as the header"
-        ) from None
+        with warnings.catch_warnings():
+            # With index_col=False pandas only warns about (and drops) surplus fields.
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            table = pd.read_csv(
+                path,
+                sep=sep,
+                low_memory=False,
+                index_col=False,
+                dtype=dict.fromkeys([*text_columns, *exact_columns], str),
+                keep_default_na=False,
+                na_values=missing,
+            )
+    except (pd.errors.ParserError, pd.errors.ParserWarning) as err:
+        where = _ragged_line(path, sep) or " ".join(str(err).split())
+        raise InputError(f"{path}: not a valid {fmt.upper()} table: {where}; {advice}") from None
     except UnicodeDecodeError as err:
         raise InputError(f"{path}: not a text table ({err}); is it binary or compressed?") from None
     if table.shape[1] == 1:
@@ -133,6 +199,7 @@ def read_table(
     fmt: str = "auto",
     layer: str | None = None,
     text_columns: list[str] | None = None,
+    exact_columns: list[str] | None = None,
 ) -> pd.DataFrame:
     """Read a sample × column table from CSV, TSV, Parquet or ``.h5ad``.
 
@@ -146,6 +213,9 @@ def read_table(
         AnnData layer to use instead of ``X`` (``.h5ad`` only).
     text_columns
         Columns of a CSV/TSV read as text whatever they look like (ids such as ``01005``).
+    exact_columns
+        Columns of a CSV/TSV read as text in which only an empty field is missing: ids, labels
+        and groups, where ``NA`` or ``None`` may be a real value.
 
     Returns
     -------
@@ -167,7 +237,7 @@ def read_table(
     if layer is not None and fmt != "h5ad":
         raise InputError(f"{path}: data.layer is set but the file is not .h5ad")
     if fmt in _DELIMITERS:
-        table = _read_delimited(path, fmt, text_columns or [])
+        table = _read_delimited(path, fmt, text_columns or [], exact_columns or [])
     elif fmt == "parquet":
         try:
             table = pd.read_parquet(path)
@@ -187,12 +257,31 @@ def read_table(
     return table
 
 
-def row_location(path: str | Path, row: int, fmt: str = "auto") -> str:
-    """Describe where row ``row`` (0-based data row) of a table lies, for error messages."""
+def row_locations(path: str | Path, rows: Iterable[int], fmt: str = "auto") -> list[str]:
+    """Describe where data rows (0-based) of a table lie, for error messages.
+
+    For CSV/TSV the file line (blank lines and quoted line breaks counted, as in an editor);
+    for other formats the 1-based row number.
+    """
+    rows = [int(r) for r in rows]
     fmt = infer_format(path) if fmt == "auto" else fmt
-    if fmt in _DELIMITERS:
-        return f"line {row + 2}"
-    return f"row {row + 1}"
+    if fmt not in _DELIMITERS:
+        return [f"row {r + 1}" for r in rows]
+    wanted = set(rows)
+    lines: dict[int, int] = {}
+    records = _records(Path(path), _DELIMITERS[fmt])
+    next(records, None)  # the header
+    for row, (number, _) in enumerate(records):
+        if row in wanted:
+            lines[row] = number
+            if len(lines) == len(wanted):
+                break
+    return [f"line {lines.get(r, r + 2)}" for r in rows]
+
+
+def row_location(path: str | Path, row: int, fmt: str = "auto") -> str:
+    """Describe where data row ``row`` (0-based) of a table lies (see :func:`row_locations`)."""
+    return row_locations(path, [row], fmt)[0]
 
 
 def sha256(path: str | Path, chunk: int = 1 << 20) -> str:

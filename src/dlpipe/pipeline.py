@@ -18,6 +18,7 @@ import pandas as pd
 import yaml
 
 from dlpipe.baselines import baseline_name, baseline_scores, make_baseline
+from dlpipe.calibrate import CALIBRATION_METRICS, apply_temperature, table_calibration_metrics
 from dlpipe.config import effective_task
 from dlpipe.dataset import SequenceDataset, TabularDataset, load_dataset, prepare_tabular
 from dlpipe.evaluate import (
@@ -43,8 +44,8 @@ from dlpipe.split import fold_indices, make_folds, read_folds, write_folds
 log = logging.getLogger(__name__)
 
 METRIC_NAMES = {
-    "classification": CLASSIFICATION_METRICS,
-    "multilabel": MULTILABEL_METRICS,
+    "classification": CLASSIFICATION_METRICS + CALIBRATION_METRICS,
+    "multilabel": MULTILABEL_METRICS + CALIBRATION_METRICS,
     "regression": REGRESSION_METRICS,
 }
 
@@ -172,8 +173,12 @@ def train_step(
     checkpoint: str,
     history: str,
     threads: int = 1,
+    state_dir: str | None = None,
 ) -> None:
-    """Train the deep model of one fold (Lightning) and write checkpoint and history."""
+    """Train the deep model of one fold (Lightning) and write checkpoint and history.
+
+    ``state_dir`` keeps resumable checkpoints between attempts (see :func:`dlpipe.train.fit`).
+    """
     from dlpipe.train import fit
 
     info = read_json(meta)
@@ -184,7 +189,7 @@ def train_step(
     if exp["task"] == "regression":
         y_tr, y_va = fitted.scale_targets(y_tr), fitted.scale_targets(y_va)
     X_tr, X_va = (learner_features(a.X, fitted, info, "model") for a in (tr, va))  # noqa: N806
-    fit((X_tr, y_tr), (X_va, y_va), exp, _n_outputs(info), checkpoint, history, threads)
+    fit((X_tr, y_tr), (X_va, y_va), exp, _n_outputs(info), checkpoint, history, threads, state_dir)
 
 
 def baseline_step(
@@ -201,7 +206,7 @@ def baseline_step(
     joblib.dump(model, model_out)
 
 
-def _scores(
+def learner_scores(
     exp: Mapping[str, Any],
     learner: str,
     model_path: str,
@@ -209,9 +214,17 @@ def _scores(
     fitted: FittedPreprocessor,
     n_classes: int | None,
     task: str,
+    data_meta: Mapping[str, Any] | None = None,
 ) -> np.ndarray:
-    """Class (or target) probabilities, or original-scale predictions, of one learner."""
-    if learner == exp["model"]["name"]:
+    """Class (or target) probabilities, or original-scale predictions, of one learner.
+
+    With ``data_meta`` (the experiment's ``dataset.json``) the learner reads only its own
+    columns of ``X`` (:func:`learner_features`).
+    """
+    role = "model" if learner == exp["model"]["name"] else "baseline"
+    if data_meta is not None:
+        X = learner_features(X, fitted, data_meta, role)  # noqa: N806
+    if role == "model":
         from dlpipe.inference import load_model, predict
 
         raw = predict(load_model(model_path), X)
@@ -230,20 +243,30 @@ def prediction_table(
     y_true: np.ndarray,
     scores: np.ndarray,
     meta: Mapping[str, Any],
+    calibrated: np.ndarray | None = None,
 ) -> pd.DataFrame:
-    """Tidy predictions: id, fold, learner, then truth/prediction (and class probabilities)."""
+    """Tidy predictions: id, fold, learner, then truth/prediction (and class probabilities).
+
+    ``calibrated`` probabilities, when given, follow as ``calprob_*`` columns.
+    """
     frame = pd.DataFrame({"id": ids, "fold": fold, "learner": learner})
     if meta["task"] == "multilabel":
         truth = np.asarray(y_true).reshape(len(ids), -1)
         for j, target in enumerate(meta["classes"]):
             frame[f"true_{target}"] = truth[:, j].astype(int)
             frame[f"prob_{target}"] = scores[:, j]
+        if calibrated is not None:
+            for j, target in enumerate(meta["classes"]):
+                frame[f"calprob_{target}"] = calibrated[:, j]
     elif meta["task"] == "classification":
         classes = np.asarray(meta["classes"])
         frame["y_true"] = classes[np.asarray(y_true, dtype=int)]
         frame["y_pred"] = classes[scores.argmax(axis=1)]
         for j, cls in enumerate(classes):
             frame[f"prob_{cls}"] = scores[:, j]
+        if calibrated is not None:
+            for j, cls in enumerate(classes):
+                frame[f"calprob_{cls}"] = calibrated[:, j]
     else:
         truth = np.asarray(y_true).reshape(len(ids), -1)
         for j, target in enumerate(meta["target_columns"]):
@@ -256,16 +279,17 @@ def table_metrics(frame: pd.DataFrame, meta: Mapping[str, Any]) -> dict[str, Any
     """Metrics of one learner's rows of a prediction table."""
     if meta["task"] == "multilabel":
         targets = list(meta["classes"])
-        return multilabel_metrics(
+        out = multilabel_metrics(
             frame[[f"true_{t}" for t in targets]].to_numpy(),
             frame[[f"prob_{t}" for t in targets]].to_numpy(),
             targets,
         )
+        return {**out, **table_calibration_metrics(frame, meta)}
     if meta["task"] == "classification":
         classes = list(meta["classes"])
         codes = pd.Categorical(frame["y_true"], categories=classes).codes
         proba = frame[[f"prob_{c}" for c in classes]].to_numpy()
-        return classification_metrics(codes, proba)
+        return {**classification_metrics(codes, proba), **table_calibration_metrics(frame, meta)}
     targets = list(meta["target_columns"])
     return regression_metrics(
         frame[[f"true_{t}" for t in targets]].to_numpy(),
@@ -284,19 +308,31 @@ def evaluate_step(
     meta: str,
     predictions_tsv: str,
     metrics_json: str,
+    calibration: str | None = None,
 ) -> dict[str, Any]:
-    """Score the deep model and the baseline on the fold's test side, the only step reading it."""
+    """Score the deep model and the baseline on the fold's test side, the only step reading it.
+
+    With ``calibration`` (the fold's ``calibration.json``, fitted on its validation side) the
+    predictions also hold each learner's temperature-scaled probabilities (``calprob_*``).
+    """
     info = read_json(meta)
+    temperatures = {}
+    if calibration is not None:
+        fitted_t = read_json(calibration)["learners"]
+        temperatures = {name: rec["temperature"] for name, rec in fitted_t.items()}
     fitted: FittedPreprocessor = joblib.load(preprocessor)
     te = FoldArrays.load(test)
     n_classes = len(info["classes"]) if info["task"] != "regression" else None
     files = dict(zip(learner_names(exp), [model, baseline], strict=False))
     tables, results = [], {}
     for learner, path in files.items():
-        role = "model" if learner == exp["model"]["name"] else "baseline"
-        X = learner_features(te.X, fitted, info, role)  # noqa: N806
-        scores = _scores(exp, learner, path, X, fitted, n_classes, info["task"])
-        table = prediction_table(te.ids, fold, learner, te.y, scores, info)
+        scores = learner_scores(
+            exp, learner, path, te.X, fitted, n_classes, info["task"], data_meta=info
+        )
+        calibrated = None
+        if learner in temperatures:
+            calibrated = apply_temperature(scores, temperatures[learner], info["task"])
+        table = prediction_table(te.ids, fold, learner, te.y, scores, info, calibrated)
         results[learner] = table_metrics(table, info)
         tables.append(table)
     pd.concat(tables).to_csv(predictions_tsv, sep="\t", index=False, float_format="%.8g")
@@ -347,8 +383,8 @@ def aggregate_step(
 
 
 FIGURES = {
-    "classification": ("roc_pr.png", "confusion.png", "training.png"),
-    "multilabel": ("roc_pr.png", "training.png"),
+    "classification": ("roc_pr.png", "confusion.png", "reliability.png", "training.png"),
+    "multilabel": ("roc_pr.png", "reliability.png", "training.png"),
     "regression": ("scatter.png", "r2_per_target.png", "training.png"),
 }
 
@@ -392,6 +428,10 @@ def figures_step(
             for learner, rows in oof.groupby("learner", sort=False)
         }
         plots.per_target_bars(per_target, out / "r2_per_target.png")
+    if info["task"] != "regression":
+        from dlpipe.interpret_plots import reliability_diagram
+
+        reliability_diagram(oof, info, out / "reliability.png")
     plots.training_curves(histories, out / "training.png")
     names = list(FIGURES[info["task"]])
     if info.get("modality") == "sequence" and info["alphabet"] != "protein" and dataset:
@@ -411,10 +451,10 @@ def report_step(
 
     ``files`` holds ``{exp}_meta``, ``_provenance``, ``_metrics``, ``_figures`` (folder) and
     ``_summaries`` (list) for every experiment, and the files of its extra sections
-    (:func:`dlpipe.report_sections.extra_report_files`).
+    (:func:`dlpipe.report_latent.extra_report_files`).
     """
     from dlpipe.report import ExperimentFiles, build_report
-    from dlpipe.report_sections import extra_sections
+    from dlpipe.report_latent import extra_sections
 
     entries = []
     for name, exp in experiments.items():
@@ -429,6 +469,17 @@ def report_step(
                 preprocess_summaries=list(files[f"{name}_summaries"]),
                 figures=[str(figures / f) for f in figure_names(exp)],
                 sections=extra_sections(name, exp, files),
+                extras={
+                    key: files[f"{name}_{key}"]
+                    for key in ("histories", "models", "calibrations", "interpret")
+                    if f"{name}_{key}" in files
+                },
             )
         )
-    build_report(entries, title, out_html)
+    comparison = None
+    if "comparison_leaderboard" in files:
+        comparison = {
+            "leaderboard": files["comparison_leaderboard"],
+            "pairs": files["comparison_pairs"],
+        }
+    build_report(entries, title, out_html, comparison)

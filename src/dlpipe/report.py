@@ -33,7 +33,7 @@ details{margin:.6em 0}pre{background:#f7f7f7;padding:.8em;overflow-x:auto;font-s
 nav a{margin-right:1em}
 """
 
-_HIGHER_IS_BETTER = {"mse": False, "mae": False}
+_HIGHER_IS_BETTER = {"mse": False, "mae": False, "brier": False, "ece": False, "nll": False}
 _PLAN_TEXT = {
     "stratified_kfold": "stratified {n_splits}-fold",
     "kfold": "{n_splits}-fold",
@@ -59,8 +59,10 @@ class ExperimentFiles:
     metrics: str
     preprocess_summaries: Sequence[str]
     figures: Sequence[str] = field(default_factory=list)
-    #: Extra HTML blocks by place (``after_data``, ``after_metrics``); see dlpipe.report_sections.
+    #: Extra HTML blocks by place (``after_data``, ``after_metrics``); see dlpipe.report_latent.
     sections: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    #: Further files: ``histories``, ``models``, ``calibrations`` (lists), ``interpret`` (folder).
+    extras: Mapping[str, Any] = field(default_factory=dict)
 
 
 def _esc(value: Any) -> str:
@@ -112,7 +114,8 @@ def metrics_table(metrics: pd.DataFrame) -> str:
             row[f"{learner} pooled"] = _fmt(r.get("pooled"))
         finite = {k: v for k, v in means.items() if np.isfinite(v)}
         if len(finite) > 1:
-            pick = max if _HIGHER_IS_BETTER.get(metric, True) else min
+            higher = _HIGHER_IS_BETTER.get(metric.removesuffix("_calibrated"), True)
+            pick = max if higher else min
             best = pick(finite, key=finite.get)
             css[(i, 1 + 3 * learners.index(best))] = "best"
         out.append(row)
@@ -139,13 +142,19 @@ def _sequence_data_section(meta: Mapping[str, Any]) -> str:
         ("positives", ", ".join(f"{p} (sha256 {h[:16]}…)" for p, h in m["sha256"].items())),
         ("windows", f"{m['n_samples']} × {m['sequence_length']} bp"),
         ("classes", ", ".join(f"{k}: {v}" for k, v in m["class_counts"].items())),
-        ("negatives", "genome windows GC-matched to the positives, away from every positive"),
+        ("negatives", _NEGATIVES_TEXT[m.get("negatives", "genome")]),
         ("mean GC positives / negatives", f"{m['gc_positives']:.3f} / {m['gc_negatives']:.3f}"),
         ("CV groups", f"{counts['groups']} ({m['group_by']}); overlapping windows share one"),
     ]
     skipped = {k: v for k, v in counts.items() if k not in ("positives", "negatives", "groups")}
     items.append(("interval bookkeeping", ", ".join(f"{k}: {v}" for k, v in skipped.items())))
     return _table(pd.DataFrame(items, columns=["", "value"]))
+
+
+_NEGATIVES_TEXT = {
+    "genome": "genome windows GC-matched to the positives, away from every positive",
+    "shuffle": "dinucleotide-shuffled copies of the positives (each in its source's fold)",
+}
 
 
 def _data_section(meta: Mapping[str, Any], exp: Mapping[str, Any]) -> str:
@@ -239,11 +248,14 @@ _CAPTIONS = {
     "roc_pr.png": "ROC and precision-recall curves: thin lines are folds, the black line pools "
     "all out-of-fold predictions.",
     "confusion.png": "Confusion matrices of the pooled out-of-fold predictions.",
+    "reliability.png": "Reliability diagram of the pooled out-of-fold probabilities: accuracy "
+    "against confidence per bin, raw and after temperature scaling; the diagonal is perfect "
+    "calibration.",
     "training.png": "Training and validation loss per epoch (one line per fold); training "
     "stopped early when the validation loss stopped improving.",
     "scatter.png": "Pooled out-of-fold predictions against true values (first targets).",
     "r2_per_target.png": "Pooled out-of-fold R² per target, deep model beside the baseline.",
-    "gc.png": "GC content of the positive windows and of the genome-sampled negatives; matched "
+    "gc.png": "GC content of the positive windows and of the negatives; matched "
     "distributions keep the model from separating the classes by composition alone.",
 }
 
@@ -287,7 +299,12 @@ def summary_table(experiments: Sequence[ExperimentFiles]) -> str:
     return _table(pd.DataFrame(rows))
 
 
-def build_report(experiments: Sequence[ExperimentFiles], title: str, out_html: str) -> None:
+def build_report(
+    experiments: Sequence[ExperimentFiles],
+    title: str,
+    out_html: str,
+    comparison: Mapping[str, str] | None = None,
+) -> None:
     """Write the HTML report of all experiments.
 
     Parameters
@@ -298,7 +315,12 @@ def build_report(experiments: Sequence[ExperimentFiles], title: str, out_html: s
         Page title.
     out_html
         Output path.
+    comparison
+        ``leaderboard`` and ``pairs`` TSV files of the compare step, if it ran.
     """
+    from dlpipe import report_sections as trust
+
+    pairs = pd.read_csv(comparison["pairs"], sep="\t") if comparison else None
     nav = " ".join(f'<a href="#{_esc(e.name)}">{_esc(e.name)}</a>' for e in experiments)
     parts = [
         f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>{_esc(title)}</title>"
@@ -307,6 +329,8 @@ def build_report(experiments: Sequence[ExperimentFiles], title: str, out_html: s
         '<p class="note">Mean over test folds [95 % CI]; details per experiment below.</p>',
         summary_table(experiments),
     ]
+    if comparison:
+        parts += trust.comparison_section(comparison)
     for exp in experiments:
         meta = read_json(exp.dataset_meta)
         cfg = exp.config
@@ -315,6 +339,7 @@ def build_report(experiments: Sequence[ExperimentFiles], title: str, out_html: s
         parts.append(f'<h2 id="{_esc(exp.name)}">{_esc(exp.name)}</h2>')
         if cfg.get("description"):
             parts.append(f"<p>{_esc(cfg['description'])}</p>")
+        parts += trust.dome_section(exp, meta, summaries, metrics, pairs)
         parts += ["<h3>Data</h3>", _data_section(meta, cfg)]
         parts += list(exp.sections.get("after_data", ()))
         parts += ["<h3>Cross-validation and preprocessing</h3>", _plan_section(cfg, summaries)]
@@ -332,6 +357,8 @@ def build_report(experiments: Sequence[ExperimentFiles], title: str, out_html: s
                 f"{_esc(_CAPTIONS.get(name, name))}</figcaption></figure>"
             )
         parts += list(exp.sections.get("after_metrics", ()))
+        parts += trust.calibration_section(exp, metrics)
+        parts += trust.interpretation_section(exp, meta)
         parts += ["<h3>Provenance</h3>", _provenance_section(read_json(exp.provenance), cfg)]
     parts.append("</body></html>")
     Path(out_html).write_text("\n".join(parts))

@@ -1,194 +1,403 @@
-"""Report sections of single-cell integration and of the VAE embedding.
+"""Report sections on trust: DOME summary, calibration, interpretation and the leaderboard.
 
-:func:`extra_report_files` names the files these sections show (the report rule's inputs);
-:func:`extra_sections` turns them into HTML blocks that :func:`dlpipe.report.build_report` places
-after an experiment's data section (integration, classification plan) and after its metrics
-(VAE embedding).
+:mod:`dlpipe.report` calls these while it writes the page. The DOME section follows the DOME
+recommendations for machine learning in biology (Walsh et al., Nature Methods 2021): Data,
+Optimisation, Model, Evaluation, each answered from the files the workflow wrote. Nothing is
+recomputed here except, when interpretation is off, the model's parameter count.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from dlpipe.io import read_json
-from dlpipe.report import _esc, _fmt, _img, _table
+from dlpipe.report import _PLAN_TEXT, ExperimentFiles, _esc, _fmt, _img, _table
+
+_HEADLINE = {
+    "classification": ("auroc", "accuracy"),
+    "multilabel": ("auroc", "auprc"),
+    "regression": ("r2", "pearson"),
+}
 
 
-def extra_report_files(name: str, exp: Mapping[str, Any]) -> dict[str, str]:
-    """Name the files of an experiment's extra sections, keyed as the report rule's inputs."""
-    files = {}
-    if exp["data"]["modality"] == "singlecell":
-        files[f"{name}_integration"] = f"results/{name}/integration/summary.json"
-        files[f"{name}_scib"] = f"results/{name}/integration/scib.tsv"
-        files[f"{name}_umap"] = f"results/{name}/integration/umap.png"
-    if exp.get("embed", {}).get("enabled"):
-        files[f"{name}_reconstruction"] = f"results/{name}/embedding/reconstruction.tsv"
-        files[f"{name}_embedding_umap"] = f"results/{name}/embedding/umap.png"
-    return files
+def _metric_text(metrics: pd.DataFrame, learner: str, metric: str) -> str:
+    rec = metrics[(metrics["learner"] == learner) & (metrics["metric"] == metric)]
+    if rec.empty:
+        return "–"
+    r = rec.iloc[0]
+    return f"{metric} {_fmt(r['mean'])} [{_fmt(r['ci95_low'])}, {_fmt(r['ci95_high'])}]"
 
 
-def extra_sections(
-    name: str, exp: Mapping[str, Any], files: Mapping[str, Any]
-) -> dict[str, list[str]]:
-    """HTML blocks of an experiment's extra sections, by place in its part of the report."""
-    sections: dict[str, list[str]] = {}
-    if exp["data"]["modality"] == "singlecell":
-        sections["after_data"] = [
-            integration_section(
-                exp, read_json(files[f"{name}_integration"]), files[f"{name}_scib"],
-                files[f"{name}_umap"],
-            ),
-            classification_section(exp, read_json(files[f"{name}_integration"])),
-        ]  # fmt: skip
-    if exp.get("embed", {}).get("enabled"):
-        sections["after_metrics"] = [
-            embedding_section(exp, files[f"{name}_reconstruction"], files[f"{name}_embedding_umap"])
-        ]
-    return sections
+def _best_epochs(histories: Sequence[str]) -> list[int]:
+    epochs = []
+    for path in histories:
+        hist = pd.read_csv(path, sep="\t")
+        epochs.append(int(hist.loc[hist["val_loss"].idxmin(), "epoch"]) + 1)
+    return epochs
 
 
-def _batch_text(summary: Mapping[str, Any]) -> str:
-    return ", ".join(f"{_esc(b)}: {n}" for b, n in summary["cells_per_batch"].items())
-
-
-def _genes_used(summary: Mapping[str, Any]) -> str:
-    if summary["n_genes_used"] == summary["n_genes_shared"]:
-        return "all of them were used"
-    return (
-        f"the {summary['n_genes_used']} most variable were used (scanpy seurat_v3 on counts, "
-        "ranked across batches)"
-    )
-
-
-def integration_section(
-    exp: Mapping[str, Any], summary: Mapping[str, Any], scib_tsv: str, umap_png: str
-) -> str:
-    """Integration facts, what was fitted on which cells, the scib table and the UMAPs."""
-    cfg, data = exp["integration"], exp["data"]
-    counts = f"layer {data['layer']!r}" if data["layer"] else "X"
-    elbo = ", ".join(f"{k} {v:.1f}" for k, v in summary.get("final_elbo", {}).items())
-    parts = [
-        "<h3>Batch integration (scVI)</h3>",
-        f"<p>{summary['n_cells_in']} cells × {summary['n_genes_in']} genes, raw counts from "
-        f"{counts} of {_esc(summary['source'])} (sha256 {_esc(summary['sha256'][:16])}…); "
-        f"batches ({_esc(data['batch_column'])}): {_batch_text(summary)}. "
-        f"{summary['n_genes_shared']} genes have counts in every batch; {_genes_used(summary)}. "
-        f"{summary['n_cells_without_counts']} cells had no counts in them and were left out.</p>",
-        f"<p>scVI (scvi-tools): {cfg['n_latent']} latent dimensions, {cfg['n_layers']} hidden "
-        f"layer(s) of {cfg['n_hidden']}, {cfg['gene_likelihood']} likelihood; trained "
-        f"{summary['epochs_trained']} of at most {summary['max_epochs']} epochs "
-        f"(early stopping {'on' if cfg['early_stopping'] else 'off'}, on the ELBO of 10 % "
-        f"held-out cells); final {_esc(elbo)}. UMAP and {summary['n_clusters']} Leiden "
-        f"clusters (resolution {cfg['leiden_resolution']}) on the scVI latent space. The "
-        "unintegrated baseline is the PCA "
-        f"({summary['n_pcs']} components) of the same genes, library-size normalised and "
-        "log-transformed. Written: <code>integrated.h5ad</code> (obsm X_scVI, X_pca, X_umap; "
-        "obs leiden) and the scvi-tools model (<code>integration/models</code>).</p>",
-        '<p class="note">What was fitted on which cells: scVI and the PCA were fitted once, on '
-        f"all {summary['n_cells']} cells, without labels: integration is unsupervised "
-        "(transductive), so test cells of the classification below shaped the latent space but "
-        "their labels never did. The classifiers, their scaler and early stopping saw the "
-        "training side of each fold only.",
+def _pair_p(pairs: pd.DataFrame | None, name: str, a: str, b: str) -> str:
+    if pairs is None or pairs.empty:
+        return ""
+    left, right = f"{name}/{a}", f"{name}/{b}"
+    rec = pairs[
+        ((pairs["a"] == left) & (pairs["b"] == right))
+        | ((pairs["a"] == right) & (pairs["b"] == left))
     ]
-    if "scanvi" in summary:
-        scanvi = summary["scanvi"]
-        predicted = ", ".join(f"{_esc(k)}: {v}" for k, v in scanvi["predicted_unlabelled"].items())
-        parts[-1] += (
-            f" scANVI ({scanvi['epochs']} epochs, from the scVI model) was trained on the labels "
-            f"of all {summary['labelled_cells']} labelled cells; its latent space is therefore "
-            "not used for the classification, and its predictions only label the "
-            f"{summary['unlabelled_cells']} unlabelled cells (obs scanvi_prediction, "
-            "scanvi_probability).</p>"
-            f"<p>scANVI label transfer to the unlabelled cells: {predicted} (mean probability "
-            f"{_fmt(scanvi['mean_probability_unlabelled'])}).</p>"
-        )
-    else:
-        parts[-1] += "</p>"
-    parts.append("<h4>Integration benchmark (scib-metrics)</h4>")
-    scib = pd.read_csv(scib_tsv, sep="\t", keep_default_na=False)
-    if scib.empty:
-        parts.append("<p>Not computed (integration.benchmark: false).</p>")
-    else:
-        parts += [
-            '<p class="note">scib-metrics against the unintegrated PCA; every metric is better '
-            "when higher (0 to 1). Aggregates as in scib: the mean of each type, Total = 0.4 × "
-            "batch correction + 0.6 × bio conservation. Metrics that need labels use the "
-            "labelled cells only (no predicted label is used); label-aware batch metrics need "
-            "labelled cells in two batches or more. Bold: the better embedding.</p>",
-            scib_html(scib),
-        ]
-    parts.append(
-        f"<figure>{_img(umap_png, 'integration UMAPs')}<figcaption class=note>UMAPs of the "
-        "unintegrated PCA (top) and of scVI (bottom), coloured by batch, by label (grey: "
-        "unlabelled) and, with scANVI, by transferred label.</figcaption></figure>"
-    )
-    return "\n".join(parts)
-
-
-def scib_html(scib: pd.DataFrame) -> str:
-    """Format the scib table, the better embedding of each row in bold."""
-    embeddings = [c for c in scib.columns if c not in ("metric", "type", "cells")]
-    shown = scib.copy()
-    css = {}
-    for i, row in scib.iterrows():
-        values = pd.to_numeric(row[embeddings], errors="coerce").astype(float)
-        for name in embeddings:
-            shown.loc[i, name] = _fmt(float(values[name]))
-        if values.notna().sum() > 1 and values.max() > values.min():
-            css[(int(i), scib.columns.get_loc(values.idxmax()))] = "best"
-    return _table(shown, css)
-
-
-def classification_section(exp: Mapping[str, Any], summary: Mapping[str, Any]) -> str:
-    """Say what the cross-validated cell-type classification below reads and compares."""
-    cv = exp["cv"]
+    if rec.empty:
+        return ""
+    r = rec.iloc[0]
     return (
-        "<h3>Cell-type classification</h3>"
-        f"<p>The {summary['labelled_cells']} labelled cells (column "
-        f"{_esc(exp['data']['label_column'])}; the {summary['unlabelled_cells']} unlabelled "
-        "cells are left out) go through the same cross-validation as any table "
-        f"({_esc(cv['plan'])}, {cv['n_splits']} folds): the MLP reads the "
-        f"{exp['integration']['n_latent']} scVI latent dimensions, the baseline (logistic "
-        f"regression) the {summary['n_pcs']} principal components of the unintegrated data, "
-        "both z-scored on the training side of each fold. Metrics below.</p>"
+        f"; paired over folds: corrected t-test p = {_fmt(r['p_corrected_t'], 4)}, "
+        f"Wilcoxon p = {_fmt(r['p_wilcoxon'], 4)}"
     )
 
 
-def embedding_section(exp: Mapping[str, Any], reconstruction_tsv: str, umap_png: str) -> str:
-    """Reconstruction error of the fold VAEs by side and the UMAP of one fold's latent space."""
-    cfg = exp["embed"]
-    table = pd.read_csv(reconstruction_tsv, sep="\t")
+def _flat(inputs: Mapping[str, Any]) -> dict[str, str]:
+    """File → checksum, whether the provenance nests them (several BED files) or not."""
+    out: dict[str, str] = {}
+    for key, value in inputs.items():
+        out.update(_flat(value) if isinstance(value, Mapping) else {key: str(value)})
+    return out
+
+
+def dome_section(
+    exp: ExperimentFiles,
+    meta: Mapping[str, Any],
+    summaries: Sequence[Mapping[str, Any]],
+    metrics: pd.DataFrame,
+    pairs: pd.DataFrame | None = None,
+) -> list[str]:
+    """Return a DOME table (Data, Optimisation, Model, Evaluation) of one experiment."""
+    cfg = exp.config
+    extras = exp.extras
+    task = meta["task"]
+    info = meta["meta"]
+    prov = read_json(exp.provenance)
+    checksums = "; ".join(f"{Path(p).name} {h[:12]}…" for p, h in _flat(prov["inputs"]).items())
+    if task == "regression":
+        labels = f"{len(meta['target_columns'])} target(s): {', '.join(meta['target_columns'][:5])}"
+        labels += " …" if len(meta["target_columns"]) > 5 else ""
+    else:
+        labels = ", ".join(f"{k}: {v}" for k, v in (info.get("class_counts") or {}).items())
+    cv = cfg["cv"]
+    sizes = {k: [s[f"n_{k}"] for s in summaries] for k in ("train", "val", "test")}
+    split = (
+        f"{_PLAN_TEXT[cv['plan']].format(**cv)}, seed {cfg['seed']}; per fold "
+        + ", ".join(f"{k} {int(np.mean(v))}" for k, v in sizes.items())
+        + " (mean)"
+    )
+    if "overlapping_windows_across_sides" in summaries[0]:
+        overlaps = sum(s["overlapping_windows_across_sides"] for s in summaries)
+        split += f"; overlapping windows split across sides: {overlaps}"
+    learners = list(dict.fromkeys(metrics["learner"]))
+    deep = cfg["model"]["name"]
+    fitted = [
+        "preprocessing (imputation, feature filters, normalisation"
+        + (", SMOTE" if cfg["preprocess"]["smote"] else "")
+        + ") and model weights: training side of each fold"
+        if meta.get("modality") != "sequence"
+        else "model weights: training side of each fold (sequences need no fitted preprocessing)",
+        "early stopping (best epoch): validation side",
+    ]
+    if extras.get("calibrations"):
+        fitted.append("temperature scaling: validation side")
+    if cfg["baseline"]["enabled"]:
+        fitted.append(f"baseline ({learners[-1]}): the same training rows")
+    fitted.append("test side: scored once by evaluate, never fitted on")
+    hyper = ", ".join(f"{k}={v}" for k, v in cfg["model"].items() if k != "name")
+    train = cfg["training"]
+    optim = (
+        f"{train['optimizer']} lr {train['learning_rate']}, weight decay {train['weight_decay']}, "
+        f"batch {train['batch_size']}, up to {train['max_epochs']} epochs, patience "
+        f"{train['patience']}, class weights {train['class_weights']}"
+    )
+    if meta.get("modality") == "sequence":
+        optim += f", reverse-complement augmentation {train['reverse_complement']}"
+    epochs = _best_epochs(extras.get("histories", []))
+    if epochs:
+        optim += f"; best epoch per fold {', '.join(map(str, epochs))}"
+    n_params = None
+    if extras.get("interpret"):  # the interpret step counted them (it loads the models)
+        n_params = read_json(Path(extras["interpret"]) / "summary.json").get("n_parameters")
+    elif extras.get("models"):
+        from dlpipe.interpret import parameter_count
+
+        n_params = parameter_count(extras["models"][0])
+    if meta.get("modality") == "sequence":
+        inputs = f"one-hot {meta['alphabet'].upper()} of {meta['length']} positions"
+    else:
+        inputs = f"{summaries[0]['n_model_features']} preprocessed features"
+    model_text = (
+        f"{deep} ({hyper}); {n_params:,} trainable parameters; input {inputs}; "
+        if n_params is not None
+        else f"{deep} ({hyper}); input {inputs}; "
+    )
+    model_text += {
+        "classification": "outputs class probabilities (softmax)",
+        "multilabel": "outputs one probability per target (sigmoid)",
+        "regression": "outputs standardised targets, reported on the original scale",
+    }[task]
+    if extras.get("interpret"):
+        model_text += (
+            "; explained by integrated gradients, DeepLiftShap and in-silico mutagenesis with "
+            "motif discovery"
+            if meta.get("modality") == "sequence"
+            else "; explained by integrated gradients and permutation importance"
+        )
+    primary = _HEADLINE[task]
+    evaluation = []
+    for learner in learners:
+        text = ", ".join(_metric_text(metrics, learner, m) for m in primary)
+        if learner != learners[0]:
+            text += _pair_p(pairs, exp.name, learners[0], learner)
+        evaluation.append(f"{learner}: {text}")
+    if task != "regression" and "ece" in set(metrics["metric"]):
+        ece = [
+            f"{lrn} {_metric_text(metrics, lrn, 'ece').split(' ', 1)[1]} → "
+            f"{_metric_text(metrics, lrn, 'ece_calibrated').split(' ', 1)[1]}"
+            for lrn in learners
+        ]
+        evaluation.append("ECE raw → temperature-scaled: " + "; ".join(ece))
+    rows = [
+        ("Data", "source and checksums", checksums),
+        ("Data", "samples", f"{info['n_samples']}; {labels}"),
+        ("Data", "splits", split),
+        ("Optimisation", "what was fitted where", "; ".join(fitted)),
+        ("Optimisation", "training", optim),
+        ("Optimisation", "hyperparameters", "fixed in the config; none chosen on test folds"),
+        ("Model", "model", model_text),
+        ("Model", "baselines", ", ".join(learners[1:]) or "none"),
+        ("Evaluation", "metrics over test folds (mean [95 % CI])", "<br>".join(evaluation)),
+        (
+            "Evaluation",
+            "reproducibility",
+            f"seed {prov['seed']}; git {prov['git_commit'] or '–'}; "
+            "config and package versions under Provenance",
+        ),
+    ]
+    cells = "".join(
+        f"<tr><th>{_esc(part)}</th><td>{_esc(what)}</td><td style='text-align:left'>"
+        f"{text if part == 'Evaluation' and what.startswith('metrics') else _esc(text)}</td></tr>"
+        for part, what, text in rows
+    )
+    return [
+        "<h3>DOME summary</h3>",
+        '<p class="note">Data, Optimisation, Model, Evaluation (DOME recommendations for '
+        "machine learning in biology).</p>",
+        f"<table><tbody>{cells}</tbody></table>",
+    ]
+
+
+def calibration_section(exp: ExperimentFiles, metrics: pd.DataFrame) -> list[str]:
+    """Temperatures per learner and the calibration metrics before and after scaling."""
+    files = exp.extras.get("calibrations") or []
+    if not files:
+        return []
+    fits = [read_json(p) for p in files]
     rows = []
-    for side, part in table.groupby("side", sort=False):
-        rows.append(
+    for learner in dict.fromkeys(metrics["learner"]):
+        temps = [f["learners"][learner]["temperature"] for f in fits if learner in f["learners"]]
+        temps = np.asarray(temps, dtype=np.float64).reshape(len(temps), -1).mean(axis=1)
+        sd = float(temps.std(ddof=1)) if len(temps) > 1 else float("nan")
+        row = {
+            "learner": learner,
+            "temperature (mean ± sd over folds)": f"{_fmt(float(temps.mean()))} ± {_fmt(sd)}",
+        }
+        for metric in ("ece", "brier", "nll"):
+            for suffix, label in (("", "raw"), ("_calibrated", "scaled")):
+                rec = metrics[
+                    (metrics["learner"] == learner) & (metrics["metric"] == metric + suffix)
+                ]
+                value = rec.iloc[0]["mean"] if len(rec) else float("nan")
+                row[f"{metric} {label}"] = _fmt(value)
+        rows.append(row)
+    return [
+        "<h3>Calibration</h3>",
+        '<p class="note">Temperature scaling: one temperature per learner and fold, fitted by '
+        "maximum likelihood on the fold's validation side only; evaluate applied it to the test "
+        "side. ECE: expected calibration error (10 equal-width confidence bins); Brier score "
+        "(halved, in [0, 1]); NLL: mean negative log-likelihood. Means over test folds; the "
+        "reliability diagram is among the figures above. A temperature above 1 means the raw "
+        "probabilities were over-confident.</p>",
+        _table(pd.DataFrame(rows)),
+    ]
+
+
+def _database_text(db: Mapping[str, Any] | None) -> str:
+    if db is None:
+        return "Motifs are searched in nucleotide sequences only."
+    taxa = ", ".join(db["tax_groups"]) or "all taxonomic groups"
+    files = ", ".join(Path(f).name for f in db["files"])
+    return (
+        "Motifs: high-attribution windows (seqlets) clustered on both strands, and the "
+        "first-layer filters with the largest influence (mean drop of the output when the "
+        f"filter is silenced). Each is matched against {db['release']} {db['collection']} "
+        f"({taxa}; {db['profiles']} profiles in all"
+        + (f", with {_esc(files)}" if files else "")
+        + ") with a TOMTOM-like comparison (summed column Pearson correlation, both strands, "
+        "column-shuffled null; E = p × profiles)."
+    )
+
+
+def _sequence_interpretation(folder: Path) -> list[str]:
+    summary = read_json(folder / "summary.json")
+    table = folder / "motifs.tsv"
+    motifs = pd.read_csv(table, sep="\t") if table.stat().st_size > 1 else pd.DataFrame()
+    db = summary["motif_database"]
+    agreement = "; ".join(
+        f"{cls}: " + ", ".join(f"{k.replace('_', ' ')} r = {_fmt(v, 2)}" for k, v in a.items())
+        for cls, a in summary["agreement"].items()
+    )
+    parts = [
+        "<h3>What the model learned</h3>",
+        f"<p>{summary['sequences']} top-scoring held-out sequences were explained, each by the "
+        "fold model that never trained on it: integrated gradients (uniform reference), "
+        "DeepLiftShap (shuffled references; models without recurrent layers) and in-silico "
+        f"mutagenesis (the {summary['ism_sequences']} top-scoring). Agreement of the "
+        f"per-position contributions with integrated gradients: {_esc(agreement)}. "
+        + _database_text(db)
+        + "</p>",
+    ]
+    if len(motifs):
+        shown = pd.DataFrame(
             {
-                "side": side,
-                "samples per fold": _fmt(part["n"].mean(), 1),
-                "MSE (mean ± sd)": f"{_fmt(part['mse'].mean())} ± {_fmt(part['mse'].std())}",
-                "R² (mean ± sd)": f"{_fmt(part['r2'].mean())} ± {_fmt(part['r2'].std())}",
-                "negative ELBO": _fmt(part["neg_elbo"].mean(), 1),
+                "motif": motifs["motif"],
+                "source": motifs["source"],
+                "sites": motifs["sites"],
+                "consensus": motifs["consensus"],
+                "influence": [_fmt(v, 2) for v in motifs["influence"]],
+                "best match": [
+                    f"{i} {n} ({s})"
+                    for i, n, s in zip(
+                        motifs["match_id"],
+                        motifs["match_name"],
+                        motifs["match_source"],
+                        strict=True,
+                    )
+                ],
+                "E-value": [f"{v:.2g}" for v in motifs["match_e"]],
+                "best JASPAR match": [
+                    f"{i} {n} (E {e:.2g})"
+                    for i, n, e in zip(
+                        motifs["jaspar_id"], motifs["jaspar_name"], motifs["jaspar_e"], strict=True
+                    )
+                ],
             }
         )
-    per_fold = table[table["side"] == "test"][["fold", "n", "mse", "r2", "neg_elbo"]]
-    per_fold = per_fold.assign(**{c: per_fold[c].map(_fmt) for c in ("mse", "r2", "neg_elbo")})
-    return "\n".join(
-        [
-            "<h3>VAE embedding</h3>",
-            f"<p>A Gaussian VAE (features → {cfg['hidden_layers']} → {cfg['n_latent']} latent "
-            f"dimensions, β = {cfg['beta']}) was fitted in every fold on the preprocessed "
-            "features of the training side (early stopping on the validation side); the test "
-            "side was only encoded and scored. Each fold's VAE embeds every sample "
-            "(<code>{fold}/embedding.tsv</code>, posterior means; folds are different "
-            "coordinate systems). Reconstruction error on the z-scored features, from the "
-            "posterior mean:</p>",
-            _table(pd.DataFrame(rows)),
-            '<p class="note">Test side, per fold:</p>',
-            _table(per_fold),
-            f"<figure>{_img(umap_png, 'VAE latent UMAP')}<figcaption class=note>UMAP of the "
-            "latent space of fold 0's VAE; crosses are the samples it never saw."
-            "</figcaption></figure>",
-        ]
-    )
+        parts.append(_table(shown))
+    for name, caption in (
+        (
+            "motif_logos.png",
+            "Learned motifs (information content) above their best match, "
+            "aligned at the matched offset and strand.",
+        ),
+        (
+            "attribution_logos.png",
+            "Contribution of each base of the top-scoring held-out "
+            "sequences: integrated gradients and in-silico mutagenesis.",
+        ),
+    ):
+        if (folder / name).is_file():
+            parts.append(
+                f"<figure>{_img(folder / name, name)}<figcaption class=note>{_esc(caption)}"
+                "</figcaption></figure>"
+            )
+    return parts
+
+
+def _tabular_interpretation(folder: Path, meta: Mapping[str, Any], top: int) -> list[str]:
+    table = pd.read_csv(folder / "feature_importance.tsv", sep="\t", dtype={"output": str})
+    classification = meta["task"] == "classification"
+    key = "ig" if classification else "ig_abs"
+    rows = []
+    outputs = list(dict.fromkeys(table["output"]))
+    for output in outputs[:10]:
+        part = table[table["output"] == output].sort_values(key, ascending=False).head(top)
+        rows.append(
+            {
+                "class" if classification else "target": output,
+                f"top {top} features (integrated gradients)": ", ".join(
+                    f"{f} ({v:+.3g})" for f, v in zip(part["feature"], part[key], strict=True)
+                ),
+            }
+        )
+    perm = table.drop_duplicates("feature").sort_values("permutation", ascending=False)
+    perm = perm.head(top)
+    parts = [
+        "<h3>What the model learned</h3>",
+        '<p class="note">Integrated gradients of each '
+        + (
+            "class's log-probability, averaged over the held-out samples of that class (positive: "
+            "evidence for the class)"
+            if classification
+            else "target, mean absolute attribution over the held-out samples"
+        )
+        + "; the reference is the training mean (zero after z-scoring). Permutation importance: "
+        "mean drop of the held-out score (auROC or R²) when a feature is shuffled. Per fold on "
+        "its held-out samples with its own model, averaged over folds"
+        + (f"; first 10 of {len(outputs)} targets shown" if len(outputs) > 10 else "")
+        + ".</p>",
+        _table(pd.DataFrame(rows)),
+        "<p>Permutation importance (mean ± sd over folds): "
+        + ", ".join(
+            f"{_esc(f)} {v:.3g} ± {s:.2g}"
+            for f, v, s in zip(
+                perm["feature"], perm["permutation"], perm["permutation_sd"].fillna(0), strict=True
+            )
+        )
+        + ".</p>",
+    ]
+    if (folder / "features.png").is_file():
+        parts.append(
+            f"<figure>{_img(folder / 'features.png', 'features')}<figcaption class=note>Top "
+            "features per class or target and by permutation importance.</figcaption></figure>"
+        )
+    return parts
+
+
+def interpretation_section(exp: ExperimentFiles, meta: Mapping[str, Any]) -> list[str]:
+    """Learned motifs with logos and matches, or top features per class, of one experiment."""
+    folder = exp.extras.get("interpret")
+    if not folder:
+        return []
+    folder = Path(folder)
+    if meta.get("modality") == "sequence":
+        return _sequence_interpretation(folder)
+    return _tabular_interpretation(folder, meta, int(exp.config["interpret"]["top_features"]))
+
+
+def comparison_section(files: Mapping[str, str]) -> list[str]:
+    """Return the leaderboard of every group of learners sharing data and folds."""
+    board = pd.read_csv(files["leaderboard"], sep="\t")
+    parts = [
+        "<h2 id=leaderboard>Leaderboard</h2>",
+        '<p class="note">Learners scored on the same test folds of the same data, ranked on the '
+        "task's primary metric (mean over folds). p-values compare each learner with the best "
+        "over folds: the corrected resampled t-test (Nadeau & Bengio 2003) accounts for the "
+        "overlap of training sets between folds; the Wilcoxon signed-rank test makes no "
+        "distribution assumption but cannot go below 0.0625 with five folds.</p>",
+    ]
+    for group, rows in board.groupby("group", sort=False):
+        shown = pd.DataFrame(
+            {
+                "rank": rows["rank"],
+                "experiment": rows["experiment"],
+                "learner": rows["learner"],
+                "metric": rows["metric"],
+                "mean ± sd": [
+                    f"{_fmt(m)} ± {_fmt(s)}" for m, s in zip(rows["mean"], rows["sd"], strict=True)
+                ],
+                "folds": rows["folds"],
+                "difference to best": [_fmt(v) for v in rows["difference"]],
+                "p (corrected t)": [_fmt(v, 4) for v in rows["p_corrected_t"]],
+                "p (Wilcoxon)": [_fmt(v, 4) for v in rows["p_wilcoxon"]],
+            }
+        )
+        parts += [f"<h3>{_esc(group)}</h3>", _table(shown)]
+    return parts

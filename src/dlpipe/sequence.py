@@ -338,6 +338,36 @@ def gc_matched_negatives(
     return cand.iloc[chosen_arr].reset_index(drop=True), codes[chosen_arr]
 
 
+def shuffled_negatives(
+    positives: pd.DataFrame, codes: np.ndarray, ratio: float, seed: int
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Dinucleotide-shuffled copies of the positives, ``ratio`` per positive on average.
+
+    A copy keeps its source's coordinates (so it shares the source's CV fold, never teaching
+    one fold what another is tested on) and is told apart by a ``copy`` suffix of its id.
+
+    Returns
+    -------
+    windows
+        ``chrom``, ``start``, ``end`` of each copy's source and its ``copy`` suffix (``|shuffleK``).
+    codes
+        The shuffled codes.
+    """
+    from dlpipe.shuffle import dinucleotide_shuffle
+
+    rng = np.random.default_rng(seed)
+    n_wanted = round(ratio * len(positives))
+    # Every positive gives floor(ratio) copies; a random subset gives one more.
+    source = np.concatenate(
+        [np.tile(np.arange(len(positives)), n_wanted // len(positives)),
+         np.sort(rng.permutation(len(positives))[: n_wanted % len(positives)])]
+    )  # fmt: skip
+    copy = pd.Series(source).groupby(source).cumcount().to_numpy()
+    windows = positives.iloc[source][["chrom", "start", "end"]].reset_index(drop=True)
+    windows["copy"] = [f"|shuffle{k + 1}" for k in copy]
+    return windows, dinucleotide_shuffle(codes[source], rng)
+
+
 def label_windows(windows: pd.DataFrame, targets: Mapping[str, pd.DataFrame]) -> np.ndarray:
     """Multi-label matrix: window ``i`` is positive for target ``t`` if it overlaps its BED."""
     return np.stack([overlaps(windows, bed).astype(np.float32) for bed in targets.values()], axis=1)
@@ -446,11 +476,16 @@ def prepare_sequence(
         max_n_fraction=data["negatives"]["max_n_fraction"],
         gc_bins=data["negatives"]["gc_bins"],
     )
-    # Negatives keep their distance from the original intervals and from the resized windows.
-    avoid = pd.concat([bed[["chrom", "start", "end"]], positives[["chrom", "start", "end"]]])
-    negatives, neg_codes = gc_matched_negatives(
-        fasta, avoid, pos_gc, length, settings, int(exp["seed"]), exclude
-    )
+    if data["negatives"]["method"] == "shuffle":
+        negatives, neg_codes = shuffled_negatives(
+            positives, pos_codes, settings.ratio, int(exp["seed"])
+        )
+    else:
+        # Negatives keep their distance from the original intervals and the resized windows.
+        avoid = pd.concat([bed[["chrom", "start", "end"]], positives[["chrom", "start", "end"]]])
+        negatives, neg_codes = gc_matched_negatives(
+            fasta, avoid, pos_gc, length, settings, int(exp["seed"]), exclude
+        )
     targets = list(beds)
     multilabel = len(targets) > 1
     positive_name = targets[0] if not multilabel else "positive"
@@ -458,15 +493,17 @@ def prepare_sequence(
     windows = pd.concat(
         [
             positives[["chrom", "start", "end"]].assign(label=positive_name, gc=pos_gc),
-            negatives[["chrom", "start", "end"]].assign(
+            negatives.reindex(columns=["chrom", "start", "end", "copy"]).assign(
                 label="background", gc=gc_content(neg_codes)
             ),
         ],
         ignore_index=True,
     )
     if multilabel:
-        # DeepSEA-style: a window is positive for every target whose intervals it overlaps.
+        # DeepSEA-style: a window is positive for every target whose intervals it overlaps;
+        # a shuffled copy sits on its source's coordinates but is negative for every target.
         matrix = label_windows(windows, beds)
+        matrix[len(positives) :] = 0
         for j, target in enumerate(targets):
             windows[f"y_{target}"] = matrix[:, j]
     codes = np.concatenate([pos_codes, neg_codes])
@@ -474,7 +511,12 @@ def prepare_sequence(
     by_bins = len(lengths) == 1 and cv["plan"] == "chromosome_kfold"
     windows["group"] = genomic_groups(windows, data["bin_size"] if by_bins else None)
     windows.index = pd.Index(
-        windows["chrom"] + ":" + windows["start"].astype(str) + "-" + windows["end"].astype(str),
+        windows["chrom"]
+        + ":"
+        + windows["start"].astype(str)
+        + "-"
+        + windows["end"].astype(str)
+        + windows.pop("copy").fillna(""),
         name="sample_id",
     )
     counts.update(
@@ -498,6 +540,7 @@ def prepare_sequence(
         "gc_positives": float(pos_gc.mean()),
         "gc_negatives": float(windows.loc[windows["label"] == "background", "gc"].mean()),
         "group_by": "genomic bins" if by_bins else "chromosome",
+        "negatives": data["negatives"]["method"],
     }
     log.info("%s: %s", name, counts)
     return SequenceDataset(
@@ -555,6 +598,29 @@ def fit_length(seq: str, length: int, pad: str = "N") -> str:
     return pad * (missing // 2) + seq + pad * (missing - missing // 2)
 
 
+def read_fasta_records(path: str | Path, key: str = "data.fasta") -> list[tuple[str, str]]:
+    """Headers (name and comment) and sequences of a FASTA file (plain or gzip), via pysam.
+
+    ``key`` names the config key or option that gave the path, for the error messages.
+    """
+    import pysam
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: FASTA not found; check {key}")
+    records = []
+    try:
+        with pysam.FastxFile(str(path)) as handle:
+            for record in handle:
+                header = record.name + (f" {record.comment}" if record.comment else "")
+                records.append((header, record.sequence or ""))
+    except (OSError, ValueError) as err:
+        raise InputError(f"{path}: not a readable FASTA file ({err})") from None
+    if not records:
+        raise InputError(f"{path}: the FASTA holds no sequences")
+    return records
+
+
 def read_labelled_fasta(
     path: str | Path, labels_tsv: str | Path | None = None
 ) -> tuple[list[str], list[str], list[str]]:
@@ -567,24 +633,12 @@ def read_labelled_fasta(
     tuple of lists
         ids (header up to ``|`` or whitespace), sequences, labels.
     """
-    import pysam
-
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: FASTA not found; check data.fasta in the config")
     ids, seqs, labels = [], [], []
-    try:
-        with pysam.FastxFile(str(path)) as handle:
-            for record in handle:
-                name = record.name + (f" {record.comment}" if record.comment else "")
-                head, _, label = name.partition("|")
-                ids.append(head.split()[0])
-                seqs.append(record.sequence or "")
-                labels.append(label.strip())
-    except (OSError, ValueError) as err:
-        raise InputError(f"{path}: not a readable FASTA file ({err})") from None
-    if not ids:
-        raise InputError(f"{path}: the FASTA holds no sequences")
+    for header, sequence in read_fasta_records(path, "data.fasta"):
+        head, _, label = header.partition("|")
+        ids.append(head.split()[0])
+        seqs.append(sequence)
+        labels.append(label.strip())
     if labels_tsv is not None:
         table = pd.read_csv(labels_tsv, sep="\t", header=None, names=["id", "label"], dtype=str)
         mapping = dict(zip(table["id"], table["label"], strict=True))

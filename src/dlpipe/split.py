@@ -40,31 +40,6 @@ PLANS = (
 GROUP_PLANS = ("group_kfold", "chromosome_kfold")
 
 
-def n_folds(cv: Mapping[str, Any], n_samples: int) -> int:
-    """Return the number of folds a plan yields.
-
-    Parameters
-    ----------
-    cv
-        The experiment's ``cv`` config.
-    n_samples
-        Number of samples (used by leave-one-out only).
-
-    Returns
-    -------
-    int
-        Number of train/test folds.
-    """
-    plan = cv["plan"]
-    if plan in ("repeated_kfold", "repeated_stratified_kfold"):
-        return int(cv["n_splits"]) * int(cv["n_repeats"])
-    if plan == "leave_one_out":
-        return int(n_samples)
-    if plan in ("holdout", "chromosome_holdout"):
-        return 1
-    return int(cv["n_splits"])
-
-
 def _test_splits(
     cv: Mapping[str, Any], y: np.ndarray, groups: np.ndarray | None, task: str, seed: int
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:

@@ -1,14 +1,24 @@
 """Training with Lightning: the module, the trainer factory and one call that fits a fold.
 
 Lightning runs the loop, early stopping on the validation loss, checkpointing of the best epoch,
-device placement and precision. Reproducibility: :func:`lightning.seed_everything` (seed 0
-included), deterministic algorithms, a seeded shuffling generator and no loader workers, so a
-CPU rerun is bit-identical.
+device placement, precision and DDP over several devices. Reproducibility:
+:func:`lightning.seed_everything` (seed 0 included), deterministic algorithms, a seeded shuffling
+generator and no loader workers, so a CPU rerun is bit-identical.
+
+Resume: with a ``state_dir``, every epoch ends with a checkpoint there (``last.ckpt``) that holds,
+besides what Lightning restores (weights, optimiser, epoch, early-stopping and checkpoint
+callbacks), the history so far and the random state (torch's generator, the training loader's
+shuffling generator). A job killed mid-way and started again on the same inputs and settings
+continues from that epoch and ends bit-identical to an uninterrupted CPU run.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import logging
+import os
 import shutil
 import tempfile
 from collections.abc import Mapping
@@ -19,10 +29,10 @@ import lightning as L  # noqa: N812 - the documented alias
 import numpy as np
 import pandas as pd
 import torch
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from lightning.pytorch.plugins.environments import LightningEnvironment
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, Dataset
 
 from dlpipe.inference import load_model, model_input, predict
 from dlpipe.models import build_model
@@ -85,7 +95,17 @@ class SupervisedModule(L.LightningModule):
     def _step(self, batch: tuple[torch.Tensor, torch.Tensor], name: str) -> torch.Tensor:
         x, y = batch
         loss = self.loss(self(x), y)
-        self.log(name, loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(x))
+        # sync_dist: under DDP every process sees the loss over all devices, so early stopping
+        # and checkpointing decide alike (a no-op on one device).
+        self.log(
+            name,
+            loss,
+            on_step=False,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=len(x),
+            sync_dist=True,
+        )
         return loss
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> torch.Tensor:
@@ -133,30 +153,90 @@ def balanced_class_weights(y: np.ndarray, n_classes: int) -> list[float]:
 
 
 def accelerator_settings(training: Mapping[str, Any]) -> dict[str, Any]:
-    """Map the config's device to Lightning's ``accelerator`` and ``devices``."""
-    device = training["device"]
-    if device == "cpu":
-        return {"accelerator": "cpu", "devices": 1}
-    if device == "gpu":
-        if not torch.cuda.is_available():
-            from dlpipe.errors import ConfigError
+    """Map the config's device and devices to Lightning's accelerator, devices and strategy.
 
-            raise ConfigError(
-                "training.device is 'gpu' but no CUDA GPU is visible to this job; use 'auto' "
-                "to fall back to the CPU, or run where a GPU is available"
-            )
-        return {"accelerator": "gpu", "devices": int(training["gpus"])}
-    return {"accelerator": "auto", "devices": 1}
+    ``device: auto`` trains on ``devices`` GPUs where CUDA is visible and falls back to one CPU
+    process elsewhere. More than one device trains with DDP in processes forked by the job
+    (NCCL on GPUs, gloo on CPUs), so the job's one task starts its own ranks wherever it runs;
+    forking needs no re-import of the Snakemake script and no pickling of the data. CUDA is
+    not initialised before the fork: importing Lightning makes ``torch.cuda.is_available``
+    ask NVML instead of the CUDA driver.
+    """
+    device, devices = training["device"], int(training["devices"])
+    if device == "gpu" and not torch.cuda.is_available():
+        from dlpipe.errors import ConfigError
+
+        raise ConfigError(
+            "training.device is 'gpu' but no CUDA GPU is visible to this job; use 'auto' "
+            "to fall back to the CPU, or run where a GPU is available"
+        )
+    if device == "auto" and devices > 1:
+        device = "gpu" if torch.cuda.is_available() else "cpu"
+        devices = devices if device == "gpu" else 1
+    settings: dict[str, Any] = {
+        "accelerator": {"cpu": "cpu", "gpu": "gpu"}.get(device, "auto"),
+        "devices": devices,
+    }
+    if devices > 1:
+        settings["strategy"] = "ddp_fork"
+    return settings
 
 
-def _loader(
+class BatchTensors(Dataset):
+    """Tensors indexed a whole batch at a time: one gather per batch, no per-sample Python.
+
+    The DataLoader hands :meth:`__getitems__` the batch's indices (from its seeded sampler, or
+    Lightning's distributed one), so batches and their order are those of a per-sample
+    dataset; only the cost of building them changes.
+    """
+
+    def __init__(self, *tensors: torch.Tensor) -> None:
+        if not tensors or any(len(t) != len(tensors[0]) for t in tensors):
+            raise ValueError("BatchTensors needs tensors of the same length")
+        self.tensors = tensors
+
+    def __len__(self) -> int:
+        return len(self.tensors[0])
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
+        return tuple(t[index] for t in self.tensors)
+
+    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, ...]:
+        rows = torch.as_tensor(indices, dtype=torch.long)
+        return tuple(t.index_select(0, rows) for t in self.tensors)
+
+
+def _as_batch(batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    """Collate function for :class:`BatchTensors`: the batch is already built."""
+    return batch
+
+
+def make_loader(
     X: np.ndarray,  # noqa: N803
     y: np.ndarray,
     batch_size: int,
     shuffle: bool,
     seed: int,
 ) -> DataLoader:
-    tensors = TensorDataset(
+    """DataLoader over host arrays (sequence codes stay ``uint8``), shuffled by a seeded generator.
+
+    Parameters
+    ----------
+    X, y
+        Inputs (features or ``uint8`` codes) and targets.
+    batch_size
+        Samples per batch.
+    shuffle
+        Reshuffle every epoch (training side).
+    seed
+        Seed of the shuffling generator (0 included).
+
+    Returns
+    -------
+    torch.utils.data.DataLoader
+        Yields ``(x, y)`` batches.
+    """
+    tensors = BatchTensors(
         torch.from_numpy(model_input(X)), torch.from_numpy(np.ascontiguousarray(y))
     )
     generator = torch.Generator().manual_seed(seed)
@@ -169,6 +249,7 @@ def _loader(
         generator=generator,
         drop_last=drop_last,
         num_workers=0,
+        collate_fn=_as_batch,
     )
 
 
@@ -197,6 +278,7 @@ def fit(
     checkpoint: str | Path,
     history: str | Path,
     threads: int = 1,
+    state_dir: str | Path | None = None,
 ) -> SupervisedModule:
     """Train one fold's model and write its best checkpoint and per-epoch history.
 
@@ -215,7 +297,11 @@ def fit(
     history
         Where to write the per-epoch TSV (epoch, train_loss, val_loss).
     threads
-        CPU threads for torch.
+        CPU threads for torch (shared by the processes of a DDP run).
+    state_dir
+        Folder kept between attempts for the resumable checkpoints; a run finding one of the
+        same settings and data there continues from its last epoch, and removes it when done.
+        ``None`` trains in a temporary folder (no resume).
 
     Returns
     -------
@@ -223,7 +309,6 @@ def fit(
         The model with the weights of the best validation epoch, in eval mode.
     """
     seed, training, task = int(exp["seed"]), exp["training"], exp["task"]
-    torch.set_num_threads(max(1, threads))
     L.seed_everything(seed, workers=True, verbose=False)
     X_train, y_train = train[0], prepare_targets(train[1], task)  # noqa: N806
     X_val, y_val = val[0], prepare_targets(val[1], task)  # noqa: N806
@@ -247,14 +332,20 @@ def fit(
             and exp.get("data", {}).get("alphabet", "dna") in ("dna", "rna")
         ),
     )
-    batch_size = min(int(training["batch_size"]), len(X_train))
+    stamp = None
+    if state_dir is not None:
+        stamp = fingerprint(exp, n_outputs, (X_train, y_train, X_val, y_val))
     fit_module(
         module,
-        _loader(X_train, y_train, batch_size, shuffle=True, seed=seed),
-        _loader(X_val, y_val, batch_size, shuffle=False, seed=seed),
+        (X_train, y_train),
+        (X_val, y_val),
         training,
+        seed,
         checkpoint,
         history,
+        threads=threads,
+        state_dir=state_dir,
+        stamp=stamp,
     )
     module = SupervisedModule.load_from_checkpoint(checkpoint, map_location="cpu")
     module.eval()
@@ -263,63 +354,257 @@ def fit(
 
 def fit_module(
     module: L.LightningModule,
-    train_loader: DataLoader,
-    val_loader: DataLoader,
+    train: tuple[np.ndarray, np.ndarray],
+    val: tuple[np.ndarray, np.ndarray],
     training: Mapping[str, Any],
+    seed: int,
     checkpoint: str | Path,
     history: str | Path,
-) -> float:
+    threads: int = 1,
+    state_dir: str | Path | None = None,
+    stamp: str | None = None,
+) -> None:
     """Fit a Lightning module with early stopping on ``val_loss``; keep its best epoch.
+
+    The loop shared by the supervised models and the VAE: device placement, deterministic
+    batches, the best-epoch checkpoint, the per-epoch history and resumable training state.
 
     Parameters
     ----------
     module
         A module that logs ``train_loss`` and ``val_loss`` once per epoch.
-    train_loader, val_loader
-        The training and validation batches.
+    train, val
+        ``(X, y)`` of the training and validation sides.
     training
-        ``max_epochs``, ``patience``, ``precision``, ``progress_bar``, ``device``, ``gpus``.
+        ``max_epochs``, ``patience``, ``batch_size``, ``precision``, ``progress_bar``,
+        ``device``, ``devices``.
+    seed
+        Seed of the training loader's shuffling.
     checkpoint
         Where to copy the best-epoch checkpoint.
     history
         Where to write the per-epoch TSV (epoch, train_loss, val_loss).
-
-    Returns
-    -------
-    float
-        The best validation loss.
+    threads
+        CPU threads for torch (shared by the processes of a DDP run).
+    state_dir, stamp
+        Folder kept between attempts for the resumable checkpoints and the :func:`fingerprint`
+        of this run; a run finding a state of the same fingerprint there continues from its
+        last epoch, and removes the folder when done. ``state_dir=None`` trains in a temporary
+        folder (no resume).
     """
-    with tempfile.TemporaryDirectory(prefix="dlpipe-train-") as tmp:
+    if state_dir is not None and stamp is None:
+        raise ValueError("a resumable run (state_dir) needs the fingerprint of its settings")
+    X_train, y_train = train  # noqa: N806
+    X_val, y_val = val  # noqa: N806
+    settings = accelerator_settings(training)
+    # batch_size is the global batch: DDP splits it over the devices, so adding devices does not
+    # change the optimisation settings.
+    batch_size = max(1, min(int(training["batch_size"]), len(X_train)) // settings["devices"])
+    log.info(
+        "training on %s x %d (CUDA_VISIBLE_DEVICES=%s)",
+        settings["accelerator"],
+        settings["devices"],
+        os.environ.get("CUDA_VISIBLE_DEVICES", "unset"),
+    )
+    with contextlib.ExitStack() as stack:
+        if state_dir is None:
+            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dlpipe-train-")))
+            resume = None
+        else:
+            folder = Path(state_dir)
+            resume = resume_checkpoint(folder, str(stamp))
         stopper = EarlyStopping(monitor="val_loss", mode="min", patience=training["patience"])
+        # Two checkpoints: the best epoch (the model the step returns) and the latest epoch
+        # (what a killed job resumes from). The latest comes second so it holds the best's state.
         best = ModelCheckpoint(
-            dirpath=tmp, filename="best", monitor="val_loss", mode="min", save_top_k=1
+            dirpath=folder,
+            filename=BEST.removesuffix(".ckpt"),
+            monitor="val_loss",
+            mode="min",
+            save_top_k=1,
+            enable_version_counter=False,
+        )
+        latest = ModelCheckpoint(
+            dirpath=folder, filename=LAST.removesuffix(".ckpt"), enable_version_counter=False
+        )
+        train_loader = make_loader(X_train, y_train, batch_size, shuffle=True, seed=seed)
+        state = TrainingState(
+            folder / HISTORY,
+            max(1, threads // settings["devices"]),
+            getattr(train_loader, "generator", None),
         )
         trainer = L.Trainer(
             max_epochs=training["max_epochs"],
             precision=training["precision"],
             deterministic=True,
-            callbacks=[stopper, best],
-            logger=CSVLogger(tmp, name="", version=""),
+            callbacks=[stopper, state, best, latest],
+            logger=False,
             enable_progress_bar=training["progress_bar"],
             enable_model_summary=False,
-            log_every_n_steps=1,
-            default_root_dir=tmp,
-            **accelerator_settings(training),
+            default_root_dir=folder,
+            # DDP ranks are started here, also inside a SLURM job (which would otherwise make
+            # Lightning expect one SLURM task per device).
+            plugins=[LightningEnvironment()] if settings["devices"] > 1 else None,
+            **settings,
         )
-        trainer.fit(module, train_loader, val_loader)
-        score = float(best.best_model_score)
-        log.info("best epoch val_loss %.6f (%s)", score, best.best_model_path)
-        shutil.copyfile(best.best_model_path, checkpoint)
-        write_history(Path(tmp) / "metrics.csv", history)
-    return score
+        if resume is not None:
+            log.info("resuming from %s", resume)
+        trainer.fit(
+            module,
+            train_loader,
+            make_loader(X_val, y_val, batch_size, shuffle=False, seed=seed),
+            ckpt_path=resume,
+        )
+        shutil.copyfile(folder / BEST, checkpoint)
+        shutil.copyfile(folder / HISTORY, history)
+        if state_dir is not None:
+            shutil.rmtree(folder)  # finished: nothing left to resume
+    table = pd.read_csv(history, sep="\t")
+    log.info("best epoch %d, val_loss %.6f", table["val_loss"].idxmin(), table["val_loss"].min())
 
 
-__all__ = ["SupervisedModule", "fit", "fit_module", "load_model", "predict"]
+#: Files in a fold's training-state folder.
+BEST, LAST, HISTORY, FINGERPRINT = "best.ckpt", "last.ckpt", "history.tsv", "fingerprint.txt"
 
 
-def write_history(metrics_csv: str | Path, history: str | Path) -> None:
-    """Condense Lightning's CSV log to one row per epoch: epoch, train_loss, val_loss."""
-    frame = pd.read_csv(metrics_csv)
-    cols = [c for c in ("train_loss", "val_loss") if c in frame.columns]
-    table = frame.groupby("epoch")[cols].first().reset_index()
+def fingerprint(exp: Mapping[str, Any], n_outputs: int, arrays: tuple[np.ndarray, ...]) -> str:
+    """Digest of everything a training run depends on: settings, data and library versions.
+
+    A saved training state is resumed only under the same digest, so a checkpoint of other
+    settings or other data is never continued.
+    """
+    digest = hashlib.sha256()
+    settings = {
+        "exp": exp,
+        "n_outputs": n_outputs,
+        "torch": torch.__version__,
+        "lightning": L.__version__,
+    }
+    digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
+    for array in arrays:
+        digest.update(str((array.dtype, array.shape)).encode())
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
+
+
+def resume_checkpoint(folder: Path, stamp: str) -> Path | None:
+    """Return the checkpoint to resume from in ``folder``, or clear the folder for a fresh start.
+
+    Parameters
+    ----------
+    folder
+        The fold's training-state folder (created if missing).
+    stamp
+        :func:`fingerprint` of the run about to start.
+
+    Returns
+    -------
+    Path or None
+        ``last.ckpt`` when it was written under the same fingerprint and can be read.
+    """
+    last, stamp_file = folder / LAST, folder / FINGERPRINT
+    if last.is_file() and stamp_file.is_file() and stamp_file.read_text() == stamp:
+        try:
+            torch.load(last, map_location="cpu", weights_only=True, mmap=True)
+            return last
+        except (RuntimeError, OSError, EOFError) as error:
+            log.warning("%s cannot be read (%s); training starts again", last, error)
+    elif folder.is_dir() and any(folder.iterdir()):
+        log.info("%s holds a training state of other settings or data; starting again", folder)
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    stamp_file.write_text(stamp)
+    return None
+
+
+class TrainingState(Callback):
+    """History rows and the random state a resumed run needs, kept in every checkpoint.
+
+    Lightning's checkpoints restore weights, optimiser, epoch and the early-stopping and
+    checkpoint callbacks. This callback adds the per-epoch history and the random state drawn
+    during training: torch's generator (dropout, the reverse-complement coin), the CUDA
+    generators in use and the training loader's shuffling generator. numpy and ``random`` are
+    not drawn from while fitting. It also sets torch's CPU threads in every training process
+    (DDP processes start fresh).
+
+    Parameters
+    ----------
+    history
+        TSV rewritten at the end of every epoch (epoch, train_loss, val_loss).
+    threads
+        CPU threads per training process.
+    generator
+        The training loader's shuffling generator (``None`` when it has none).
+    """
+
+    def __init__(self, history: Path, threads: int, generator: torch.Generator | None) -> None:
+        self.history = history
+        self.threads = threads
+        self.generator = generator
+        self.rows: list[dict[str, float]] = []
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        """Set the CPU threads of this process."""
+        torch.set_num_threads(self.threads)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Add the epoch's losses to the history (written by the first process)."""
+        metrics = trainer.callback_metrics
+        row = {"epoch": trainer.current_epoch}
+        row.update({k: float(metrics[k]) for k in ("train_loss", "val_loss") if k in metrics})
+        self.rows.append(row)
+        if trainer.is_global_zero:
+            write_history(self.rows, self.history)
+
+    def on_save_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        """Store the history and the random state as they are at the end of this epoch."""
+        rng: dict[str, Any] = {"torch": torch.get_rng_state()}
+        if self.generator is not None:
+            rng["loader"] = self.generator.get_state()
+        if torch.cuda.is_initialized():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        checkpoint["dlpipe"] = {"history": list(self.rows), "rng": rng}
+
+    def on_load_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        """Take back the history and the random state.
+
+        This runs before the loop builds the first epoch's batch iterator, which draws from the
+        loader's generator; the sanity-check validation in between keeps torch's generator.
+        """
+        state = checkpoint.get("dlpipe")
+        if state is None:
+            return
+        self.rows = list(state["history"])
+        rng = state["rng"]
+        torch.set_rng_state(rng["torch"])
+        if self.generator is not None and "loader" in rng:
+            self.generator.set_state(rng["loader"])
+        if "cuda" in rng and torch.cuda.is_initialized():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Stop at once when the run was killed after early stopping fired, before the copy."""
+        stopper = trainer.early_stopping_callback
+        if stopper is not None and stopper.wait_count >= stopper.patience:
+            trainer.should_stop = True
+
+
+__all__ = [
+    "BatchTensors",
+    "SupervisedModule",
+    "fit",
+    "fit_module",
+    "load_model",
+    "make_loader",
+    "predict",
+]
+
+
+def write_history(rows: list[dict[str, float]], history: str | Path) -> None:
+    """Write one row per epoch: epoch, train_loss, val_loss (6 significant digits)."""
+    table = pd.DataFrame(rows, columns=["epoch", "train_loss", "val_loss"])
     table.to_csv(history, sep="\t", index=False, float_format="%.6g")

@@ -6,12 +6,13 @@ leave-one-out plan needs the number of samples to know its folds.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+# Imported when Snakemake builds the job graph: keep it free of numpy, pandas and scikit-learn.
+from dlpipe.config import n_folds
 from dlpipe.errors import InputError
-from dlpipe.split import n_folds
 
 
 def check_inputs(config: Mapping[str, Any]) -> None:
@@ -28,16 +29,60 @@ def check_inputs(config: Mapping[str, Any]) -> None:
         Naming the experiment's config key and the missing path.
     """
     for name, exp in config["experiments"].items():
-        data = exp["data"]
-        files = {key: data[key] for key in ("path", "genome", "blacklist", "fasta", "labels")}
-        files.update({f"bed.{target}": path for target, path in (data["bed"] or {}).items()})
+        files = {f"data.{key}": path for key, path in data_inputs(exp).items()}
+        files.update(
+            {
+                f"interpret.motif_files[{i}]": path
+                for i, path in enumerate(exp["interpret"]["motif_files"])
+            }
+        )
         for key, path in files.items():
-            if path is not None and not Path(path).is_file():
+            if not Path(path).is_file():
                 raise InputError(
-                    f"config key experiments.{name}.data.{key}: file {str(path)!r} not found "
+                    f"config key experiments.{name}.{key}: file {str(path)!r} not found "
                     f"(relative paths start at {Path.cwd()}); fix the path or run from the "
                     "folder it is relative to"
                 )
+    for name, job in config.get("predict", {}).items():
+        for key in ("table", "fasta", "bed", "genome"):
+            if job.get(key) and not Path(job[key]).is_file():
+                raise InputError(
+                    f"config key predict.{name}.{key}: file {job[key]!r} not found (relative "
+                    f"paths start at {Path.cwd()})"
+                )
+
+
+#: Keys of an experiment's ``data`` section that name input files (``bed`` maps targets to files).
+DATA_FILE_KEYS = ("path", "genome", "blacklist", "fasta", "labels")
+
+
+def data_inputs(exp: Mapping[str, Any]) -> dict[str, str]:
+    """Map the input files an experiment names: ``{key under data: path}``, in a fixed order.
+
+    BED files appear as ``bed.<target>``. The order is the order of the prepare job's inputs.
+    """
+    data = exp["data"]
+    files = {key: data[key] for key in DATA_FILE_KEYS if data[key]}
+    files.update({f"bed.{target}": path for target, path in (data["bed"] or {}).items()})
+    return files
+
+
+def with_local_inputs(exp: Mapping[str, Any], local: Sequence[str]) -> dict[str, Any]:
+    """Copy of ``exp`` whose data paths are the job's local copies of its inputs.
+
+    With a remote default storage (S3, GCS), Snakemake stages the inputs at local paths that
+    differ from the config's; ``local`` lists them in the order of :func:`data_inputs`.
+    """
+    import copy
+
+    out = copy.deepcopy(dict(exp))
+    for key, path in zip(data_inputs(exp), local, strict=True):
+        head, _, target = key.partition(".")
+        if target:
+            out["data"][head][target] = str(path)
+        else:
+            out["data"][head] = str(path)
+    return out
 
 
 def rebase_paths(config: Mapping[str, Any], root: str | Path) -> dict[str, Any]:
@@ -47,11 +92,18 @@ def rebase_paths(config: Mapping[str, Any], root: str | Path) -> dict[str, Any]:
     out = copy.deepcopy(dict(config))
     for exp in out["experiments"].values():
         data = exp["data"]
-        for key in ("path", "genome", "blacklist", "fasta", "labels"):
+        for key in DATA_FILE_KEYS:
             if data.get(key):
                 data[key] = str(Path(root) / data[key])
         if data.get("bed"):
             data["bed"] = {t: str(Path(root) / p) for t, p in data["bed"].items()}
+        motif_files = exp.get("interpret", {}).get("motif_files")
+        if motif_files:
+            exp["interpret"]["motif_files"] = [str(Path(root) / p) for p in motif_files]
+    for job in out.get("predict", {}).values():
+        for key in ("table", "fasta", "bed", "genome"):
+            if job.get(key):
+                job[key] = str(Path(root) / job[key])
     return out
 
 
@@ -77,3 +129,8 @@ def experiment_sections(exp: Mapping[str, Any], names: Iterable[str]) -> dict[st
         else:
             out[head] = exp[head]
     return out
+
+
+def prediction_files(job: Mapping[str, Any]) -> list[str]:
+    """Return the input files of a prediction job (rule inputs, existence check)."""
+    return [job[k] for k in ("table", "fasta", "bed", "genome") if job.get(k)]

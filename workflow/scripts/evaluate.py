@@ -19,4 +19,5 @@ with step_logging(snakemake.log[0], list(snakemake.output)):
         snakemake.input.meta,
         snakemake.output.predictions,
         snakemake.output.metrics,
+        calibration=snakemake.input.get("calibration"),
     )

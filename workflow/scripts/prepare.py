@@ -7,11 +7,12 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1] / "src"))
 
 from dlpipe.logs import step_logging
 from dlpipe.pipeline import prepare_step
+from dlpipe.workflow import with_local_inputs
 
 with step_logging(snakemake.log[0], list(snakemake.output)):
     prepare_step(
         snakemake.wildcards.exp,
-        snakemake.params.exp,
+        with_local_inputs(snakemake.params.exp, snakemake.input.data),
         snakemake.output.dataset,
         snakemake.output.meta,
         snakemake.output.provenance,

@@ -18,4 +18,5 @@ with step_logging(snakemake.log[0], list(snakemake.output)):
         snakemake.output.model,
         snakemake.output.history,
         threads=snakemake.threads,
+        state_dir=snakemake.params.state,
     )

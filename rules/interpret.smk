@@ -1,0 +1,29 @@
+rule interpret:
+    """Explain the deep model on held-out samples: attributions, motifs and JASPAR matches, or feature importance."""
+    input:
+        unpack(interpret_inputs),
+        dataset="results/{exp}/dataset.parquet",
+        meta="results/{exp}/dataset.json",
+        folds="results/{exp}/folds.tsv",
+        models=per_fold("results/{exp}/{fold}/model.ckpt"),
+        preprocessors=per_fold("results/{exp}/{fold}/preprocessor.joblib"),
+    output:
+        report(
+            directory("results/{exp}/interpret"),
+            patterns=["{name}.png"],
+            caption="../workflow/report/interpret.rst",
+            category="{exp}",
+            subcategory="interpretation",
+            labels={"figure": "{name}"},
+        ),
+    log:
+        "logs/interpret/{exp}.log",
+    benchmark:
+        "benchmarks/runs/interpret/{exp}.tsv"
+    conda:
+        "../envs/dlpipe.yaml"
+    threads: train_threads
+    params:
+        exp=sections("seed", "model", "interpret"),
+    script:
+        "../workflow/scripts/interpret.py"

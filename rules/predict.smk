@@ -1,0 +1,22 @@
+rule predict:
+    """Predict the new samples of one job of the config's predict section with the k fold models."""
+    input:
+        unpack(prediction_inputs),
+    output:
+        report(
+            "results/predictions/{job}.tsv",
+            caption="../workflow/report/predictions.rst",
+            category="predictions",
+            labels={"table": "{job}"},
+        ),
+    log:
+        "logs/predict/{job}.log",
+    benchmark:
+        "benchmarks/runs/predict/{job}.tsv"
+    conda:
+        "../envs/dlpipe.yaml"
+    params:
+        exp=prediction_experiment,
+        job=prediction_job,
+    script:
+        "../workflow/scripts/predict.py"

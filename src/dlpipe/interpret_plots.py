@@ -1,0 +1,209 @@
+"""Figures of calibration and interpretation: reliability diagrams, logos, feature bars.
+
+Sequence logos are drawn with logomaker: attribution logos show each position's contribution
+on its observed base; motif logos show information content (bits), the learned motif above its
+best database match, aligned at the matched offset and strand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dlpipe.plots import _save, plt
+
+BASES = list("ACGT")
+
+
+def reliability_diagram(oof: pd.DataFrame, meta: Mapping[str, Any], path: str | Path) -> None:
+    """Draw the reliability diagram of every learner's pooled out-of-fold probabilities.
+
+    Raw probabilities, and temperature-scaled ones when the predictions hold them.
+    """
+    from dlpipe.calibrate import expected_calibration_error, reliability_table, table_truth
+
+    learners = list(dict.fromkeys(oof["learner"]))
+    task = meta["task"]
+    fig, axes = plt.subplots(1, len(learners), figsize=(4.4 * len(learners), 4.2), squeeze=False)
+    for ax, learner in zip(axes[0], learners, strict=True):
+        rows = oof[oof["learner"] == learner]
+        truth = table_truth(rows, meta)
+        ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=0.8)
+        for prefix, label, color in (
+            ("prob_", "raw", "tab:red"),
+            ("calprob_", "temperature-scaled", "tab:blue"),
+        ):
+            cols = [f"{prefix}{c}" for c in meta["classes"]]
+            if not all(c in rows.columns for c in cols):
+                continue
+            proba = rows[cols].to_numpy()
+            table = reliability_table(truth, proba, task=task)
+            used = table["count"] > 0
+            ece = expected_calibration_error(truth, proba, task=task)
+            ax.plot(
+                table["confidence"][used],
+                table["accuracy"][used],
+                "o-",
+                color=color,
+                label=f"{label} (ECE {ece:.3f})",
+            )
+        lowest = 1.0 / len(meta["classes"]) if task != "multilabel" else 0.5
+        ax.set(
+            xlim=(lowest - 0.02, 1.01),
+            ylim=(0, 1.01),
+            xlabel="confidence (top-class probability)",
+            ylabel="accuracy",
+            title=learner,
+        )
+        ax.legend(loc="upper left", fontsize="small")
+    _save(fig, path)
+
+
+def _logo(ax: Any, matrix: pd.DataFrame, title: str = "") -> None:
+    import logomaker
+
+    logomaker.Logo(matrix, ax=ax, color_scheme="classic", show_spines=False)
+    ax.set_title(title, fontsize="small", loc="left")
+    ax.tick_params(labelsize="x-small")
+
+
+def attribution_logos(
+    arrays: Mapping[str, Mapping[str, np.ndarray]],
+    path: str | Path,
+    n_shown: int = 2,
+    window: int = 60,
+    letters: str = "ACGT",
+) -> None:
+    """Integrated-gradient and in-silico-mutagenesis logos of the top sequences of each class.
+
+    Heights are each position's contribution drawn on its observed base (negative below 0).
+    Each logo shows the ``window`` positions around the sequence's largest contribution;
+    ``letters`` name the one-hot channels.
+    """
+    from dlpipe.interpret import ism_contributions, position_contributions
+
+    panels = []
+    for cls, a in arrays.items():
+        for i in range(min(n_shown, len(a["ids"]))):
+            onehot = a["onehot"][i]  # (4, length)
+            ig = position_contributions(a["ig"][[i]])[0]
+            ism = ism_contributions(a["ism"][[i]], a["onehot"][[i]])[0]
+            length = len(ig)
+            lo = int(np.clip(np.abs(ig).argmax() - window // 2, 0, max(0, length - window)))
+            hi = min(length, lo + window)
+            for name, values in (("integrated gradients", ig), ("in-silico mutagenesis", ism)):
+                matrix = pd.DataFrame((onehot.T * values[:, None])[lo:hi], columns=list(letters))
+                matrix.index = np.arange(lo, hi)
+                panels.append((f"{cls}: {a['ids'][i]} — {name}", matrix))
+    if not panels:
+        empty = pd.DataFrame(np.zeros((1, len(letters))), columns=list(letters))
+        panels.append(("no sequence explained", empty))
+    fig, axes = plt.subplots(len(panels), 1, figsize=(12, 1.5 * len(panels)), squeeze=False)
+    for ax, (title, matrix) in zip(axes[:, 0], panels, strict=True):
+        _logo(ax, matrix, title)
+        ax.set_ylabel("contribution", fontsize="x-small")
+    _save(fig, path)
+
+
+def _bits(ppm: np.ndarray, start: int = 0) -> pd.DataFrame:
+    from dlpipe.motifs import information_content
+
+    frame = pd.DataFrame(ppm * information_content(ppm)[:, None], columns=BASES)
+    frame.index = np.arange(start, start + len(frame))
+    return frame
+
+
+def motif_logos(
+    motifs: Sequence[Any],
+    table: pd.DataFrame,
+    database: Mapping[str, Any],
+    path: str | Path,
+) -> None:
+    """Each learned motif (information content) above its best match, aligned.
+
+    Parameters
+    ----------
+    motifs
+        The learned :class:`dlpipe.motifs.Motif` objects, in the order of ``table``.
+    table
+        ``motifs.tsv`` rows (``motif``, ``match_id``, ``match_name``, ``match_offset``,
+        ``match_strand``, ``match_e``, ``sites``, ``influence``).
+    database
+        Matched motifs by id.
+    path
+        Output PNG.
+    """
+    from dlpipe.motifs import reverse_complement
+
+    n = max(1, len(motifs))
+    fig, axes = plt.subplots(n, 2, figsize=(11, 1.9 * n), squeeze=False)
+    if not motifs:
+        axes[0, 0].set_title("no motif found")
+    rows = table.set_index("motif") if len(table) else table
+    for i, motif in enumerate(motifs):
+        row = rows.loc[motif.id] if motif.id in rows.index else None
+        what = f"{motif.id} ({motif.source}, {motif.n_sites} sites)"
+        if np.isfinite(motif.info.get("influence", np.nan)):
+            what += f", influence {motif.info['influence']:.2f}"
+        _logo(axes[i, 0], _bits(motif.ppm), what)
+        axes[i, 0].set_ylim(0, 2)
+        ax = axes[i, 1]
+        if row is None or "match_id" not in row or row["match_id"] not in database:
+            ax.axis("off")
+            continue
+        target = database[row["match_id"]]
+        ppm = target.ppm
+        # Put the match in the query's coordinates: position j of the target sits at j - offset.
+        if row["match_strand"] == "-":
+            ppm = reverse_complement(ppm)
+            start = -(target.length - int(row["match_offset"]) - motif.length)
+        else:
+            start = -int(row["match_offset"])
+        # Only the matched stretch (and three columns either side) is drawn.
+        positions = start + np.arange(len(ppm))
+        shown = (positions >= -3) & (positions < motif.length + 3)
+        ppm, start = ppm[shown], int(positions[shown][0])
+        _logo(
+            ax,
+            _bits(ppm, start),
+            f"best match {target.id} {target.name} ({target.source}; strand "
+            f"{row['match_strand']}, E = {row['match_e']:.2g})",
+        )
+        ax.set_ylim(0, 2)
+        for a in (axes[i, 0], ax):
+            a.set_xlim(min(0, start) - 0.5, max(motif.length, start + len(ppm)) - 0.5)
+    _save(fig, path)
+
+
+def feature_bars(table: pd.DataFrame, meta: Mapping[str, Any], top: int, path: str | Path) -> None:
+    """Top features per class (or target) by integrated gradients, and by permutation importance.
+
+    Classes: mean attribution to the class's log-probability over the held-out rows of that
+    class; targets: mean absolute attribution. At most six outputs are drawn.
+    """
+    outputs = list(dict.fromkeys(table["output"]))[:6]
+    classification = meta["task"] == "classification"
+    n = len(outputs) + 1
+    fig, axes = plt.subplots(1, n, figsize=(3.6 * n, 0.32 * top + 1.6), squeeze=False)
+    for ax, output in zip(axes[0], outputs, strict=False):
+        rows = table[table["output"] == output]
+        key = "ig" if classification else "ig_abs"
+        rows = rows.sort_values(key, ascending=False).head(top)[::-1]
+        ax.barh(rows["feature"], rows[key], color="tab:blue")
+        ax.set_title(f"{output}: integrated gradients", fontsize="small")
+        ax.tick_params(labelsize="x-small")
+    perm = table.drop_duplicates("feature").sort_values("permutation", ascending=False).head(top)
+    ax = axes[0, -1]
+    ax.barh(
+        perm["feature"][::-1],
+        perm["permutation"][::-1],
+        xerr=perm["permutation_sd"][::-1].fillna(0),
+        color="tab:orange",
+    )
+    ax.set_title("permutation importance (score drop)", fontsize="small")
+    ax.tick_params(labelsize="x-small")
+    _save(fig, path)

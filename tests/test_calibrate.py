@@ -1,0 +1,171 @@
+"""Temperature scaling, ECE and Brier score; calibration fitted on validation rows only."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.metrics import brier_score_loss, log_loss
+
+from dlpipe.calibrate import (
+    apply_temperature,
+    brier_score,
+    calibrate_step,
+    calibration_metrics,
+    expected_calibration_error,
+    fit_temperature,
+    reliability_table,
+)
+from dlpipe.evaluate import softmax
+from dlpipe.io import read_json, write_json
+from dlpipe.models import build_model
+from dlpipe.pipeline import evaluate_step
+from dlpipe.preprocess import FittedPreprocessor, FoldArrays
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _overconfident(n: int, seed: int, sharpness: float = 4.0) -> tuple[np.ndarray, np.ndarray]:
+    """Labels drawn from softmax(z), and a model that reports softmax(sharpness * z)."""
+    rng = np.random.default_rng(seed)
+    z = np.stack([np.zeros(n), rng.normal(scale=1.5, size=n)], axis=1)
+    y = (rng.random(n) < softmax(z)[:, 1]).astype(int)
+    return y, softmax(sharpness * z)
+
+
+def test_temperature_scaling_lowers_ece_of_an_overconfident_model() -> None:
+    y_val, p_val = _overconfident(2000, seed=0)
+    y_test, p_test = _overconfident(2000, seed=1)
+    temperature = fit_temperature(y_val, p_val)
+    assert temperature == pytest.approx(4.0, rel=0.15)  # recovers the over-sharpening
+    before = expected_calibration_error(y_test, p_test)
+    after = expected_calibration_error(y_test, apply_temperature(p_test, temperature))
+    assert before > 0.1
+    assert after < before / 3
+    assert brier_score(y_test, apply_temperature(p_test, temperature)) < brier_score(y_test, p_test)
+
+
+def test_temperature_keeps_predicted_classes_and_is_one_when_calibrated() -> None:
+    y, p = _overconfident(3000, seed=2, sharpness=1.0)
+    assert fit_temperature(y, p) == pytest.approx(1.0, abs=0.15)
+    scaled = apply_temperature(p, 2.5)
+    assert (scaled.argmax(axis=1) == p.argmax(axis=1)).all()
+    np.testing.assert_allclose(scaled.sum(axis=1), 1.0)
+    np.testing.assert_allclose(apply_temperature(p, 1.0), p, atol=1e-6)
+
+
+def test_metrics_agree_with_scikit_learn() -> None:
+    y, p = _overconfident(500, seed=3, sharpness=1.5)
+    assert brier_score(y, p) == pytest.approx(brier_score_loss(y, p[:, 1]))
+    assert calibration_metrics(y, p)["nll"] == pytest.approx(log_loss(y, p), rel=1e-5)
+
+
+def test_ece_of_a_hand_made_example() -> None:
+    # Two confidence bins: 0.9 (accuracy 0.5) and 0.6 (accuracy 1.0): ECE = (0.4 + 0.4) / 2.
+    p = np.array([[0.1, 0.9], [0.1, 0.9], [0.4, 0.6], [0.4, 0.6]])
+    y = np.array([1, 0, 1, 1])
+    assert expected_calibration_error(y, p) == pytest.approx(0.4)
+    table = reliability_table(y, p)
+    assert table["count"].sum() == 4
+    assert table.loc[table["count"] > 0, "accuracy"].tolist() == [1.0, 0.5]
+
+
+def test_multilabel_gets_one_temperature_per_target() -> None:
+    rng = np.random.default_rng(4)
+    z = rng.normal(scale=2, size=(3000, 2))
+    y = (rng.random((3000, 2)) < 1 / (1 + np.exp(-z))).astype(float)
+    proba = 1 / (1 + np.exp(-z * np.array([3.0, 1.0])))  # first target over-confident
+    temps = fit_temperature(y, proba, "multilabel")
+    assert temps[0] == pytest.approx(3.0, rel=0.2)
+    assert temps[1] == pytest.approx(1.0, abs=0.2)
+    assert expected_calibration_error(
+        y, apply_temperature(proba, temps, "multilabel"), task="multilabel"
+    ) < expected_calibration_error(y, proba, task="multilabel")
+
+
+@pytest.fixture
+def overconfident_fold(tmp_path: Path, write_checkpoint) -> dict[str, Path]:
+    """A linear 'MLP' 4x sharper than the truth, with val and test sides of one fold."""
+    model = build_model("mlp", 2, 2, hidden_layers=[], batch_norm=False)
+    with torch.no_grad():
+        model.head.weight.copy_(torch.tensor([[0.0, 0.0], [6.0, 0.0]]))
+        model.head.bias.zero_()
+    files = {"model": write_checkpoint(tmp_path / "model.ckpt", model, "mlp", 2, 2,
+                                       hidden_layers=[], batch_norm=False)}  # fmt: skip
+    rng = np.random.default_rng(5)
+    for side, n in (("val", 800), ("test", 800)):
+        x = rng.normal(size=(n, 2)).astype(np.float32)
+        y = (rng.random(n) < 1 / (1 + np.exp(-1.5 * x[:, 0]))).astype(np.int64)
+        ids = np.array([f"{side}{i}" for i in range(n)])
+        FoldArrays(x, y, ids).save(tmp_path / f"{side}.npz")
+        files[side] = tmp_path / f"{side}.npz"
+    joblib.dump(FittedPreprocessor(None, ["a", "b"], ["a", "b"]), tmp_path / "pre.joblib")
+    files["pre"] = tmp_path / "pre.joblib"
+    write_json({"task": "classification", "classes": ["no", "yes"]}, tmp_path / "dataset.json")
+    files["meta"] = tmp_path / "dataset.json"
+    return files
+
+
+EXP = {
+    "task": "classification",
+    "model": {"name": "mlp"},
+    "baseline": {"enabled": False},
+    "data": {"modality": "tabular"},
+}
+
+
+def test_calibrate_step_reads_validation_rows_and_evaluate_applies_it(
+    overconfident_fold: dict[str, Path], tmp_path: Path
+) -> None:
+    f = overconfident_fold
+    out = tmp_path / "calibration.json"
+    fitted = calibrate_step(EXP, 0, str(f["val"]), str(f["model"]), None, str(f["pre"]),
+                            str(f["meta"]), str(out))  # fmt: skip
+    temperature = fitted["learners"]["mlp"]["temperature"]
+    assert temperature == pytest.approx(4.0, rel=0.25)
+    assert fitted["n_val"] == 800
+    assert (
+        read_json(out)["learners"]["mlp"]["val_after"]["nll"]
+        < (read_json(out)["learners"]["mlp"]["val_before"]["nll"])
+    )
+    # The fit depends on the validation side alone: another test side changes nothing.
+    again = calibrate_step(EXP, 0, str(f["val"]), str(f["model"]), None, str(f["pre"]),
+                           str(f["meta"]), str(tmp_path / "again.json"))  # fmt: skip
+    assert again["learners"] == fitted["learners"]
+
+    metrics = evaluate_step(EXP, 0, str(f["test"]), str(f["model"]), None, str(f["pre"]),
+                            str(f["meta"]), str(tmp_path / "pred.tsv"), str(tmp_path / "m.json"),
+                            calibration=str(out))["mlp"]  # fmt: skip
+    assert metrics["ece_calibrated"] < metrics["ece"] / 2
+    assert metrics["brier_calibrated"] < metrics["brier"]
+    assert metrics["nll_calibrated"] < metrics["nll"]
+    table = pd.read_csv(tmp_path / "pred.tsv", sep="\t")
+    assert {"prob_no", "prob_yes", "calprob_no", "calprob_yes"} <= set(table.columns)
+    assert (table["prob_yes"] > 0.5).eq(table["calprob_yes"] > 0.5).all()  # same decisions
+
+
+def test_evaluate_without_calibration_reports_nan_for_calibrated_metrics(
+    overconfident_fold: dict[str, Path], tmp_path: Path
+) -> None:
+    f = overconfident_fold
+    metrics = evaluate_step(EXP, 0, str(f["test"]), str(f["model"]), None, str(f["pre"]),
+                            str(f["meta"]), str(tmp_path / "p.tsv"),
+                            str(tmp_path / "m.json"))["mlp"]  # fmt: skip
+    assert np.isnan(metrics["ece_calibrated"])
+    assert metrics["ece"] > 0.05
+
+
+def test_calibrate_rule_never_reads_a_test_side() -> None:
+    text = (ROOT / "rules" / "calibrate.smk").read_text()
+    assert "val.npz" in text
+    assert not re.search(r"test\.npz", text)
+    evaluate = (ROOT / "rules" / "evaluate.smk").read_text()
+    assert "test.npz" in evaluate  # the only rule reading test sides (preprocess writes them)
+    others = (ROOT / "rules").glob("*.smk")
+    readers = {p.name for p in others if "test.npz" in p.read_text()}
+    assert readers == {"evaluate.smk", "preprocess.smk"}

@@ -1,0 +1,21 @@
+"""Rule calibrate: unpack the job's files, call dlpipe.calibrate.calibrate_step."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1] / "src"))
+
+from dlpipe.calibrate import calibrate_step
+from dlpipe.logs import step_logging
+
+with step_logging(snakemake.log[0], list(snakemake.output)):
+    calibrate_step(
+        snakemake.params.exp,
+        int(snakemake.wildcards.fold),
+        snakemake.input.val,
+        snakemake.input.model,
+        snakemake.input.get("baseline"),
+        snakemake.input.preprocessor,
+        snakemake.input.meta,
+        snakemake.output.calibration,
+    )

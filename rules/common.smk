@@ -50,8 +50,7 @@ def integrated_input(wildcards):
 
 
 def integrate_gpus(wildcards):
-    integration = exp_config(wildcards)["integration"]
-    return integration["gpus"] if integration["device"] == "gpu" else 0
+    return int(exp_config(wildcards)["integration"]["device"] == "gpu")
 
 
 def folds_of(exp):

@@ -165,7 +165,8 @@ def test_calibrate_rule_never_reads_a_test_side() -> None:
     assert "val.npz" in text
     assert not re.search(r"test\.npz", text)
     evaluate = (ROOT / "rules" / "evaluate.smk").read_text()
-    assert "test.npz" in evaluate  # the only rule reading test sides (preprocess writes them)
+    assert "test.npz" in evaluate  # the only rule scoring test sides (preprocess writes them)
     others = (ROOT / "rules").glob("*.smk")
     readers = {p.name for p in others if "test.npz" in p.read_text()}
-    assert readers == {"evaluate.smk", "preprocess.smk"}
+    # embed fits the fold's VAE on the training side and only encodes the held-out samples.
+    assert readers == {"evaluate.smk", "preprocess.smk", "embed.smk"}

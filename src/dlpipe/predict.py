@@ -221,6 +221,11 @@ def predict_new(models: FoldModels, source: Mapping[str, Any]) -> pd.DataFrame:
     exp, meta = models.exp, models.meta
     task = meta["task"]
     sequence = meta.get("modality") == "sequence"
+    if meta.get("modality") == "singlecell":
+        raise InputError(
+            "a single-cell experiment classifies cells on the latent space of its own scVI run; "
+            "add new cells to its .h5ad (unlabelled: scANVI transfers labels to them) instead"
+        )
     extra: dict[str, Any] = {}
     if sequence and source.get("table"):
         raise InputError("a sequence experiment predicts FASTA or BED input, not a table")
@@ -306,6 +311,13 @@ def check_prediction_jobs(config: Mapping[str, Any]) -> None:
             raise ConfigError(
                 f"config key {key}.experiment: {job['experiment']!r} is not an experiment of "
                 f"this config; choose one of {', '.join(config['experiments'])}"
+            )
+        if exp["data"]["modality"] == "singlecell":
+            raise ConfigError(
+                f"config key {key}.experiment: {job['experiment']!r} classifies cells on the "
+                "latent space of its own scVI run; new cells need mapping onto that model, "
+                "which dlpipe predict does not do. Add the cells to the experiment's .h5ad "
+                "(unlabelled: scANVI transfers labels to them) and run it again"
             )
         given = [k for k in ("table", "fasta", "bed") if job.get(k)]
         if len(given) != 1:

@@ -492,7 +492,7 @@ def integrate(
         dropout_rate=cfg["dropout_rate"],
         gene_likelihood=cfg["gene_likelihood"],
     )
-    accel = accelerator_settings(cfg)
+    accel = accelerator_settings({"device": cfg["device"], "devices": 1})
     model.train(
         max_epochs=cfg["max_epochs"],
         batch_size=cfg["batch_size"],

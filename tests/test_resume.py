@@ -249,7 +249,8 @@ def test_workflow_resumes_a_training_job_killed_with_sigkill(tmp_path: Path) -> 
                str(ref / "model.ckpt"), str(ref / "history.tsv"), threads=1)  # fmt: skip
     evaluate_step(exp, 0, str(fold / "test.npz"), str(ref / "model.ckpt"), None,
                   str(fold / "preprocessor.joblib"), str(tmp_path / "results/e/dataset.json"),
-                  str(ref / "predictions.tsv"), str(ref / "metrics.json"))  # fmt: skip
+                  str(ref / "predictions.tsv"), str(ref / "metrics.json"),
+                  str(fold / "calibration.json"))  # fmt: skip
     assert (fold / "history.tsv").read_text() == (ref / "history.tsv").read_text()
     assert (fold / "metrics.json").read_text() == (ref / "metrics.json").read_text()
     assert (fold / "predictions.tsv").read_text() == (ref / "predictions.tsv").read_text()

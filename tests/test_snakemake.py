@@ -119,10 +119,10 @@ def test_tiny_config_runs_end_to_end_and_reruns_identically(tiny: Path) -> None:
     (tiny / "changed.yaml").write_text(yaml.safe_dump(config))
     changed = _snakemake(tiny, "--configfile", "changed.yaml", "-n")
     assert changed.returncode == 0, changed.stderr[-3000:]
-    # Exactly that experiment's training, what depends on it, and the one report.
+    # Exactly that experiment's training, what depends on it, the leaderboard and the report.
     assert _planned_jobs(changed.stdout + changed.stderr) == Counter(
         {("train", "reg"): 3, ("evaluate", "reg"): 3, ("aggregate", "reg"): 1,
-         ("report", None): 1, ("all", None): 1}
+         ("compare", None): 1, ("report", None): 1, ("all", None): 1}
     )  # fmt: skip
     assert "reason: Params have changed since last execution" in changed.stdout
     # (`--list-changes params` of Snakemake 9.27 lists every output with recorded params,

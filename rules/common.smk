@@ -81,16 +81,6 @@ def calibrated(exp):
     return cfg["calibration"]["enabled"] and effective_task(cfg) != "regression"
 
 
-def evaluate_models(wildcards):
-    """The fold's models and, for calibrated classifiers, their temperatures."""
-    files = fold_models(wildcards)
-    if calibrated(wildcards.exp):
-        files["calibration"] = (
-            f"results/{wildcards.exp}/{wildcards.fold}/calibration.json"
-        )
-    return files
-
-
 def interpret_inputs(wildcards):
     """Sequences: the test-fold predictions (to pick the top-scoring held-out sequences) and the
     extra motif files searched beside JASPAR. Tables need neither, so their interpretation can

@@ -1,13 +1,16 @@
 rule evaluate:
-    """Score the deep model and the baseline on the fold's test side (its only reader)."""
+    """Fit each classifier's temperature on the fold's validation side, then score the deep model
+    and the baseline on its test side (the only rule reading it)."""
     input:
-        unpack(evaluate_models),
+        unpack(fold_models),
+        val="results/{exp}/{fold}/val.npz",
         test="results/{exp}/{fold}/test.npz",
         preprocessor="results/{exp}/{fold}/preprocessor.joblib",
         meta="results/{exp}/dataset.json",
     output:
         predictions="results/{exp}/{fold}/predictions.tsv",
         metrics="results/{exp}/{fold}/metrics.json",
+        calibration="results/{exp}/{fold}/calibration.json",
     log:
         "logs/evaluate/{exp}/{fold}.log",
     benchmark:
@@ -18,7 +21,7 @@ rule evaluate:
         mem_mb=step_mem_mb("evaluate"),
         runtime=step_runtime("evaluate"),
     params:
-        exp=sections("task", "model.name", "baseline", "data.modality"),
+        exp=sections("task", "model.name", "baseline", "data.modality", "calibration"),
     script:
         "../workflow/scripts/evaluate.py"
 

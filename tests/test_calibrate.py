@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import re
+import inspect
 from pathlib import Path
+from typing import Any
 
 import joblib
 import numpy as np
@@ -133,7 +134,7 @@ def test_calibrate_step_reads_validation_rows_and_evaluate_applies_it(
         read_json(out)["learners"]["mlp"]["val_after"]["nll"]
         < (read_json(out)["learners"]["mlp"]["val_before"]["nll"])
     )
-    # The fit depends on the validation side alone: another test side changes nothing.
+    # Refitting on the same validation side gives the same temperatures.
     again = calibrate_step(EXP, 0, str(f["val"]), str(f["model"]), None, str(f["pre"]),
                            str(f["meta"]), str(tmp_path / "again.json"))  # fmt: skip
     assert again["learners"] == fitted["learners"]
@@ -160,13 +161,34 @@ def test_evaluate_without_calibration_reports_nan_for_calibrated_metrics(
     assert metrics["ece"] > 0.05
 
 
-def test_calibrate_rule_never_reads_a_test_side() -> None:
-    text = (ROOT / "rules" / "calibrate.smk").read_text()
-    assert "val.npz" in text
-    assert not re.search(r"test\.npz", text)
-    evaluate = (ROOT / "rules" / "evaluate.smk").read_text()
-    assert "test.npz" in evaluate  # the only rule scoring test sides (preprocess writes them)
+def test_temperatures_are_fitted_from_the_validation_side_only() -> None:
+    # calibrate_step is handed the validation side alone; the evaluate job then scores the test
+    # side with the temperatures it wrote.
+    assert "test" not in inspect.signature(calibrate_step).parameters
+    script = (ROOT / "workflow" / "scripts" / "evaluate.py").read_text()
+    call = script[script.index("calibrate_step(") : script.index("evaluate_step(\n")]
+    assert "snakemake.input.val" in call
+    assert "test" not in call
     others = (ROOT / "rules").glob("*.smk")
     readers = {p.name for p in others if "test.npz" in p.read_text()}
-    # embed fits the fold's VAE on the training side and only encodes the held-out samples.
+    # preprocess writes the test sides; embed fits the fold's VAE on the training side and only
+    # encodes the held-out samples.
     assert readers == {"evaluate.smk", "preprocess.smk", "embed.smk"}
+
+
+@pytest.mark.parametrize(
+    ("change", "task"),
+    [({"calibration": {"enabled": False}}, "classification"), ({}, "regression")],
+)
+def test_no_temperatures_without_calibration_or_for_regression(
+    overconfident_fold: dict[str, Path], tmp_path: Path, change: dict[str, Any], task: str
+) -> None:
+    f = overconfident_fold
+    if task == "regression":
+        write_json({"task": "regression", "target_columns": ["t"]}, f["meta"])
+    out = tmp_path / "calibration.json"
+    written = calibrate_step({**EXP, **change, "task": task}, 0, str(f["val"]), str(f["model"]),
+                             None, str(f["pre"]), str(f["meta"]), str(out))  # fmt: skip
+    assert written["learners"] == {}
+    assert written["enabled"] is False
+    assert read_json(out) == written

@@ -14,7 +14,7 @@ ENV_FILE = ROOT / "envs" / "dlpipe.yaml"
 #: PyPI name → conda-forge name where they differ.
 CONDA_NAME = {"torch": "pytorch", "matplotlib": "matplotlib-base", "snakemake": "snakemake-minimal"}
 RULES = ("prepare", "split", "preprocess", "train", "baseline", "evaluate", "aggregate", "report",
-         "integrate", "integration_metrics", "embed", "embedding", "calibrate", "interpret",
+         "integrate", "integration_metrics", "embed", "embedding", "interpret",
          "compare", "predict")  # fmt: skip
 _REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9_.-]*)\s*(?:\[[^\]]*\])?\s*(.*?)\s*$")
 

@@ -258,13 +258,13 @@ def test_config_errors(tmp_path: Path, change: dict[str, Any], message: str) -> 
         _exp(tmp_path / "counts.h5ad", **change)
 
 
-
 def test_prediction_job_on_cells_is_refused_before_any_job(tmp_path: Path) -> None:
     exp = _exp(tmp_path / "counts.h5ad")
     config = {"experiments": {"sc": exp}, "predict": {"new": {"experiment": "sc",
               "table": str(tmp_path / "new.csv")}}}  # fmt: skip
     with pytest.raises(ConfigError, match=r"predict\.new\.experiment: 'sc' classifies cells"):
         validate_config(config)
+
 
 def test_dlpipe_check_reports_cells_and_stops_on_normalised_data(
     tmp_path: Path, capsys: pytest.CaptureFixture

@@ -223,7 +223,7 @@ def test_dry_run_of_the_demo_lists_the_chain() -> None:
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
     for rule in ("prepare", "split", "preprocess", "train", "baseline", "evaluate",
-                 "aggregate", "calibrate", "interpret", "compare", "report"):  # fmt: skip
+                 "aggregate", "interpret", "compare", "report"):  # fmt: skip
         assert rule in run.stdout + run.stderr
 
 

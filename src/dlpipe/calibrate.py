@@ -280,11 +280,12 @@ def calibrate_step(
     Parameters
     ----------
     exp
-        The experiment's config (``model.name``, ``baseline``, ``data.modality``).
+        The experiment's config (``model.name``, ``baseline``, ``data.modality``,
+        ``calibration.enabled``).
     fold
         The fold number (recorded in the output).
     val
-        The fold's ``val.npz``; the only rows this step reads.
+        The fold's ``val.npz``; the only rows this step reads (it is given no test side).
     model, baseline
         The deep model's checkpoint and the baseline's joblib file (or ``None``).
     preprocessor
@@ -292,7 +293,8 @@ def calibrate_step(
     meta
         The dataset's ``dataset.json``.
     out_json
-        Where to write ``{"learners": {name: {"temperature", "val_before", "val_after"}}}``.
+        Where to write ``{"learners": {name: {"temperature", "val_before", "val_after"}}}``;
+        ``learners`` is empty for regression and with ``calibration.enabled: false``.
 
     Returns
     -------
@@ -307,8 +309,15 @@ def calibrate_step(
 
     info = read_json(meta)
     task = info["task"]
-    result: dict[str, Any] = {"fold": fold, "task": task, "fitted_on": "validation", "learners": {}}
-    if task == "regression":
+    enabled = bool(exp.get("calibration", {}).get("enabled", True))
+    result: dict[str, Any] = {
+        "fold": fold,
+        "task": task,
+        "fitted_on": "validation",
+        "enabled": enabled and task != "regression",
+        "learners": {},
+    }
+    if not result["enabled"]:
         write_json(result, out_json)
         return result
     fitted = joblib.load(preprocessor)

@@ -668,9 +668,11 @@ def tabular_importance(
     from sklearn.inspection import permutation_importance
 
     from dlpipe.inference import load_model
+    from dlpipe.pipeline import learner_features
 
     settings, seed = exp["interpret"], int(exp["seed"])
     task = meta["task"]
+    sets = set((meta.get("feature_sets") or {}).get("model", ()))
     outputs = list(meta["classes"]) if task == "classification" else list(meta["target_columns"])
     position = pd.Series(np.arange(len(features)), index=features.index.astype(str))
     rng = np.random.default_rng(seed)
@@ -681,12 +683,13 @@ def tabular_importance(
         rows = position.loc[ids].to_numpy()
         if len(rows) > int(settings["n_samples"]):
             rows = np.sort(rng.choice(rows, size=int(settings["n_samples"]), replace=False))
-        X = fitted.transform(features.iloc[rows])  # noqa: N806
+        # Single cells: the deep model reads the scVI latent columns only, not the PCA.
+        X = learner_features(fitted.transform(features.iloc[rows]), fitted, meta, "model")  # noqa: N806
+        names = [n for n in fitted.feature_names if not sets or n in sets]
         y_fold = y[rows]
         if task == "regression":
             y_fold = fitted.scale_targets(y_fold)
         model = load_model(path)
-        names = list(fitted.feature_names)
         explained = ExplainedOutput(model, "log_softmax" if task != "regression" else "raw").eval()
         x = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
         overall = np.zeros(len(names))

@@ -85,7 +85,8 @@ class FoldModels:
         if not folds:
             raise InputError(f"{folder}: holds no fold model (N/model.ckpt)")
         calibrations = [str(p / "calibration.json") for p in folds]
-        if not all(Path(c).is_file() for c in calibrations):
+        # Regression and calibration.enabled: false leave no temperatures in these files.
+        if not all(Path(c).is_file() and read_json(c)["learners"] for c in calibrations):
             calibrations = []
         return cls(
             exp=load_yaml(folder / "config.yaml"),

@@ -131,7 +131,7 @@ def integration_section(
 def scib_html(scib: pd.DataFrame) -> str:
     """Format the scib table, the better embedding of each row in bold."""
     embeddings = [c for c in scib.columns if c not in ("metric", "type", "cells")]
-    shown = scib.copy()
+    shown = scib.astype({name: object for name in embeddings})  # cells become text
     css = {}
     for i, row in scib.iterrows():
         values = pd.to_numeric(row[embeddings], errors="coerce").astype(float)

@@ -60,6 +60,20 @@ def test_temperature_keeps_predicted_classes_and_is_one_when_calibrated() -> Non
     np.testing.assert_allclose(apply_temperature(p, 1.0), p, atol=1e-6)
 
 
+def test_perfectly_separated_validation_side_keeps_temperature_one() -> None:
+    # Every row right: the NLL only falls as T shrinks, so there is no temperature to fit.
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 3, size=60)
+    proba = np.full((60, 3), 0.2)
+    proba[np.arange(60), y] = 0.6
+    assert fit_temperature(y, proba) == 1.0
+    labels = (rng.random((60, 2)) < 0.5).astype(float)
+    assert fit_temperature(labels, np.where(labels > 0, 0.7, 0.3), "multilabel") == [1.0, 1.0]
+    # One row wrong is enough to fit again.
+    proba[0] = np.roll(proba[0], 1)
+    assert fit_temperature(y, proba) != 1.0
+
+
 def test_metrics_agree_with_scikit_learn() -> None:
     y, p = _overconfident(500, seed=3, sharpness=1.5)
     assert brier_score(y, p) == pytest.approx(brier_score_loss(y, p[:, 1]))

@@ -13,7 +13,7 @@ import yaml
 
 from dlpipe.config import validate_config
 from dlpipe.resources import MEMORY_MB, RUNTIME_MIN, gpu_request, memory_mb, runtime_min
-from dlpipe.workflow import rebase_paths
+from dlpipe.workflow import fold_count, rebase_paths
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILES = ROOT / "profiles"
@@ -105,6 +105,7 @@ def test_slurm_profile_dry_run_gives_jobs_size_derived_resources(tmp_path: Path)
     assert f"runtime={runtime_min('prepare', size_mb)}" in prepare
     assert "slurm_partition=CHANGE_ME_partition" in prepare
     train = [j for j in jobs if j.startswith("train:")]
-    assert len(train) == 15
+    demo = validate_config(yaml.safe_load((ROOT / "config" / "config.yaml").read_text()))
+    assert len(train) == sum(fold_count(exp) for exp in demo["experiments"].values())
     # The demo trains with device auto: its jobs ask for no GPU; memory waits for the inputs.
     assert all(re.search(r"\bgpu=0\b", j) and "mem_mb=<TBD>" in j for j in train)

@@ -102,7 +102,9 @@ def test_tiny_config_runs_end_to_end_and_reruns_identically(tiny: Path) -> None:
     for rule in ("prepare", "split", "preprocess", "train", "baseline", "evaluate", "aggregate"):
         assert any((tiny / "logs" / rule).rglob("*.log")), rule
     first = _digests(tiny)
-    assert len(first) == 2 + 6 + 2 + 3 + 1 + 1 + 1  # + calibration, importance, board, predictions
+    # + calibration (a record without temperatures for the regression), importance, board,
+    # predictions
+    assert len(first) == 2 + 6 + 2 + 6 + 1 + 1 + 1
 
     shutil.rmtree(results)
     again = _snakemake(tiny, "--configfile", "config.yaml", "--quiet")

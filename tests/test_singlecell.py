@@ -529,7 +529,7 @@ def test_workflow_integrates_classifies_and_embeds(tmp_path: Path) -> None:
     html = (results / "report.html").read_text()
     for text in ("Batch integration (scVI)", "Integration benchmark (scib-metrics)",
                  "Cell-type classification", "scANVI label transfer", "VAE embedding",
-                 "pca_logistic_regression"):  # fmt: skip
+                 "pca_logistic_regression", "input 4 latent dimensions"):  # fmt: skip
         assert text in html, text
 
     # A new classifier setting retrains; it does not integrate again.

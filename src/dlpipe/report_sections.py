@@ -131,6 +131,9 @@ def dome_section(
         n_params = parameter_count(extras["models"][0])
     if meta.get("modality") == "sequence":
         inputs = f"one-hot {meta['alphabet'].upper()} of {meta['length']} positions"
+    elif (meta.get("feature_sets") or {}).get("model"):
+        # Single cells: the deep model reads its own columns (the scVI latent space).
+        inputs = f"{len(meta['feature_sets']['model'])} latent dimensions"
     else:
         inputs = f"{summaries[0]['n_model_features']} preprocessed features"
     model_text = (
@@ -381,7 +384,8 @@ def comparison_section(files: Mapping[str, str]) -> list[str]:
         "task's primary metric (mean over folds). p-values compare each learner with the best "
         "over folds: the corrected resampled t-test (Nadeau & Bengio 2003) accounts for the "
         "overlap of training sets between folds; the Wilcoxon signed-rank test makes no "
-        "distribution assumption but cannot go below 0.0625 with five folds.</p>",
+        "distribution assumption, but over k folds its p-value cannot go below 2^(1-k) "
+        "(0.25 with 3 folds, 0.0625 with 5).</p>",
     ]
     for group, rows in board.groupby("group", sort=False):
         shown = pd.DataFrame(

@@ -1,5 +1,4 @@
-"""Rule evaluate: unpack the job's files; dlpipe.calibrate.calibrate_step on the validation side,
-then dlpipe.pipeline.evaluate_step on the test side."""
+"""Rule evaluate: calibrate_step on the validation side, then evaluate_step on the test side."""
 
 import sys
 from pathlib import Path

@@ -1,9 +1,9 @@
 # Input functions and helpers shared by the rules. The logic they need lives in dlpipe.
 from dlpipe.config import effective_task
-from dlpipe.report_latent import extra_report_files
 from dlpipe.resources import gpu_request, memory_mb, runtime_min
 from dlpipe.workflow import (
     data_inputs,
+    extra_report_files,
     experiment_sections,
     fold_count,
     prediction_files,

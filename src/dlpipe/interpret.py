@@ -668,11 +668,10 @@ def tabular_importance(
     from sklearn.inspection import permutation_importance
 
     from dlpipe.inference import load_model
-    from dlpipe.pipeline import learner_features
+    from dlpipe.pipeline import learner_feature_names, learner_features
 
     settings, seed = exp["interpret"], int(exp["seed"])
     task = meta["task"]
-    sets = set((meta.get("feature_sets") or {}).get("model", ()))
     outputs = list(meta["classes"]) if task == "classification" else list(meta["target_columns"])
     position = pd.Series(np.arange(len(features)), index=features.index.astype(str))
     rng = np.random.default_rng(seed)
@@ -685,7 +684,7 @@ def tabular_importance(
             rows = np.sort(rng.choice(rows, size=int(settings["n_samples"]), replace=False))
         # Single cells: the deep model reads the scVI latent columns only, not the PCA.
         X = learner_features(fitted.transform(features.iloc[rows]), fitted, meta, "model")  # noqa: N806
-        names = [n for n in fitted.feature_names if not sets or n in sets]
+        names = learner_feature_names(fitted, meta, "model")
         y_fold = y[rows]
         if task == "regression":
             y_fold = fitted.scale_targets(y_fold)

@@ -150,12 +150,20 @@ def learner_features(
     Datasets with ``feature_sets`` give each learner its own features (single-cell: the scVI
     latent space for the deep model, the PCA for the baseline); others share every column.
     """
-    sets = data_meta.get("feature_sets")
-    if not sets:
+    if not data_meta.get("feature_sets"):
         return X
-    wanted = set(sets[role])
+    wanted = set(learner_feature_names(fitted, data_meta, role))
     keep = [i for i, name in enumerate(fitted.feature_names) if name in wanted]
     return X[:, keep]
+
+
+def learner_feature_names(fitted: Any, data_meta: Mapping[str, Any], role: str) -> list[str]:
+    """Names of the preprocessed columns a learner reads, in the preprocessor's order."""
+    sets = data_meta.get("feature_sets")
+    if not sets:
+        return list(fitted.feature_names)
+    wanted = set(sets[role])
+    return [name for name in fitted.feature_names if name in wanted]
 
 
 def _n_outputs(data_meta: Mapping[str, Any]) -> int:
@@ -451,7 +459,7 @@ def report_step(
 
     ``files`` holds ``{exp}_meta``, ``_provenance``, ``_metrics``, ``_figures`` (folder) and
     ``_summaries`` (list) for every experiment, and the files of its extra sections
-    (:func:`dlpipe.report_latent.extra_report_files`).
+    (:func:`dlpipe.workflow.extra_report_files`).
     """
     from dlpipe.report import ExperimentFiles, build_report
     from dlpipe.report_latent import extra_sections

@@ -1,9 +1,9 @@
 """Report sections of single-cell integration and of the VAE embedding.
 
-:func:`extra_report_files` names the files these sections show (the report rule's inputs);
-:func:`extra_sections` turns them into HTML blocks that :func:`dlpipe.report.build_report` places
-after an experiment's data section (integration, classification plan) and after its metrics
-(VAE embedding).
+:func:`dlpipe.workflow.extra_report_files` names the files these sections show (the report
+rule's inputs); :func:`extra_sections` turns them into HTML blocks that
+:func:`dlpipe.report.build_report` places after an experiment's data section (integration,
+classification plan) and after its metrics (VAE embedding).
 """
 
 from __future__ import annotations
@@ -15,19 +15,6 @@ import pandas as pd
 
 from dlpipe.io import read_json
 from dlpipe.report import _esc, _fmt, _img, _table
-
-
-def extra_report_files(name: str, exp: Mapping[str, Any]) -> dict[str, str]:
-    """Name the files of an experiment's extra sections, keyed as the report rule's inputs."""
-    files = {}
-    if exp["data"]["modality"] == "singlecell":
-        files[f"{name}_integration"] = f"results/{name}/integration/summary.json"
-        files[f"{name}_scib"] = f"results/{name}/integration/scib.tsv"
-        files[f"{name}_umap"] = f"results/{name}/integration/umap.png"
-    if exp.get("embed", {}).get("enabled"):
-        files[f"{name}_reconstruction"] = f"results/{name}/embedding/reconstruction.tsv"
-        files[f"{name}_embedding_umap"] = f"results/{name}/embedding/umap.png"
-    return files
 
 
 def extra_sections(

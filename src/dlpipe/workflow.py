@@ -134,3 +134,16 @@ def experiment_sections(exp: Mapping[str, Any], names: Iterable[str]) -> dict[st
 def prediction_files(job: Mapping[str, Any]) -> list[str]:
     """Return the input files of a prediction job (rule inputs, existence check)."""
     return [job[k] for k in ("table", "fasta", "bed", "genome") if job.get(k)]
+
+
+def extra_report_files(name: str, exp: Mapping[str, Any]) -> dict[str, str]:
+    """Name the files of an experiment's extra sections, keyed as the report rule's inputs."""
+    files = {}
+    if exp["data"]["modality"] == "singlecell":
+        files[f"{name}_integration"] = f"results/{name}/integration/summary.json"
+        files[f"{name}_scib"] = f"results/{name}/integration/scib.tsv"
+        files[f"{name}_umap"] = f"results/{name}/integration/umap.png"
+    if exp.get("embed", {}).get("enabled"):
+        files[f"{name}_reconstruction"] = f"results/{name}/embedding/reconstruction.tsv"
+        files[f"{name}_embedding_umap"] = f"results/{name}/embedding/umap.png"
+    return files

@@ -94,11 +94,7 @@ def _fit_one(y: np.ndarray, proba: np.ndarray, task: str) -> float:
     """Return the temperature minimising the validation NLL (1.0 when there is nothing to fit)."""
     if len(y) == 0:
         return 1.0
-    if task == "multilabel":
-        right = (np.asarray(proba) >= 0.5) == (np.asarray(y) > 0.5)
-    else:
-        right = np.asarray(proba).argmax(axis=1) == y
-    if right.all():
+    if _confidence_and_correct(y, proba, task)[1].all():
         # Every validation row on the right side: the NLL keeps falling as T -> 0, so the fit
         # would only make the model as confident as the bounds allow, whatever the test side.
         log.info("validation rows separated perfectly; temperature left at 1")
@@ -108,7 +104,7 @@ def _fit_one(y: np.ndarray, proba: np.ndarray, task: str) -> float:
         return negative_log_likelihood(y, apply_temperature(proba, np.exp(log_t), task), task)
 
     result = minimize_scalar(loss, bounds=_LOG_T_BOUNDS, method="bounded", options={"xatol": 1e-6})
-    # Keep T = 1 unless fitting really lowers the NLL (flat losses, e.g. a perfect model).
+    # Keep T = 1 unless fitting really lowers the NLL (a flat loss).
     if not result.success or loss(result.x) >= loss(0.0) - 1e-12:
         return 1.0
     return float(np.exp(result.x))
@@ -166,16 +162,20 @@ def reliability_table(
     when that class is the true one; for binary targets (``multilabel``) every target's
     probability of its predicted state counts as one confidence.
     """
+    confidence, correct = _confidence_and_correct(y, proba, task)
+    return _binned(confidence, correct, n_bins)
+
+
+def _confidence_and_correct(
+    y: np.ndarray, proba: np.ndarray, task: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Confidence of each prediction and whether it is right (flat over targets for multilabel)."""
     if task == "multilabel":
         p = np.asarray(proba, dtype=np.float64).ravel()
         truth = np.asarray(y, dtype=np.float64).ravel() > 0.5
-        confidence = np.where(p >= 0.5, p, 1.0 - p)
-        correct = (p >= 0.5) == truth
-    else:
-        p = np.asarray(proba, dtype=np.float64)
-        confidence = p.max(axis=1)
-        correct = p.argmax(axis=1) == np.asarray(y, dtype=int)
-    return _binned(confidence, correct, n_bins)
+        return np.where(p >= 0.5, p, 1.0 - p), (p >= 0.5) == truth
+    p = np.asarray(proba, dtype=np.float64)
+    return p.max(axis=1), p.argmax(axis=1) == np.asarray(y, dtype=int)
 
 
 def expected_calibration_error(

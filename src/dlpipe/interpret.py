@@ -683,7 +683,8 @@ def tabular_importance(
         if len(rows) > int(settings["n_samples"]):
             rows = np.sort(rng.choice(rows, size=int(settings["n_samples"]), replace=False))
         # Single cells: the deep model reads the scVI latent columns only, not the PCA.
-        X = learner_features(fitted.transform(features.iloc[rows]), fitted, meta, "model")  # noqa: N806
+        transformed = fitted.transform(features.iloc[rows])
+        X = learner_features(transformed, fitted, meta, "model")  # noqa: N806
         names = learner_feature_names(fitted, meta, "model")
         y_fold = y[rows]
         if task == "regression":

@@ -222,16 +222,15 @@ def learner_scores(
     fitted: FittedPreprocessor,
     n_classes: int | None,
     task: str,
-    data_meta: Mapping[str, Any] | None = None,
+    data_meta: Mapping[str, Any],
 ) -> np.ndarray:
     """Class (or target) probabilities, or original-scale predictions, of one learner.
 
-    With ``data_meta`` (the experiment's ``dataset.json``) the learner reads only its own
-    columns of ``X`` (:func:`learner_features`).
+    The learner reads only its own columns of ``X`` (:func:`learner_features` with
+    ``data_meta``, the experiment's ``dataset.json``).
     """
     role = "model" if learner == exp["model"]["name"] else "baseline"
-    if data_meta is not None:
-        X = learner_features(X, fitted, data_meta, role)  # noqa: N806
+    X = learner_features(X, fitted, data_meta, role)  # noqa: N806
     if role == "model":
         from dlpipe.inference import load_model, predict
 

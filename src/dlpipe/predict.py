@@ -258,7 +258,7 @@ def predict_new(models: FoldModels, source: Mapping[str, Any]) -> pd.DataFrame:
     for k, (ckpt, pre) in enumerate(zip(models.checkpoints, models.preprocessors, strict=True)):
         fitted = joblib.load(pre)
         X = codes if sequence else fitted.transform(features)  # noqa: N806
-        scores = learner_scores(exp, name, ckpt, X, fitted, n_classes, task)
+        scores = learner_scores(exp, name, ckpt, X, fitted, n_classes, task, meta)
         if models.calibrations and task != "regression":
             temperature = read_json(models.calibrations[k])["learners"][name]["temperature"]
             scores = apply_temperature(scores, temperature, task)

@@ -37,11 +37,6 @@ def data_files(wildcards):
     return list(data_inputs(exp_config(wildcards)).values())
 
 
-def singlecell_counts(wildcards):
-    """The .h5ad of raw counts that a single-cell experiment integrates."""
-    return exp_config(wildcards)["data"]["path"]
-
-
 def integrated_input(wildcards):
     """The integrated .h5ad a single-cell experiment is prepared from (none for the others)."""
     if exp_config(wildcards)["data"]["modality"] == "singlecell":

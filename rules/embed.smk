@@ -22,7 +22,16 @@ rule embed:
         mem_mb=train_mem_mb,
         runtime=train_runtime,
     params:
-        exp=sections("seed", "embed", "training"),
+        # The VAE takes its epochs, patience and batch size from embed; of training only where
+        # and how it runs.
+        exp=sections(
+            "seed",
+            "embed",
+            "training.device",
+            "training.devices",
+            "training.precision",
+            "training.progress_bar",
+        ),
     script:
         "../workflow/scripts/embed.py"
 

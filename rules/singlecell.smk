@@ -1,7 +1,7 @@
 rule integrate:
     """Integrate the batches of a single-cell experiment with scVI (and scANVI label transfer)."""
     input:
-        counts=singlecell_counts,
+        counts=data_files,
     output:
         adata="results/{exp}/integrated.h5ad",
         models=directory("results/{exp}/integration/models"),

@@ -114,7 +114,6 @@ def fit_vae(
     from dlpipe.train import fit_module
 
     cfg, seed = exp["embed"], int(exp["seed"])
-    torch.set_num_threads(max(1, threads))
     L.seed_everything(seed, workers=True, verbose=False)
     module = VAEModule(
         n_inputs=train.shape[1],
@@ -289,8 +288,7 @@ def embedding_summary_step(
     table.to_csv(reconstruction_tsv, sep="\t", index=False, float_format="%.6g")
     embedding = pd.read_csv(embedding_tsv, sep="\t", dtype={"id": str})
     data = load_dataset(dataset, meta)
-    info = read_json(meta)
-    if info["task"] == "classification":
+    if data.task == "classification":
         colour = pd.Series(np.asarray(data.classes)[data.y], index=data.ids)
         title = f"class ({data.target_columns[0]})"
     else:

@@ -23,14 +23,12 @@ def extra_sections(
     """HTML blocks of an experiment's extra sections, by place in its part of the report."""
     sections: dict[str, list[str]] = {}
     if exp["data"]["modality"] == "singlecell":
+        summary = read_json(files[f"{name}_integration"])
         sections["after_data"] = [
-            integration_section(
-                exp, read_json(files[f"{name}_integration"]), files[f"{name}_scib"],
-                files[f"{name}_umap"],
-            ),
-            classification_section(exp, read_json(files[f"{name}_integration"])),
-        ]  # fmt: skip
-    if exp.get("embed", {}).get("enabled"):
+            integration_section(exp, summary, files[f"{name}_scib"], files[f"{name}_umap"]),
+            classification_section(exp, summary),
+        ]
+    if exp["embed"]["enabled"]:
         sections["after_metrics"] = [
             embedding_section(exp, files[f"{name}_reconstruction"], files[f"{name}_embedding_umap"])
         ]

@@ -143,7 +143,7 @@ def extra_report_files(name: str, exp: Mapping[str, Any]) -> dict[str, str]:
         files[f"{name}_integration"] = f"results/{name}/integration/summary.json"
         files[f"{name}_scib"] = f"results/{name}/integration/scib.tsv"
         files[f"{name}_umap"] = f"results/{name}/integration/umap.png"
-    if exp.get("embed", {}).get("enabled"):
+    if exp["embed"]["enabled"]:
         files[f"{name}_reconstruction"] = f"results/{name}/embedding/reconstruction.tsv"
         files[f"{name}_embedding_umap"] = f"results/{name}/embedding/umap.png"
     return files

@@ -36,7 +36,9 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks" / ".peers"))
+# Appended: where a peer and dlpipe share a dependency (numpy, torch, numba), both use the
+# environment's copy.
+sys.path.append(str(ROOT / "benchmarks" / ".peers"))
 torch.set_num_threads(1)
 
 from dlpipe.encode import encode  # noqa: E402

@@ -82,7 +82,7 @@ def test_predict_a_table_with_k_models(table_results: Path, binary_csv: Path) ->
     new = _new_table(binary_csv, table_results.parent / "new.csv")
     models = FoldModels.from_results(table_results)
     assert len(models.checkpoints) == K
-    assert len(models.calibrations) == K
+    assert [t["mlp"] for t in models.temperatures] == list(TEMPERATURES)
     out = predict_new(models, {"table": str(table_results.parent / "new.csv")})
     assert out.shape == (7, 1 + 4 + 3)
     assert out["id"].tolist() == new["id"].tolist()
@@ -104,6 +104,22 @@ def test_predict_a_table_with_k_models(table_results: Path, binary_csv: Path) ->
     assert (out["prob_case_sd"] > 0).all()
     assert (out["models"] == K).all()
     assert out["calibrated"].all()
+
+
+def test_damaged_or_partial_calibration_records(table_results: Path) -> None:
+    record = table_results / "1" / "calibration.json"
+    record.write_text('{"learners": {"mlp": {"temperature": 2.0}')  # cut short
+    with pytest.raises(InputError, match=r"1/calibration.json, line 1, column \d+: not valid JSON"):
+        FoldModels.from_results(table_results)
+    write_json({"learners": {"mlp": {"temperature": 0.0}}}, record)
+    with pytest.raises(InputError, match=r"learners.mlp.temperature is 0.0, not a positive"):
+        FoldModels.from_results(table_results)
+    write_json({"fold": 1}, record)
+    with pytest.raises(InputError, match="not a dlpipe calibration record"):
+        FoldModels.from_results(table_results)
+    # A fold without its record: no fold model is calibrated, rather than some of them.
+    record.unlink()
+    assert FoldModels.from_results(table_results).temperatures == []
 
 
 def test_a_table_without_a_training_column_is_refused(

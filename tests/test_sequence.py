@@ -11,7 +11,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from dlpipe.config import validate_config
-from dlpipe.encode import decode, encode, gc_content, reverse_complement
+from dlpipe.encode import decode, encode, gc_content, reverse_complement, unknown_code
 from dlpipe.errors import ConfigError, InputError
 from dlpipe.kmers import kmer_frequencies
 from dlpipe.sequence import (
@@ -88,6 +88,38 @@ def test_characters_outside_the_alphabet_are_named() -> None:
         encode(["ACGT", "AC*T"])
     with pytest.raises(InputError, match="length"):
         encode(["ACGT", "ACG"])
+    with pytest.raises(InputError, match=r"sequence 2, position 2: non-ASCII character 'é'"):
+        encode(["ACGT", "ACGT", "AéGT"])
+    # The first bad character in reading order is named, not just any of them.
+    with pytest.raises(InputError, match=r"sequence 0, position 4: character '\\x00'"):
+        encode(["ACG\x00", "-CGT"])
+
+
+@pytest.mark.parametrize("alphabet", ["dna", "rna", "protein"])
+def test_every_ascii_character_gets_its_documented_code(alphabet: str) -> None:
+    letters = {
+        "dna": "ACGT", "rna": "ACGU", "protein": "ACDEFGHIKLMNPQRSTVWY",
+    }[alphabet]  # fmt: skip
+    unknown = {"dna": "NRYSWKMBDHVU", "rna": "NRYSWKMBDHVT", "protein": "XBZJUO*"}[alphabet]
+    for i, ch in enumerate(letters + letters.lower()):
+        assert encode(ch * 3, alphabet).tolist() == [i % len(letters)] * 3, ch
+    for ch in unknown + unknown.lower():
+        expected = 3 if alphabet != "protein" and ch in "UuTt" else unknown_code(alphabet)
+        assert encode(ch, alphabet).tolist() == [expected], ch
+    accepted = set(letters + letters.lower() + unknown + unknown.lower())
+    for ch in map(chr, range(128)):
+        if ch not in accepted:
+            with pytest.raises(InputError, match="not in the"):
+                encode("A" + ch, alphabet)
+
+
+def test_encoded_codes_are_a_writable_contiguous_matrix() -> None:
+    seqs = ["".join(row) for row in np.random.default_rng(1).choice(list("ACGTN"), (300, 77))]
+    codes = encode(seqs)
+    assert codes.flags.c_contiguous
+    assert codes.flags.writeable
+    assert decode(codes) == seqs
+    assert codes.max() == 4
 
 
 def test_kmer_frequencies_count_every_kmer_and_skip_n() -> None:

@@ -169,9 +169,7 @@ def check_experiment(name: str, exp: Mapping[str, Any]) -> None:
         _check_sequence_experiment(key, exp)
         return
     if exp["data"]["modality"] == "singlecell":
-        from dlpipe.singlecell import check_singlecell_experiment
-
-        check_singlecell_experiment(key, exp)
+        _check_singlecell_experiment(key, exp)
         return
     data, cv, pre = exp["data"], exp["cv"], exp["preprocess"]
     task = exp["task"]
@@ -340,6 +338,85 @@ def _check_sequence_experiment(key: str, exp: Mapping[str, Any]) -> None:
                 f"config key {key}.cv: chromosomes {sorted(both)} are in both "
                 "val_chromosomes and test_chromosomes"
             )
+
+
+def _check_singlecell_experiment(key: str, exp: Mapping[str, Any]) -> None:
+    """Check the keys of a ``data.modality: singlecell`` experiment.
+
+    Parameters
+    ----------
+    key
+        ``experiments.<name>`` (for messages).
+    exp
+        The experiment's validated config.
+
+    Raises
+    ------
+    ConfigError
+        Naming the key at fault and the fix.
+    """
+    data = exp["data"]
+    if not data["path"]:
+        raise ConfigError(f"config key {key}.data.path: a singlecell experiment needs its .h5ad")
+    if data["format"] not in ("auto", "h5ad") or not str(data["path"]).endswith(".h5ad"):
+        raise ConfigError(
+            f"config key {key}.data.path: single-cell counts are read from an AnnData .h5ad "
+            f"file, not {data['path']!r}"
+        )
+    if not data["batch_column"]:
+        raise ConfigError(
+            f"config key {key}.data.batch_column: a singlecell experiment needs the obs column "
+            "that names each cell's batch"
+        )
+    if exp["task"] != "classification" or not data["label_column"]:
+        raise ConfigError(
+            f"config key {key}.data.label_column: a singlecell experiment classifies cell types; "
+            "set task: classification and name the obs column of labels (cells without a label "
+            "are integrated but not classified)"
+        )
+    unused = ("genome", "bed", "blacklist", "fasta", "labels", "target_columns", "feature_columns")
+    for field_name in (*unused, "id_column"):
+        if data[field_name]:
+            raise ConfigError(
+                f"config key {key}.data.{field_name}: singlecell experiments take cells from "
+                "obs_names and features from the scVI latent space; remove it"
+            )
+    if data["categorical_columns"] or data["exclude_columns"]:
+        raise ConfigError(
+            f"config key {key}.data: categorical_columns and exclude_columns do not apply to "
+            "singlecell experiments (the features are the latent dimensions); remove them"
+        )
+    if data["batch_column"] in (data["label_column"], data["group_column"]):
+        raise ConfigError(
+            f"config key {key}.data.batch_column: {data['batch_column']!r} is also the label or "
+            "group column; name the obs column of batches"
+        )
+    if exp["model"]["name"] != "mlp":
+        raise ConfigError(
+            f"config key {key}.model.name: cell types are classified on the latent space by a "
+            "tabular model; use mlp"
+        )
+    if exp["cv"]["plan"] in ("chromosome_kfold", "chromosome_holdout", "leave_one_out"):
+        raise ConfigError(
+            f"config key {key}.cv.plan: {exp['cv']['plan']!r} does not apply to cells; use "
+            "stratified_kfold (or group_kfold over donors)"
+        )
+    if exp["cv"]["plan"] == "group_kfold" and not data["group_column"]:
+        raise ConfigError(
+            f"config key {key}.data.group_column: cv.plan group_kfold needs the obs column of "
+            "groups (donors, samples)"
+        )
+    n_top = exp["integration"]["n_top_genes"]
+    if exp["embed"]["enabled"]:
+        raise ConfigError(
+            f"config key {key}.embed.enabled: scVI already is the VAE of single-cell counts; "
+            "the Gaussian VAE (embed) is for bulk tables"
+        )
+    if n_top is not None and n_top < exp["integration"]["n_latent"]:
+        raise ConfigError(
+            f"config key {key}.integration.n_top_genes: {n_top} genes cannot carry a "
+            f"{exp['integration']['n_latent']}-dimensional latent space; raise it or set null"
+        )
 
 
 def effective_task(exp: Mapping[str, Any]) -> str:

@@ -2,15 +2,19 @@
 
 Sequences are stored once as ``uint8`` codes (DNA/RNA: A=0, C=1, G=2, T/U=3, N and other
 IUPAC ambiguity codes=4; protein: the 20 amino acids in alphabetical one-letter order = 0..19,
-unknown ``X``/``B``/``Z``/``J``/``U``/``O``/``*`` = 20). Encoding is a single table look-up over
-the bytes of all sequences at once — no per-base Python — and soft-masked (lowercase) bases
-are read like uppercase ones. The model receives a float one-hot tensor made from the codes on
-the device at batch time (:func:`one_hot`), so host memory holds one byte per base.
+unknown ``X``/``B``/``Z``/``J``/``U``/``O``/``*`` = 20). Encoding copies the ASCII bytes of all
+sequences into one array (numpy, in C) and replaces each byte by its code in place with a
+table look-up compiled by numba — no per-base Python, no temporaries besides the result — and
+soft-masked (lowercase) bases are read like uppercase ones. The model receives a float one-hot
+tensor made from the codes on the device at batch time (:class:`dlpipe.models.blocks.OneHot`),
+so host memory holds one byte per base.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+import logging
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -22,6 +26,7 @@ _IUPAC = "NRYSWKMBDHV"
 _AMINO_ACIDS = "ACDEFGHIKLMNPQRSTVWY"
 _AA_UNKNOWN = "XBZJUO*"
 INVALID = 255
+log = logging.getLogger(__name__)
 
 
 def _table(alphabet: str) -> np.ndarray:
@@ -47,10 +52,32 @@ def _table(alphabet: str) -> np.ndarray:
 
 
 _TABLES = {name: _table(name) for name in ALPHABETS}
-# bytes.translate runs the look-up in C, faster than numpy fancy indexing.
-_TRANSLATE = {name: table.tobytes() for name, table in _TABLES.items()}
-#: Bytes of sequence encoded per block (see :func:`encode`).
-_BLOCK_BYTES = 256 * 1024
+
+
+def _lookup_in_place(buf: np.ndarray, table: np.ndarray) -> int:
+    """Replace every byte of ``buf`` by ``table[byte]``; return the OR of all codes."""
+    seen = 0
+    for i in range(buf.size):
+        code = table[buf[i]]
+        buf[i] = code
+        seen |= code
+    return seen
+
+
+@functools.cache
+def _compiled_lookup() -> Callable[[np.ndarray, np.ndarray], int]:
+    # Compiled on first use, not at import: numba costs ~0.4 s to import and most dlpipe jobs
+    # never encode. The machine code is cached on disk, so later processes only load it.
+    # A compiled byte loop runs at ~2 GB/s; bytes.translate, the fastest look-up in CPython,
+    # needs two extra allocating copies per call and reaches about half that (see
+    # benchmarks/sequence_speed.py).
+    import numba
+
+    try:
+        return numba.njit(cache=True, nogil=True)(_lookup_in_place)
+    except RuntimeError as err:  # no writable cache directory: compile in every process
+        log.debug("numba cache unavailable (%s); compiling the encoder in memory", err)
+        return numba.njit(nogil=True)(_lookup_in_place)
 
 
 def alphabet_size(alphabet: str) -> int:
@@ -83,6 +110,8 @@ def encode(sequences: Sequence[str] | str, alphabet: str = "dna") -> np.ndarray:
     InputError
         If lengths differ or a character is outside the alphabet (naming sequence and position).
     """
+    if alphabet not in _TABLES:
+        raise ValueError(f"alphabet must be one of {ALPHABETS}, not {alphabet!r}")
     single = isinstance(sequences, str)
     seqs = [sequences] if single else list(sequences)
     if not seqs:
@@ -94,29 +123,26 @@ def encode(sequences: Sequence[str] | str, alphabet: str = "dna") -> np.ndarray:
             f"sequence {bad} has length {len(seqs[bad])}, not {length} like the first; "
             "resize intervals to one length"
         )
-    codes = np.empty((len(seqs), length), dtype=np.uint8)
     if length == 0:
+        codes = np.zeros((len(seqs), 0), dtype=np.uint8)
         return codes[0] if single else codes
-    table = _TRANSLATE[alphabet]
-    # Blocks of about 256 kB: their temporary buffers stay in cache and are reused by the
-    # allocator, so each base is touched in fast memory and only the result is written to fresh
-    # pages (one pass over all sequences at once is ~3x slower, paying page faults for each of
-    # its whole-size temporaries). Per block: join, ASCII encode, table look-up, all in C.
-    rows = max(1, _BLOCK_BYTES // length)
-    for start in range(0, len(seqs), rows):
-        try:
-            raw = "".join(seqs[start : start + rows]).encode("ascii")
-        except UnicodeEncodeError as err:
-            raise InputError(f"non-ASCII character in a sequence: {err}") from None
-        block = raw.translate(table)
-        flat = block.find(INVALID)
-        if flat >= 0:
-            row, col = divmod(flat, length)
-            raise InputError(
-                f"sequence {start + row}, position {col + 1}: character {chr(raw[flat])!r} is "
-                f"not in the {alphabet} alphabet"
-            )
-        codes[start : start + rows] = np.frombuffer(block, dtype=np.uint8).reshape(-1, length)
+    try:
+        # One C pass from str to the result's own buffer; it becomes the codes in place.
+        raw = np.array(seqs, dtype=f"S{length}")
+    except UnicodeEncodeError:
+        row = next(i for i, s in enumerate(seqs) if not s.isascii())
+        col = next(j for j, ch in enumerate(seqs[row]) if not ch.isascii())
+        raise InputError(
+            f"sequence {row}, position {col + 1}: non-ASCII character {seqs[row][col]!r}"
+        ) from None
+    codes = raw.view(np.uint8).reshape(len(seqs), length)
+    # Valid codes are < 32, so their OR is too; one INVALID (255) anywhere sets the high bit.
+    if _compiled_lookup()(codes.reshape(-1), _TABLES[alphabet]) >= 32:
+        row, col = (int(i[0]) for i in np.nonzero(codes == INVALID))
+        raise InputError(
+            f"sequence {row}, position {col + 1}: character {seqs[row][col]!r} is not in the "
+            f"{alphabet} alphabet"
+        )
     return codes[0] if single else codes
 
 

@@ -311,5 +311,17 @@ def write_json(obj: Any, path: str | Path) -> None:
 
 
 def read_json(path: str | Path) -> Any:
-    """Read a JSON file written by :func:`write_json`."""
-    return json.loads(Path(path).read_text())
+    """Read a JSON file written by :func:`write_json`.
+
+    Raises
+    ------
+    InputError
+        If the file is not valid JSON (naming file, line and column).
+    """
+    try:
+        return json.loads(Path(path).read_text())
+    except json.JSONDecodeError as err:
+        raise InputError(
+            f"{path}, line {err.lineno}, column {err.colno}: not valid JSON ({err.msg}); the file "
+            "is damaged: delete it and rerun the workflow to rewrite it"
+        ) from None

@@ -14,7 +14,7 @@ The workflow runs it for the jobs listed under the config's ``predict`` key; on 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,15 +55,16 @@ class FoldModels:
         The experiment's ``dataset.json``.
     checkpoints, preprocessors
         One ``model.ckpt`` and ``preprocessor.joblib`` per fold, in fold order.
-    calibrations
-        The folds' ``calibration.json`` (empty when calibration did not run).
+    temperatures
+        Per fold, each learner's temperature (see :func:`read_temperatures`); empty when
+        calibration did not run.
     """
 
     exp: Mapping[str, Any]
     meta: Mapping[str, Any]
     checkpoints: Sequence[str]
     preprocessors: Sequence[str]
-    calibrations: Sequence[str] = field(default_factory=list)
+    temperatures: Sequence[Mapping[str, float]] = field(default_factory=list)
 
     @classmethod
     def from_results(cls, folder: str | Path) -> FoldModels:
@@ -84,17 +85,58 @@ class FoldModels:
         )
         if not folds:
             raise InputError(f"{folder}: holds no fold model (N/model.ckpt)")
-        calibrations = [str(p / "calibration.json") for p in folds]
-        # Regression and calibration.enabled: false leave no temperatures in these files.
-        if not all(Path(c).is_file() and read_json(c)["learners"] for c in calibrations):
-            calibrations = []
+        calibrations = [p / "calibration.json" for p in folds]
+        # Calibrated only when every fold is: a mean over mixed models would be neither.
+        complete = all(c.is_file() for c in calibrations)
         return cls(
             exp=load_yaml(folder / "config.yaml"),
             meta=read_json(folder / "dataset.json"),
             checkpoints=[str(p / "model.ckpt") for p in folds],
             preprocessors=[str(p / "preprocessor.joblib") for p in folds],
-            calibrations=calibrations,
+            temperatures=read_temperatures(calibrations) if complete else [],
         )
+
+
+def read_temperatures(paths: Iterable[str | Path]) -> list[dict[str, float]]:
+    """Each fold's learner → temperature, read once from its ``calibration.json``.
+
+    Parameters
+    ----------
+    paths
+        The folds' ``calibration.json`` files, in fold order.
+
+    Returns
+    -------
+    list of dict
+        One mapping per fold; empty when any fold has none (regression, ``calibration.enabled:
+        false``, or no files), so that either every fold model is calibrated or none is.
+
+    Raises
+    ------
+    InputError
+        If a file is not a calibration record or a temperature is not a positive number.
+    """
+    from dlpipe.io import read_json
+
+    out = []
+    for path in paths:
+        record = read_json(path)
+        learners = record.get("learners") if isinstance(record, dict) else None
+        if not isinstance(learners, dict):
+            raise InputError(f"{path}: not a dlpipe calibration record (no 'learners' mapping)")
+        temperatures = {}
+        for name, fit in learners.items():
+            value = fit.get("temperature") if isinstance(fit, dict) else None
+            if not isinstance(value, int | float) or not value > 0:
+                raise InputError(
+                    f"{path}: learners.{name}.temperature is {value!r}, not a positive number; "
+                    "delete the file and rerun the workflow to refit it"
+                )
+            temperatures[name] = float(value)
+        if not temperatures:
+            return []
+        out.append(temperatures)
+    return out
 
 
 def combine_folds(scores: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -216,7 +258,6 @@ def predict_new(models: FoldModels, source: Mapping[str, Any]) -> pd.DataFrame:
     import joblib
 
     from dlpipe.calibrate import apply_temperature
-    from dlpipe.io import read_json
     from dlpipe.pipeline import learner_scores
 
     exp, meta = models.exp, models.meta
@@ -254,14 +295,21 @@ def predict_new(models: FoldModels, source: Mapping[str, Any]) -> pd.DataFrame:
         raise InputError("nothing to predict: give a table, a FASTA file or a BED file")
     n_classes = len(meta["classes"]) if task != "regression" else None
     name = exp["model"]["name"]
+    if models.temperatures and (
+        len(models.temperatures) != len(models.checkpoints)
+        or any(name not in t for t in models.temperatures)
+    ):
+        raise InputError(
+            f"the calibration records do not give a {name} temperature for each of the "
+            f"{len(models.checkpoints)} fold models; rerun the workflow to refit them"
+        )
     per_fold = []
     for k, (ckpt, pre) in enumerate(zip(models.checkpoints, models.preprocessors, strict=True)):
         fitted = joblib.load(pre)
         X = codes if sequence else fitted.transform(features)  # noqa: N806
         scores = learner_scores(exp, name, ckpt, X, fitted, n_classes, task, meta)
-        if models.calibrations and task != "regression":
-            temperature = read_json(models.calibrations[k])["learners"][name]["temperature"]
-            scores = apply_temperature(scores, temperature, task)
+        if models.temperatures and task != "regression":
+            scores = apply_temperature(scores, models.temperatures[k][name], task)
         per_fold.append(scores)
     mean, sd = combine_folds(per_fold)
     frame = pd.DataFrame({"id": ids, **extra})
@@ -274,7 +322,7 @@ def predict_new(models: FoldModels, source: Mapping[str, Any]) -> pd.DataFrame:
         frame["y_pred"] = np.asarray(outputs)[mean.argmax(axis=1)]
     frame["models"] = len(per_fold)
     if task != "regression":
-        frame["calibrated"] = bool(models.calibrations)
+        frame["calibrated"] = bool(models.temperatures)
     return frame
 
 
@@ -290,9 +338,8 @@ def predict_step(
     """Rule ``predict``: one prediction job of the config's ``predict`` section to TSV."""
     from dlpipe.io import read_json
 
-    models = FoldModels(
-        exp, read_json(meta), list(checkpoints), list(preprocessors), list(calibrations)
-    )
+    temperatures = read_temperatures(calibrations)
+    models = FoldModels(exp, read_json(meta), list(checkpoints), list(preprocessors), temperatures)
     frame = predict_new(models, job)
     frame.to_csv(out_tsv, sep="\t", index=False, float_format="%.6g")
     log.info("%d samples predicted by %d fold models", len(frame), len(checkpoints))

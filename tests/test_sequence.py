@@ -383,3 +383,14 @@ def test_shuffled_negatives_keep_composition_and_their_source_fold(
     folds = make_folds(data.ids, data.y, exp["cv"], "classification", 0, data.groups)
     test = folds[folds["set"] == "test"].set_index("id")["fold"]
     assert (test.loc[neg.index].to_numpy() == test.loc[source].to_numpy()).all()
+
+
+def test_example_configs_pass_dlpipe_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dlpipe.cli import check
+
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(root)  # example configs name their data relative to the checkout
+    examples = sorted((root / "config" / "examples").glob("*.yaml"))
+    assert examples
+    lines = [line for path in examples for line in check(str(path))]
+    assert "oct4_mafk: 7997 samples (MafK: 4000, Oct4: 3997)" in lines

@@ -23,6 +23,16 @@ def exp_config(wildcards):
     return config["experiments"][wildcards.exp]
 
 
+def chain_priority(wildcards):
+    """Scheduling priority of an experiment's per-fold chain: sequence experiments first.
+
+    Their fold jobs (CNN training) and the interpretation after them are the longest chain of
+    a run; started first, that chain overlaps the other experiments' work instead of running
+    alone at the end. Without it Snakemake prefers jobs with larger inputs (tables, .h5ad).
+    """
+    return 1 if exp_config(wildcards)["data"]["modality"] == "sequence" else 0
+
+
 def sections(*names):
     """Params function giving a rule only the config sections it uses (precise reruns)."""
 

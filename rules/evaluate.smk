@@ -15,6 +15,7 @@ rule evaluate:
         "logs/evaluate/{exp}/{fold}.log",
     benchmark:
         "benchmarks/runs/evaluate/{exp}/{fold}.tsv"
+    priority: chain_priority
     conda:
         "../envs/dlpipe.yaml"
     resources:

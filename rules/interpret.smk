@@ -20,6 +20,7 @@ rule interpret:
         "logs/interpret/{exp}.log",
     benchmark:
         "benchmarks/runs/interpret/{exp}.tsv"
+    priority: chain_priority
     conda:
         "../envs/dlpipe.yaml"
     threads: train_threads

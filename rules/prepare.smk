@@ -11,6 +11,7 @@ rule prepare:
         "logs/prepare/{exp}.log",
     benchmark:
         "benchmarks/runs/prepare/{exp}.tsv"
+    priority: chain_priority
     conda:
         "../envs/dlpipe.yaml"
     resources:

@@ -14,6 +14,7 @@ rule preprocess:
         "logs/preprocess/{exp}/{fold}.log",
     benchmark:
         "benchmarks/runs/preprocess/{exp}/{fold}.tsv"
+    priority: chain_priority
     conda:
         "../envs/dlpipe.yaml"
     resources:

@@ -7,6 +7,7 @@ rule split:
         folds="results/{exp}/folds.tsv",
     log:
         "logs/split/{exp}.log",
+    priority: chain_priority
     conda:
         "../envs/dlpipe.yaml"
     resources:

@@ -12,6 +12,7 @@ rule train:
         "logs/train/{exp}/{fold}.log",
     benchmark:
         "benchmarks/runs/train/{exp}/{fold}.tsv"
+    priority: chain_priority
     conda:
         "../envs/dlpipe.yaml"
     threads: train_threads
@@ -40,6 +41,7 @@ rule baseline:
         "logs/baseline/{exp}/{fold}.log",
     benchmark:
         "benchmarks/runs/baseline/{exp}/{fold}.tsv"
+    priority: chain_priority
     conda:
         "../envs/dlpipe.yaml"
     resources:

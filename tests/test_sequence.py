@@ -88,6 +88,8 @@ def test_characters_outside_the_alphabet_are_named() -> None:
         encode(["ACGT", "AC*T"])
     with pytest.raises(InputError, match="length"):
         encode(["ACGT", "ACG"])
+    with pytest.raises(ValueError, match="alphabet must be one of"):
+        encode(["ACGT"], "DNA ")
     with pytest.raises(InputError, match=r"sequence 2, position 2: non-ASCII character 'é'"):
         encode(["ACGT", "ACGT", "AéGT"])
     # The first bad character in reading order is named, not just any of them.

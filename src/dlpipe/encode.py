@@ -37,17 +37,16 @@ def _table(alphabet: str) -> np.ndarray:
             lut[ord(ch.upper())] = code
             lut[ord(ch.lower())] = code
 
-    if alphabet in ("dna", "rna"):
-        for i, base in enumerate(_NUCLEOTIDES):
-            put(base, i)
-        put("U", 3)  # RNA U reads as T; DNA files with U are accepted too
-        put(_IUPAC, 4)
-    elif alphabet == "protein":
+    # Built once per name of ALPHABETS below; encode() refuses any other name.
+    if alphabet == "protein":
         for i, aa in enumerate(_AMINO_ACIDS):
             put(aa, i)
         put(_AA_UNKNOWN, 20)
     else:
-        raise ValueError(f"alphabet must be one of {ALPHABETS}, not {alphabet!r}")
+        for i, base in enumerate(_NUCLEOTIDES):
+            put(base, i)
+        put("U", 3)  # RNA U reads as T; DNA files with U are accepted too
+        put(_IUPAC, 4)
     return lut
 
 

@@ -37,6 +37,7 @@ test-slurm: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 	$(BIN)/snakefmt --check .
 	$(BIN)/snakemake --lint
 

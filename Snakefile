@@ -6,12 +6,16 @@ import sys
 
 from snakemake.utils import min_version, validate
 
-min_version("9.0")
+min_version("9.17")
 
-sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+# The library of this checkout when the workflow runs from one (rules, scripts and science of
+# one version); the installed dlpipe when the workflow files stand alone.
+if (Path(workflow.basedir) / "src" / "dlpipe").is_dir():
+    sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from dlpipe.config import DEFAULT_SCHEMA, validate_config  # noqa: E402
+from dlpipe.config import validate_config  # noqa: E402
 from dlpipe.errors import DlpipeError  # noqa: E402
+from dlpipe.schema import schema_path  # noqa: E402
 from dlpipe.workflow import check_inputs  # noqa: E402
 
 # A --configfile replaces the demo instead of being merged into it.
@@ -22,13 +26,17 @@ if not config:
 
 # Stop before any job with one message naming the key or file at fault.
 try:
-    validate_config(config, DEFAULT_SCHEMA)
-    # Inputs in remote storage (--default-storage-provider) are checked when staged.
-    if workflow.storage_settings.default_storage_provider is None:
+    validate_config(config)
+    # Inputs in remote storage (--default-storage-provider) are checked when staged; the jobs
+    # of a cluster run the Snakefile again and need not look for them a second time.
+    if (
+        workflow.storage_settings.default_storage_provider is None
+        and workflow.is_main_process
+    ):
         check_inputs(config)
 except DlpipeError as error:
     sys.exit(f"dlpipe error: {error}")
-validate(config, str(DEFAULT_SCHEMA))
+validate(config, str(schema_path()))
 
 
 include: "rules/common.smk"

@@ -29,7 +29,11 @@ import torch
 import yaml
 
 from dlpipe.config import validate_config
-from dlpipe.pipeline import evaluate_step, prepare_step, preprocess_step, split_step, train_step
+from dlpipe.steps.evaluate import evaluate_step
+from dlpipe.steps.prepare import prepare_step
+from dlpipe.steps.preprocess import preprocess_step
+from dlpipe.steps.split import split_step
+from dlpipe.steps.train import train_step
 from dlpipe.workflow import rebase_paths
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.append(str(ROOT / "benchmarks" / ".peers"))
 torch.set_num_threads(1)
 
-from dlpipe.encode import encode  # noqa: E402
+from dlpipe.alphabet import encode  # noqa: E402
 from dlpipe.models.blocks import OneHot  # noqa: E402
 
 N_SEQ, LENGTH = 20_000, 1_000
@@ -200,7 +200,7 @@ def epoch_overhead(rows: list[tuple[str, str, str]], device: str = "cpu") -> Non
 def memory(rows: list[tuple[str, str, str]]) -> None:
     code = (
         "import numpy as np, resource\n"
-        "from dlpipe.encode import encode\n"
+        "from dlpipe.alphabet import encode\n"
         "rng = np.random.default_rng(0)\n"
         "block = [''.join(rng.choice(list('ACGT'), 1000)) for _ in range(1000)]\n"
         "codes = np.empty((1_000_000, 1000), np.uint8)\n"

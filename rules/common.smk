@@ -1,12 +1,15 @@
 # Input functions and helpers shared by the rules. The logic they need lives in dlpipe.
-from dlpipe.config import effective_task
 from dlpipe.resources import gpu_request, memory_mb, runtime_min
 from dlpipe.workflow import (
+    calibrated as calibrated_exp,
+    chain_priority as exp_priority,
     data_inputs,
     extra_report_files,
     experiment_sections,
     fold_count,
+    interpret_reads_predictions,
     prediction_files,
+    prepare_inputs,
 )
 
 EXPERIMENTS = list(config["experiments"])
@@ -24,13 +27,8 @@ def exp_config(wildcards):
 
 
 def chain_priority(wildcards):
-    """Scheduling priority of an experiment's per-fold chain: sequence experiments first.
-
-    Their fold jobs (CNN training) and the interpretation after them are the longest chain of
-    a run; started first, that chain overlaps the other experiments' work instead of running
-    alone at the end. Without it Snakemake prefers jobs with larger inputs (tables, .h5ad).
-    """
-    return 1 if exp_config(wildcards)["data"]["modality"] == "sequence" else 0
+    """Scheduling priority of an experiment's per-fold chain (its modality's: sequences first)."""
+    return exp_priority(exp_config(wildcards))
 
 
 def sections(*names):
@@ -47,11 +45,9 @@ def data_files(wildcards):
     return list(data_inputs(exp_config(wildcards)).values())
 
 
-def integrated_input(wildcards):
-    """The integrated .h5ad a single-cell experiment is prepared from (none for the others)."""
-    if exp_config(wildcards)["data"]["modality"] == "singlecell":
-        return f"results/{wildcards.exp}/integrated.h5ad"
-    return []
+def prepare_extra_inputs(wildcards):
+    """Files of earlier jobs the prepare job reads (single cells: the integrated .h5ad)."""
+    return prepare_inputs(wildcards.exp, exp_config(wildcards))
 
 
 def integrate_gpus(wildcards):
@@ -82,8 +78,7 @@ def fold_models(wildcards):
 
 def calibrated(exp):
     """Whether an experiment's classifiers get a temperature fitted on validation sides."""
-    cfg = config["experiments"][exp]
-    return cfg["calibration"]["enabled"] and effective_task(cfg) != "regression"
+    return calibrated_exp(config["experiments"][exp])
 
 
 def interpret_inputs(wildcards):
@@ -91,7 +86,7 @@ def interpret_inputs(wildcards):
     extra motif files searched beside JASPAR. Tables need neither, so their interpretation can
     run as soon as the models are trained."""
     exp = exp_config(wildcards)
-    if exp["data"]["modality"] != "sequence":
+    if not interpret_reads_predictions(exp):
         return {}
     return {
         "predictions": per_fold("results/{exp}/{fold}/predictions.tsv")(wildcards),

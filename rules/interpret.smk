@@ -25,6 +25,6 @@ rule interpret:
         "../envs/dlpipe.yaml"
     threads: train_threads
     params:
-        exp=sections("seed", "model", "interpret"),
+        exp=sections("seed", "model", "interpret", "data.modality"),
     script:
         "../workflow/scripts/interpret.py"

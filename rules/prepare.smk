@@ -1,8 +1,8 @@
 rule prepare:
     """Check the raw table and write the canonical dataset with its provenance."""
     input:
+        unpack(prepare_extra_inputs),
         data=data_files,
-        integrated=integrated_input,
     output:
         dataset="results/{exp}/dataset.parquet",
         meta="results/{exp}/dataset.json",

@@ -21,6 +21,6 @@ rule preprocess:
         mem_mb=step_mem_mb("preprocess"),
         runtime=step_runtime("preprocess"),
     params:
-        exp=sections("task", "seed", "preprocess"),
+        exp=sections("task", "seed", "preprocess", "data.modality"),
     script:
         "../workflow/scripts/preprocess.py"

@@ -1,8 +1,8 @@
 """Bad input: one clear error naming the file and the column or line, before any training.
 
-The library tests call :func:`dlpipe.dataset.prepare_tabular` on small synthetic tables with one
-defect each; the CLI tests run Snakemake on a bad config or bad data and check that the user
-sees the one-line ``dlpipe error:`` message and that nothing is left behind.
+The library tests call :func:`dlpipe.modalities.tabular.prepare_tabular` on small synthetic
+tables with one defect each; the CLI tests run Snakemake on a bad config or bad data and check
+that the user sees the one-line ``dlpipe error:`` message and that nothing is left behind.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ import pytest
 import yaml
 
 from dlpipe.config import validate_config
-from dlpipe.dataset import TabularDataset, prepare_tabular
+from dlpipe.datasets import TabularDataset
 from dlpipe.errors import ConfigError, DlpipeError, InputError
+from dlpipe.modalities.tabular import prepare_tabular
 
 ROOT = Path(__file__).resolve().parents[1]
 

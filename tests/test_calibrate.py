@@ -16,17 +16,16 @@ from sklearn.metrics import brier_score_loss, log_loss
 from dlpipe.calibrate import (
     apply_temperature,
     brier_score,
-    calibrate_step,
     calibration_metrics,
     expected_calibration_error,
     fit_temperature,
     reliability_table,
 )
-from dlpipe.evaluate import softmax
-from dlpipe.io import read_json, write_json
+from dlpipe.io.files import read_json, write_json
+from dlpipe.metrics import softmax
 from dlpipe.models import build_model
-from dlpipe.pipeline import evaluate_step
 from dlpipe.preprocess import FittedPreprocessor, FoldArrays
+from dlpipe.steps.evaluate import calibrate_step, evaluate_step
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,7 +67,7 @@ def test_perfectly_separated_validation_side_keeps_temperature_one() -> None:
     proba[np.arange(60), y] = 0.6
     assert fit_temperature(y, proba) == 1.0
     labels = (rng.random((60, 2)) < 0.5).astype(float)
-    assert fit_temperature(labels, np.where(labels > 0, 0.7, 0.3), "multilabel") == [1.0, 1.0]
+    assert fit_temperature(labels, np.where(labels > 0, 0.7, 0.3), multilabel=True) == [1.0, 1.0]
     # One row wrong is enough to fit again.
     proba[0] = np.roll(proba[0], 1)
     assert fit_temperature(y, proba) != 1.0
@@ -95,12 +94,12 @@ def test_multilabel_gets_one_temperature_per_target() -> None:
     z = rng.normal(scale=2, size=(3000, 2))
     y = (rng.random((3000, 2)) < 1 / (1 + np.exp(-z))).astype(float)
     proba = 1 / (1 + np.exp(-z * np.array([3.0, 1.0])))  # first target over-confident
-    temps = fit_temperature(y, proba, "multilabel")
+    temps = fit_temperature(y, proba, multilabel=True)
     assert temps[0] == pytest.approx(3.0, rel=0.2)
     assert temps[1] == pytest.approx(1.0, abs=0.2)
     assert expected_calibration_error(
-        y, apply_temperature(proba, temps, "multilabel"), task="multilabel"
-    ) < expected_calibration_error(y, proba, task="multilabel")
+        y, apply_temperature(proba, temps, multilabel=True), multilabel=True
+    ) < expected_calibration_error(y, proba, multilabel=True)
 
 
 @pytest.fixture

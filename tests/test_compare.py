@@ -10,13 +10,13 @@ import pytest
 from scipy import stats
 
 from dlpipe.compare import (
-    compare_step,
     corrected_resampled_ttest,
     fold_size_ratio,
     leaderboard,
     wilcoxon_signed_rank,
 )
-from dlpipe.io import write_json
+from dlpipe.io.files import write_json
+from dlpipe.steps.compare import compare_step
 
 SEPARATED_A = [0.91, 0.93, 0.90, 0.92, 0.94]
 SEPARATED_B = [0.71, 0.74, 0.70, 0.73, 0.72]

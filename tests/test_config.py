@@ -8,13 +8,11 @@ from typing import Any
 
 import pytest
 
-from dlpipe.config import (
-    effective_task,
-    load_yaml,
-    normaliser_steps,
-    validate_config,
-)
+from dlpipe.config import validate_config
 from dlpipe.errors import ConfigError
+from dlpipe.modalities import task_of
+from dlpipe.preprocess import normaliser_steps
+from dlpipe.schema import load_yaml
 
 TRAINING_KEYS = (
     "batch_size, class_weights, device, devices, learning_rate, max_epochs, optimizer, patience, "
@@ -141,7 +139,7 @@ def test_bad_model_name_names_key_value_and_choices() -> None:
     message = _error(_classification(model={"name": "foo"}), name="exp1")
     assert message == (
         "config key experiments.exp1.model.name: 'foo' is not allowed; "
-        "choose one of mlp, cnn, danq, resnet1d"
+        "choose one of cnn, danq, mlp, resnet1d"
     )
 
 
@@ -216,7 +214,8 @@ def test_experiment_names_must_be_identifiers() -> None:
         (_classification(cv={"plan": "group_kfold"}),
          "experiments.e.data.group_column", "group_kfold needs the column"),
         (_classification(model={"name": "cnn"}),
-         "experiments.e.model.name", "'cnn' is a sequence model; tabular data take mlp"),
+         "experiments.e.model.name",
+         "'cnn' reads sequence, but this experiment's data are features; use one of mlp"),
         (_classification(cv={"plan": "chromosome_kfold"}),
          "experiments.e.cv.plan", "needs genomic intervals"),
         ({"task": "classification", "data": {"label_column": "y"}},
@@ -253,7 +252,7 @@ def test_valid_regression_and_group_plans_pass() -> None:
     exp["data"]["group_column"] = "patient"
     grouped = validate_config({"experiments": {"e": exp}})["experiments"]["e"]
     assert grouped["cv"]["plan"] == "group_kfold"
-    assert effective_task(grouped) == "classification"
+    assert task_of(grouped).name == "classification"
 
 
 def test_unknown_model_hyperparameter_is_a_config_error() -> None:

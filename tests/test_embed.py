@@ -12,11 +12,13 @@ import pytest
 import torch
 
 from dlpipe.config import validate_config
-from dlpipe.embed import embed_step, embedding_summary_step, encode, fit_vae, load_vae
+from dlpipe.datasets import TabularDataset
+from dlpipe.embed import fit_vae, load_vae, posterior_means, reconstruction_error
 from dlpipe.errors import ConfigError
-from dlpipe.io import read_json, write_json
+from dlpipe.io.files import read_json, write_json
 from dlpipe.models.vae import GaussianVAE
 from dlpipe.preprocess import FoldArrays
+from dlpipe.steps.embed import embed_step, embedding_summary_step
 
 
 def _low_rank(n: int, n_features: int = 30, rank: int = 3, seed: int = 0) -> np.ndarray:
@@ -85,8 +87,6 @@ def fitted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 def test_vae_learns_low_rank_structure_and_generalises(fitted: dict[str, Any]) -> None:
-    from dlpipe.embed import reconstruction_error
-
     test = reconstruction_error(fitted["vae"], fitted["test"])
     assert test["n"] == 50
     assert test["r2"] > 0.8  # three latent dimensions explain a rank-3 signal
@@ -98,15 +98,17 @@ def test_vae_learns_low_rank_structure_and_generalises(fitted: dict[str, Any]) -
 def test_same_seed_gives_the_same_embedding(fitted: dict[str, Any], tmp_path: Path) -> None:
     again = fit_vae(fitted["train"], fitted["val"], _exp(), tmp_path / "v.ckpt", tmp_path / "h")
     np.testing.assert_array_equal(
-        encode(again, fitted["test"]), encode(fitted["vae"], fitted["test"])
+        posterior_means(again, fitted["test"]), posterior_means(fitted["vae"], fitted["test"])
     )
     reloaded = load_vae(fitted["folder"] / "vae.ckpt")
     np.testing.assert_array_equal(
-        encode(reloaded, fitted["test"]), encode(fitted["vae"], fitted["test"])
+        posterior_means(reloaded, fitted["test"]), posterior_means(fitted["vae"], fitted["test"])
     )
     other = fit_vae(fitted["train"], fitted["val"], {**_exp(), "seed": 1}, tmp_path / "o.ckpt",
                     tmp_path / "o")  # fmt: skip
-    assert not np.allclose(encode(other, fitted["test"]), encode(fitted["vae"], fitted["test"]))
+    assert not np.allclose(
+        posterior_means(other, fitted["test"]), posterior_means(fitted["vae"], fitted["test"])
+    )
 
 
 def _fold(folder: Path, x: np.ndarray, n_smote: int) -> dict[str, str]:
@@ -148,12 +150,12 @@ def test_embed_step_embeds_every_sample_once_and_leaves_smote_rows_out(tmp_path:
     # The test side is encoded by the saved model exactly as written.
     test = FoldArrays.load(inputs["test"])
     written = embedding.set_index("id").loc[test.ids.astype(str), ["z1", "z2"]].to_numpy()
-    np.testing.assert_allclose(written, encode(load_vae(outputs["model"]), test.X), rtol=1e-5)
+    np.testing.assert_allclose(
+        written, posterior_means(load_vae(outputs["model"]), test.X), rtol=1e-5
+    )
 
 
 def test_embedding_summary_tables_folds_and_draws_the_umap(tmp_path: Path) -> None:
-    from dlpipe.dataset import TabularDataset
-
     x = _low_rank(60, n_features=8)
     index = pd.Index([f"s{i:02d}" for i in range(60)], name="sample_id")
     table = pd.DataFrame(x, columns=[f"g{i}" for i in range(8)], index=index)

@@ -12,7 +12,12 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 ENV_FILE = ROOT / "envs" / "dlpipe.yaml"
 #: PyPI name → conda-forge name where they differ.
-CONDA_NAME = {"torch": "pytorch", "matplotlib": "matplotlib-base", "snakemake": "snakemake-minimal"}
+CONDA_NAME = {
+    "torch": "pytorch",
+    "matplotlib": "matplotlib-base",
+    "snakemake": "snakemake-minimal",
+    "igraph": "python-igraph",
+}
 RULES = ("prepare", "split", "preprocess", "train", "baseline", "evaluate", "aggregate", "report",
          "integrate", "integration_metrics", "embed", "embedding", "interpret",
          "compare", "predict")  # fmt: skip
@@ -30,9 +35,20 @@ def _pyproject() -> dict:
     return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 
 
+#: Extras of pyproject that the rules need (cluster and dev are for the machine running them).
+RULE_EXTRAS = ("sequence", "singlecell", "motifs", "embed", "workflow")
+
+
+def _requirements() -> list[str]:
+    """Everything the rules import: the dependencies and the rules' extras."""
+    project = _pyproject()
+    extras = [r for e in RULE_EXTRAS for r in project["optional-dependencies"][e]]
+    return project["dependencies"] + extras
+
+
 def _pypi() -> dict[str, str]:
     """Runtime dependencies of pyproject under their conda names."""
-    pairs = map(_split, _pyproject()["dependencies"])
+    pairs = map(_split, _requirements())
     return {CONDA_NAME.get(name, name): spec for name, spec in pairs}
 
 
@@ -55,7 +71,7 @@ def test_environment_uses_conda_forge_and_bioconda() -> None:
     assert len(env["dependencies"]) == len(set(_conda())), "a package is listed twice"
 
 
-@pytest.mark.parametrize("requirement", _pyproject()["dependencies"])
+@pytest.mark.parametrize("requirement", _requirements())
 def test_runtime_dependency_has_conda_counterpart_with_same_bounds(requirement: str) -> None:
     name, spec = _split(requirement)
     conda = _conda()

@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 from sklearn import metrics as skm
 
-from dlpipe.evaluate import (
+from dlpipe.metrics import (
     CLASSIFICATION_METRICS,
     classification_metrics,
     confidence_interval,

@@ -18,6 +18,7 @@ import torch
 from dlpipe.interpret import (
     ExplainedOutput,
     deeplift_shap,
+    explain_sequences,
     filter_motifs,
     in_silico_mutagenesis,
     integrated_gradients,
@@ -28,18 +29,13 @@ from dlpipe.interpret import (
     shuffled_references,
     tabular_importance,
 )
+from dlpipe.io.jaspar import Motif, load_jaspar, ppm_from_counts, read_jaspar_file, write_jaspar
+from dlpipe.modalities.tabular import prepare_tabular
 from dlpipe.models import build_model
-from dlpipe.motifs import (
-    Motif,
-    MotifMatcher,
-    cluster_seqlets,
-    find_seqlets,
-    load_jaspar,
-    ppm_from_counts,
-    read_jaspar_file,
-    reverse_complement,
-    write_jaspar,
-)
+from dlpipe.motifs import MotifMatcher, cluster_seqlets, find_seqlets, reverse_complement
+from dlpipe.preprocess import preprocess_fold
+from dlpipe.split import fold_indices, make_folds
+from dlpipe.tasks import get_task
 
 LENGTH = 60
 N = 600
@@ -219,13 +215,10 @@ def test_tabular_importance_finds_the_only_informative_feature(
     write_checkpoint,
     tmp_path: Path,
 ) -> None:
-    from dlpipe.dataset import prepare_tabular
-    from dlpipe.preprocess import preprocess_fold
-    from dlpipe.split import fold_indices, make_folds
-
     exp = make_exp(binary_csv, cv={"n_splits": 2}, interpret={"permutation_features": 3})
     data = prepare_tabular(exp)
-    folds = make_folds(data.ids, data.y, exp["cv"], data.task, 0)
+    task = get_task(data.task)
+    folds = make_folds(data.ids, exp["cv"], 0, labels=task.stratify(data.y))
     checkpoints, preprocessors = {}, {}
     for fold in (0, 1):
         _, fitted, _ = preprocess_fold(data, fold_indices(folds, fold, data.ids),
@@ -239,7 +232,7 @@ def test_tabular_importance_finds_the_only_informative_feature(
                                                  hidden_layers=[], batch_norm=False))  # fmt: skip
         preprocessors[fold] = fitted
     meta = {"task": "classification", "classes": data.classes}
-    table = tabular_importance(exp, meta, data.features, data.y, folds, checkpoints,
+    table = tabular_importance(exp, task, meta, data.features, data.y, folds, checkpoints,
                                preprocessors)  # fmt: skip
     case = table[table["output"] == "case"].set_index("feature")
     assert case["ig_abs"].idxmax() == "f1"
@@ -251,15 +244,13 @@ def test_tabular_importance_finds_the_only_informative_feature(
 
 
 def test_recurrent_models_are_explained_without_deeplift(planted: dict) -> None:
-    from dlpipe.interpret import explain_sequences
-
     torch.manual_seed(0)
     danq = build_model("danq", 4, 2, filters=8, kernel_size=9, pool=4, lstm_units=4, hidden=8)
     danq.eval()
     codes = planted["codes"][:6]
     settings = {"ig_steps": 8, "references": 3}
     out = explain_sequences({0: danq, 1: danq}, codes, np.array([0, 0, 0, 1, 1, 1]), 1,
-                            "classification", settings)  # fmt: skip
+                            "centred", settings)  # fmt: skip
     assert "deeplift_shap" not in out
     assert out["ig"].shape == (6, 4, LENGTH)
     assert out["ism"].shape == (6, 4, LENGTH)

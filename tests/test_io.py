@@ -10,10 +10,13 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
+from dlpipe.cli import main
 from dlpipe.config import validate_config
-from dlpipe.dataset import TabularDataset, prepare_tabular
+from dlpipe.datasets import TabularDataset
 from dlpipe.errors import InputError
-from dlpipe.io import infer_format, read_table, sha256
+from dlpipe.io.files import sha256
+from dlpipe.io.tables import infer_format, read_table
+from dlpipe.modalities.tabular import prepare_tabular
 
 
 def _frame(n: int = 40) -> pd.DataFrame:
@@ -93,8 +96,6 @@ def test_dataset_save_load_round_trip(tmp_path: Path) -> None:
 def test_dlpipe_check_validates_config_and_data(
     tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    from dlpipe.cli import main
-
     path = tmp_path / "t.csv"
     _frame().to_csv(path, index=False)
     config = tmp_path / "c.yaml"

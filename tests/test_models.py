@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import inspect
+import json
+import subprocess
+import sys
+
 import pytest
 import torch
 from torch import nn
 
 from dlpipe import models
 from dlpipe.errors import ConfigError
-from dlpipe.models import available_models, build_model, hyperparameter_names, register_model
+from dlpipe.models import (
+    BUILTIN,
+    Outline,
+    available_models,
+    build_model,
+    hyperparameter_names,
+    model_class,
+    outline,
+    register_model,
+)
 from dlpipe.models.mlp import MLP
 
 
@@ -19,6 +33,39 @@ def _layers(model: nn.Module, kind: type[nn.Module]) -> list[nn.Module]:
 def test_registry_lists_every_family() -> None:
     assert available_models() == ["cnn", "danq", "mlp", "resnet1d"]
     assert hyperparameter_names("mlp") == ["hidden_layers", "dropout", "batch_norm", "activation"]
+
+
+#: Outline of every built-in family as the registry reads it in a process that never imports torch.
+_SOURCE_OUTLINES = """
+import json, sys
+from dlpipe.models import BUILTIN, outline
+found = {name: outline(name) for name in BUILTIN}
+print(json.dumps({
+    "torch_imported": "torch" in sys.modules,
+    "outlines": {n: [list(o.hyperparameters), o.any_keyword, o.inputs] for n, o in found.items()},
+}))
+"""
+
+
+def test_source_read_outline_equals_the_class_signatures() -> None:
+    run = subprocess.run([sys.executable, "-c", _SOURCE_OUTLINES], capture_output=True,
+                         text=True, check=False)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    assert report["torch_imported"] is False  # read from the class source, not by importing it
+    assert set(report["outlines"]) == set(BUILTIN) == set(available_models())
+    for name, (hyperparameters, any_keyword, inputs) in report["outlines"].items():
+        cls = model_class(name)
+        params = list(inspect.signature(cls).parameters.values())
+        assert [p.name for p in params[:2]] == ["n_inputs", "n_outputs"]
+        expected = [p.name for p in params[2:] if p.kind is not p.VAR_KEYWORD]
+        assert hyperparameters == expected, name
+        assert any_keyword == any(p.kind is p.VAR_KEYWORD for p in params), name
+        assert inputs == cls.inputs, name
+        assert inputs in ("features", "sequence")
+        # In-process, the registry gives the same outline.
+        assert outline(name) == Outline(tuple(expected), any_keyword, inputs)
+        assert hyperparameter_names(name) == expected
 
 
 def test_classification_mlp_outputs_one_logit_per_class() -> None:
@@ -87,7 +134,7 @@ def test_unknown_model_name_is_a_config_error() -> None:
     with pytest.raises(
         ConfigError,
         match=r"^config key model.name: 'foo' is not a registered model; choose one of "
-        r"cnn, danq, mlp, resnet1d$",
+        r"cnn, danq, mlp, resnet1d, or name a class of your own in model.class$",
     ):
         build_model("foo", 6, 2)
 
@@ -117,7 +164,7 @@ def test_sequence_family_maps_codes_to_outputs() -> None:
 
 
 def test_registering_a_name_twice_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(models, "_REGISTRY", dict(models._REGISTRY))
+    monkeypatch.setattr(models, "_REGISTERED", dict(models._REGISTERED))
 
     @register_model("tiny")
     class Tiny(nn.Linear):

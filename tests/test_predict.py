@@ -13,16 +13,22 @@ import pytest
 import torch
 import yaml
 
+from dlpipe.alphabet import encode
 from dlpipe.calibrate import apply_temperature
 from dlpipe.cli import main
 from dlpipe.config import validate_config
-from dlpipe.encode import encode
 from dlpipe.errors import ConfigError, InputError
-from dlpipe.evaluate import softmax
-from dlpipe.io import write_json
+from dlpipe.genomic import fit_length
+from dlpipe.io.files import write_json
+from dlpipe.io.tables import input_kind
+from dlpipe.learners import FoldModels, combine_folds, predict_new
+from dlpipe.metrics import softmax
+from dlpipe.modalities.tabular import prepare_tabular
 from dlpipe.models import build_model
-from dlpipe.predict import FoldModels, combine_folds, input_kind, predict_new
-from dlpipe.preprocess import SequenceInput
+from dlpipe.models.checkpoint import load_model, raw_outputs
+from dlpipe.preprocess import SequenceInput, preprocess_fold
+from dlpipe.split import fold_indices, make_folds
+from dlpipe.tasks import get_task
 
 K = 3
 TEMPERATURES = [1.0, 2.0, 0.5]
@@ -48,17 +54,13 @@ def test_input_kind_from_the_file_name() -> None:
 @pytest.fixture
 def table_results(tmp_path: Path, make_exp, binary_csv: Path, write_checkpoint) -> Path:
     """results/cls of a tabular experiment: k linear models with their own preprocessors."""
-    from dlpipe.dataset import prepare_tabular
-    from dlpipe.preprocess import preprocess_fold
-    from dlpipe.split import fold_indices, make_folds
-
     exp = make_exp(binary_csv, cv={"n_splits": K})
     data = prepare_tabular(exp)
     folder = tmp_path / "results" / "cls"
     folder.mkdir(parents=True)
     data.save(folder / "dataset.parquet", folder / "dataset.json")
     (folder / "config.yaml").write_text(yaml.safe_dump(exp))
-    folds = make_folds(data.ids, data.y, exp["cv"], data.task, 0)
+    folds = make_folds(data.ids, exp["cv"], 0, labels=get_task(data.task).stratify(data.y))
     for k in range(K):
         _, fitted, _ = preprocess_fold(data, fold_indices(folds, k, data.ids), exp["preprocess"], 0)
         (folder / str(k)).mkdir()
@@ -89,13 +91,11 @@ def test_predict_a_table_with_k_models(table_results: Path, binary_csv: Path) ->
     assert list(out.columns) == ["id", "prob_case", "prob_case_sd", "prob_control",
                                  "prob_control_sd", "y_pred", "models", "calibrated"]  # fmt: skip
     # Each model: its own preprocessor, its own temperature; then mean and sd over models.
-    from dlpipe.inference import load_model, predict
-
     per_model = []
     for k in range(K):
         fitted = joblib.load(table_results / str(k) / "preprocessor.joblib")
-        raw = softmax(predict(load_model(table_results / str(k) / "model.ckpt"),
-                              fitted.transform(new)))  # fmt: skip
+        raw = softmax(raw_outputs(load_model(table_results / str(k) / "model.ckpt"),
+                                  fitted.transform(new)))  # fmt: skip
         per_model.append(apply_temperature(raw, TEMPERATURES[k]))
     stack = np.stack(per_model)
     np.testing.assert_allclose(out["prob_case"], stack[:, :, 0].mean(axis=0), rtol=1e-6)
@@ -164,12 +164,9 @@ def test_predict_a_fasta_crops_and_pads_to_the_model_length(
     assert out["id"].tolist() == ["short", "long", "exact"]
     assert out.shape == (3, 1 + 4 + 3)
     assert not out["calibrated"].any()
-    from dlpipe.inference import load_model, predict
-    from dlpipe.sequence import fit_length
-
     codes = encode([fit_length("ACGTACGT", 20), fit_length("ACGT" * 10, 20), "G" * 20])
-    probs = np.stack([softmax(predict(load_model(sequence_results / str(k) / "model.ckpt"),
-                                      codes)) for k in range(K)])  # fmt: skip
+    probs = np.stack([softmax(raw_outputs(load_model(sequence_results / str(k) / "model.ckpt"),
+                                          codes)) for k in range(K)])  # fmt: skip
     np.testing.assert_allclose(out["prob_site"], probs[:, :, 1].mean(axis=0), rtol=1e-6)
     np.testing.assert_allclose(out["prob_site_sd"], probs[:, :, 1].std(axis=0, ddof=1), rtol=1e-6)
 
@@ -257,17 +254,13 @@ def test_regression_predictions_are_on_the_original_scale(
     regression_csv: Path,
     write_checkpoint,
 ) -> None:
-    from dlpipe.dataset import prepare_tabular
-    from dlpipe.preprocess import preprocess_fold
-    from dlpipe.split import fold_indices, make_folds
-
     exp = make_exp(regression_csv, "regression", cv={"plan": "kfold", "n_splits": 2})
     data = prepare_tabular(exp)
     folder = tmp_path / "reg"
     folder.mkdir()
     data.save(folder / "dataset.parquet", folder / "dataset.json")
     (folder / "config.yaml").write_text(yaml.safe_dump(exp))
-    folds = make_folds(data.ids, data.y, exp["cv"], data.task, 0)
+    folds = make_folds(data.ids, exp["cv"], 0, labels=get_task(data.task).stratify(data.y))
     fitted = {}
     for k in range(2):
         _, fitted[k], _ = preprocess_fold(

@@ -10,10 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dlpipe.dataset import TabularDataset, prepare_tabular
+from dlpipe.datasets import TabularDataset
 from dlpipe.errors import ConfigError, InputError
+from dlpipe.modalities.tabular import prepare_tabular
 from dlpipe.preprocess import FoldArrays, apply_smote, preprocess_fold
 from dlpipe.split import fold_indices, make_folds
+from dlpipe.tasks import get_task
 
 Prepared = tuple[TabularDataset, dict[str, np.ndarray], dict[str, Any]]
 
@@ -27,7 +29,8 @@ def _prepare(
     exp = make_exp(path, **sections)
     data = prepare_tabular(exp, "e")
     if index is None:
-        folds = make_folds(data.ids, data.y, exp["cv"], exp["task"], exp["seed"])
+        labels = get_task(exp["task"]).stratify(data.y)
+        folds = make_folds(data.ids, exp["cv"], exp["seed"], labels=labels)
         index = fold_indices(folds, 0, data.ids)
     return data, index, exp
 

@@ -7,17 +7,23 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
+import yaml
 from sklearn.metrics import roc_auc_score
 
 from dlpipe.config import validate_config
-from dlpipe.inference import load_model, predict
-from dlpipe.train import FINGERPRINT, LAST, fit
+from dlpipe.models.checkpoint import load_model, raw_outputs
+from dlpipe.steps.evaluate import evaluate_step
+from dlpipe.steps.train import train_step
+from dlpipe.tasks import get_task
+from dlpipe.train import FINGERPRINT, LAST, fingerprint, fit
 
 ROOT = Path(__file__).resolve().parents[1]
 #: A noisy two-class problem: 1,200 train, 300 val, 300 test samples of 10 features.
@@ -51,8 +57,8 @@ def _exp(**training: Any) -> dict[str, Any]:
 def _fit(folder: Path, name: str, state_dir: Path | None, **training: Any) -> Path:
     checkpoint = folder / f"{name}.ckpt"
     fit(
-        (X[TRAIN], Y[TRAIN]), (X[VAL], Y[VAL]), _exp(**training), 2, checkpoint,
-        folder / f"{name}.tsv", threads=1, state_dir=state_dir,
+        (X[TRAIN], Y[TRAIN]), (X[VAL], Y[VAL]), _exp(**training), get_task("classification"), 2,
+        checkpoint, folder / f"{name}.tsv", threads=1, state_dir=state_dir,
     )  # fmt: skip
     return checkpoint
 
@@ -106,8 +112,8 @@ def test_killed_run_resumes_from_its_last_epoch_bit_identically(
     assert len(ref_history.splitlines()) > 2 + KILL_EPOCH  # it ran on past the kill
     ref_state, new_state = load_model(reference).state_dict(), load_model(resumed).state_dict()
     assert all(torch.equal(ref_state[k], new_state[k]) for k in ref_state)
-    ref_scores = predict(load_model(reference), X[TEST])
-    np.testing.assert_array_equal(predict(load_model(resumed), X[TEST]), ref_scores)
+    ref_scores = raw_outputs(load_model(reference), X[TEST])
+    np.testing.assert_array_equal(raw_outputs(load_model(resumed), X[TEST]), ref_scores)
 
 
 def test_state_of_other_settings_is_discarded(
@@ -123,7 +129,7 @@ def test_state_of_other_settings_is_discarded(
     assert "resuming" not in caplog.text
     assert (tmp_path / "fresh.tsv").read_text() == reference.with_suffix(".tsv").read_text()
     np.testing.assert_array_equal(
-        predict(load_model(fresh), X[TEST]), predict(load_model(reference), X[TEST])
+        raw_outputs(load_model(fresh), X[TEST]), raw_outputs(load_model(reference), X[TEST])
     )
 
 
@@ -131,8 +137,6 @@ def test_unreadable_checkpoint_of_same_settings_starts_again(
     reference: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     state = tmp_path / "state"
-    from dlpipe.train import fingerprint
-
     stamp = fingerprint(_exp(), 2, (X[TRAIN], Y[TRAIN], X[VAL], Y[VAL]))
     state.mkdir()
     (state / FINGERPRINT).write_text(stamp)
@@ -153,7 +157,7 @@ def test_ddp_on_two_cpu_processes_matches_one_process(reference: Path, tmp_path:
     accuracy within 0.05 of the single process, on a set both learn to about 0.85 auROC.
     """
     ddp = _fit(tmp_path, "ddp", tmp_path / "state", devices=2)
-    one, two = predict(load_model(reference), X[TEST]), predict(load_model(ddp), X[TEST])
+    one, two = raw_outputs(load_model(reference), X[TEST]), raw_outputs(load_model(ddp), X[TEST])
     assert not np.array_equal(one, two)  # really another run
     auc_one = roc_auc_score(Y[TEST], one[:, 1] - one[:, 0])
     auc_two = roc_auc_score(Y[TEST], two[:, 1] - two[:, 0])
@@ -185,13 +189,6 @@ def _job_processes(group: int, marker: str) -> list[int]:
 @pytest.mark.workflow
 def test_workflow_resumes_a_training_job_killed_with_sigkill(tmp_path: Path) -> None:
     """SIGKILL the training job of a real Snakemake run; --rerun-incomplete resumes it."""
-    import time
-
-    import pandas as pd
-    import yaml
-
-    from dlpipe.pipeline import evaluate_step, train_step
-
     rng = np.random.default_rng(3)
     x = rng.normal(size=(2000, 12))
     table = pd.DataFrame(x, columns=[f"g{i}" for i in range(12)])

@@ -2,27 +2,31 @@
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pysam
 import pytest
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import average_precision_score, roc_auc_score
 
+import dlpipe.io.fasta
+from dlpipe.alphabet import decode, encode, gc_content, reverse_complement, unknown_code
 from dlpipe.config import validate_config
-from dlpipe.encode import decode, encode, gc_content, reverse_complement, unknown_code
 from dlpipe.errors import ConfigError, InputError
+from dlpipe.genomic import cross_fold_overlaps, genomic_groups
+from dlpipe.io.bed import check_chromosomes, read_bed
+from dlpipe.io.fasta import open_fasta
 from dlpipe.kmers import kmer_frequencies
-from dlpipe.sequence import (
-    check_chromosomes,
-    cross_fold_overlaps,
-    genomic_groups,
-    open_fasta,
-    prepare_sequence,
-    read_bed,
-)
+from dlpipe.metrics import multilabel_metrics
+from dlpipe.modalities.sequence import prepare_fasta, prepare_sequence
+from dlpipe.models import BUILTIN, available_models, outline
+from dlpipe.models.checkpoint import raw_outputs
 from dlpipe.split import make_folds
+from dlpipe.steps.check import check_step
+from dlpipe.tasks import get_task
+from dlpipe.train import fit
 
 MOTIF = "TGTGAGTTAGCTCACA"  # CRP consensus-like palindrome
 
@@ -168,8 +172,6 @@ def test_missing_or_unindexable_fasta(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="not found"):
         open_fasta(tmp_path / "none.fa")
     bad = tmp_path / "plain.fa.gz"
-    import gzip
-
     with gzip.open(bad, "wt") as handle:
         handle.write(">c\nACGT\n")
     with pytest.raises(InputError, match="bgzip"):
@@ -190,7 +192,8 @@ def test_prepare_matches_gc_and_keeps_folds_apart(genome: tuple[Path, Path]) -> 
     # Every positive window holds the motif; no negative overlaps a positive.
     assert all(MOTIF in s for s in decode(data.codes[pos.to_numpy()]))
     assert (data.codes[~pos.to_numpy()] == 4).mean(axis=1).max() <= 0.01
-    folds = make_folds(data.ids, data.y, exp["cv"], "classification", 0, data.groups)
+    labels = get_task("classification").stratify(data.y)
+    folds = make_folds(data.ids, exp["cv"], 0, labels=labels, groups=data.groups)
     test = folds[folds["set"] == "test"].set_index("id").loc[data.ids, "fold"].to_numpy()
     assert cross_fold_overlaps(data.windows.reset_index(drop=True), test) == 0
     per_chrom = pd.Series(test, index=data.windows["chrom"].to_numpy()).groupby(level=0).nunique()
@@ -213,7 +216,11 @@ def test_sequence_config_rules() -> None:
     with pytest.raises(ConfigError, match="SMOTE"):
         validate_config({"experiments": {"s": {**base, "model": {"name": "cnn"},
                                                "preprocess": {"smote": True}}}})  # fmt: skip
-    with pytest.raises(ConfigError, match="tabular model"):
+    with pytest.raises(
+        ConfigError,
+        match=r"config key experiments\.s\.model\.name: 'mlp' reads features, but this "
+        r"experiment's data are sequence; use one of cnn, danq, resnet1d",
+    ):
         validate_config({"experiments": {"s": {**base, "model": {"name": "mlp"}}}})
     with pytest.raises(ConfigError, match="val_chromosomes"):
         validate_config({"experiments": {"s": {**base, "model": {"name": "cnn"},
@@ -231,39 +238,36 @@ def test_chromosome_holdout_needs_positives_on_test_chromosomes(
 
 
 def test_cnn_learns_a_planted_motif(genome: tuple[Path, Path], tmp_path: Path) -> None:
-    from dlpipe.train import fit, predict
-
     fa, bed = genome
     exp = _exp(fa, bed, plan="chromosome_holdout", val_chromosomes=["chr2"],
                test_chromosomes=["chr3"])  # fmt: skip
     data = prepare_sequence(exp, "s")
-    folds = make_folds(data.ids, data.y, exp["cv"], "classification", 0, data.groups,
-                       data.windows["chrom"].to_numpy())  # fmt: skip
+    task = get_task("classification")
+    folds = make_folds(data.ids, exp["cv"], 0, labels=task.stratify(data.y), groups=data.groups,
+                       chromosomes=data.windows["chrom"].to_numpy())  # fmt: skip
     side = folds.set_index("id").loc[data.ids, "set"].to_numpy()
     x, y = data.codes, data.y
     model = fit(
         (x[side == "train"], y[side == "train"]),
         (x[side == "val"], y[side == "val"]),
-        exp, 2, tmp_path / "m.ckpt", tmp_path / "h.tsv", threads=2,
+        exp, task, 2, tmp_path / "m.ckpt", tmp_path / "h.tsv", threads=2,
     )  # fmt: skip
-    scores = predict(model, x[side == "test"])
+    scores = raw_outputs(model, x[side == "test"])
     assert roc_auc_score(y[side == "test"], scores[:, 1] - scores[:, 0]) > 0.95
 
 
 def test_fasta_index_is_built_beside_a_link_when_folder_is_read_only(
     genome: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import dlpipe.sequence
-
     fa, _ = genome
     ro = tmp_path / "ro"
     ro.mkdir()
     target = ro / "g.fa"
     target.write_text(fa.read_text())
     # Root can write anywhere; make the folder read-only for dlpipe's permission check.
-    real = dlpipe.sequence.os.access
+    real = dlpipe.io.fasta.os.access
     monkeypatch.setattr(
-        dlpipe.sequence.os, "access", lambda p, mode: False if Path(p) == ro else real(p, mode)
+        dlpipe.io.fasta.os, "access", lambda p, mode: False if Path(p) == ro else real(p, mode)
     )
     fasta = open_fasta(target, tmp_path / "cache")
     assert fasta.fetch("chr1", 0, 10) == pysam.FastaFile(str(fa)).fetch("chr1", 0, 10)
@@ -274,8 +278,6 @@ def test_fasta_index_is_built_beside_a_link_when_folder_is_read_only(
 
 
 def test_labelled_fasta_input_is_resized_and_grouped(tmp_path: Path) -> None:
-    from dlpipe.sequence import prepare_fasta
-
     rng = np.random.default_rng(4)
     records = []
     for i in range(40):
@@ -329,10 +331,6 @@ def test_several_beds_give_a_multilabel_dataset(genome: tuple[Path, Path], tmp_p
 
 
 def test_multilabel_metrics_match_sklearn() -> None:
-    from sklearn.metrics import average_precision_score
-
-    from dlpipe.evaluate import multilabel_metrics
-
     rng = np.random.default_rng(5)
     y = rng.integers(0, 2, size=(80, 3))
     p = np.clip(y * 0.6 + rng.random((80, 3)) * 0.5, 0, 1)
@@ -345,13 +343,12 @@ def test_multilabel_metrics_match_sklearn() -> None:
     )
 
 
-def test_config_knows_every_model_hyperparameter() -> None:
-    from dlpipe.config import MODEL_HYPERPARAMETERS
-    from dlpipe.models import available_models, hyperparameter_names
-
-    assert set(MODEL_HYPERPARAMETERS) == set(available_models())
-    for name in available_models():
-        assert list(MODEL_HYPERPARAMETERS[name]) == hyperparameter_names(name)
+def test_every_builtin_family_says_what_it_reads() -> None:
+    expected = {"cnn": "sequence", "danq": "sequence", "resnet1d": "sequence", "mlp": "features"}
+    assert set(BUILTIN) == set(expected)
+    assert set(expected) <= set(available_models())
+    for name, inputs in expected.items():
+        assert outline(name).inputs == inputs, name
 
 
 def test_chromosome_folds_need_positives_on_enough_chromosomes(genome: tuple[Path, Path]) -> None:
@@ -382,17 +379,16 @@ def test_shuffled_negatives_keep_composition_and_their_source_fold(
     source = neg["chrom"] + ":" + neg["start"].astype(str) + "-" + neg["end"].astype(str)
     np.testing.assert_allclose(neg["gc"].to_numpy(), data.windows.loc[source, "gc"].to_numpy())
     assert np.mean([MOTIF in s for s in decode(data.codes[~pos])]) < 0.05
-    folds = make_folds(data.ids, data.y, exp["cv"], "classification", 0, data.groups)
+    labels = get_task("classification").stratify(data.y)
+    folds = make_folds(data.ids, exp["cv"], 0, labels=labels, groups=data.groups)
     test = folds[folds["set"] == "test"].set_index("id")["fold"]
     assert (test.loc[neg.index].to_numpy() == test.loc[source].to_numpy()).all()
 
 
 def test_example_configs_pass_dlpipe_check(monkeypatch: pytest.MonkeyPatch) -> None:
-    from dlpipe.cli import check
-
     root = Path(__file__).resolve().parents[1]
     monkeypatch.chdir(root)  # example configs name their data relative to the checkout
     examples = sorted((root / "config" / "examples").glob("*.yaml"))
     assert examples
-    lines = [line for path in examples for line in check(str(path))]
+    lines = [line for path in examples for line in check_step(str(path))]
     assert "oct4_mafk: 7997 samples (MafK: 4000, Oct4: 3997)" in lines

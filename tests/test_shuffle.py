@@ -8,7 +8,7 @@ from itertools import permutations
 import numpy as np
 import pytest
 
-from dlpipe.encode import decode, encode
+from dlpipe.alphabet import decode, encode
 from dlpipe.shuffle import dinucleotide_shuffle
 
 

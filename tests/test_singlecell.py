@@ -7,30 +7,31 @@ types with their own marker genes, and a batch effect that scales a third of the
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import anndata as ad
+import joblib
 import numpy as np
 import pandas as pd
 import pytest
+import scanpy as sc
 import scipy.sparse as sp
+import scvi
+import torch
+import yaml
 
-from dlpipe import singlecell
+from dlpipe import integration_benchmark
+from dlpipe.cells import EMBEDDINGS, LATENT_KEY, PCA_KEY
+from dlpipe.cli import main
 from dlpipe.config import validate_config
 from dlpipe.errors import ConfigError, InputError
-from dlpipe.singlecell import (
-    EMBEDDINGS,
-    LATENT_KEY,
-    PCA_KEY,
-    check_singlecell,
-    count_problem,
-    integrate,
-    latent_dataset,
-    load_counts,
-    save_integration,
-    scib_table,
-)
+from dlpipe.integration import integrate, save_integration
+from dlpipe.integration_benchmark import scib_table
+from dlpipe.io.h5ad import count_problem, read_counts
+from dlpipe.modalities.singlecell import check_singlecell, latent_dataset
 
 TYPES = ("B", "NK", "T")
 
@@ -125,12 +126,12 @@ def test_normalised_x_names_the_layer_holding_counts(tmp_path: Path) -> None:
     adata.X = sp.csr_matrix(np.log1p(adata.X.toarray() / adata.X.sum(axis=1).A * 1e4))
     path = _write(adata, tmp_path / "lognorm.h5ad")
     with pytest.raises(InputError) as info:
-        load_counts(path, None)
+        read_counts(path, None)
     message = str(info.value)
     assert message.startswith(f"{path}: X holds non-integer values")
     assert "look normalised or log-transformed" in message
     assert "layer 'counts' holds raw counts: set data.layer: counts" in message
-    loaded = load_counts(path, "counts")  # the fix works
+    loaded = read_counts(path, "counts")  # the fix works
     assert count_problem(loaded.X) is None
     np.testing.assert_array_equal(loaded.X.toarray(), adata.layers["counts"].toarray())
 
@@ -140,7 +141,7 @@ def test_normalised_layer_points_back_to_counts_in_x(tmp_path: Path) -> None:
     adata.layers["lognorm"] = sp.csr_matrix(np.log1p(adata.X.toarray()))
     path = _write(adata, tmp_path / "layers.h5ad")
     with pytest.raises(InputError) as info:
-        load_counts(path, "lognorm")
+        read_counts(path, "lognorm")
     assert str(info.value).endswith("X holds raw counts: set data.layer: null")
 
 
@@ -150,14 +151,14 @@ def test_normalised_layer_without_counts_anywhere(tmp_path: Path) -> None:
     adata.X = sp.csr_matrix(adata.X.toarray() / 3.0)
     path = _write(adata, tmp_path / "scaled.h5ad")
     with pytest.raises(InputError, match=r"layer 'scaled' holds negative values") as info:
-        load_counts(path, "scaled")
+        read_counts(path, "scaled")
     assert "no layer holds raw counts" in str(info.value)
     assert "adata.layers['counts']" in str(info.value)
 
 
 def test_absent_layer_lists_the_layers(counts_h5ad: Path) -> None:
     with pytest.raises(InputError, match=r"layer 'raw' named by data.layer not found; available"):
-        load_counts(counts_h5ad, "raw")
+        read_counts(counts_h5ad, "raw")
 
 
 # --------------------------------------------------------------------------------------------
@@ -165,14 +166,14 @@ def test_absent_layer_lists_the_layers(counts_h5ad: Path) -> None:
 
 
 def test_valid_input_passes(counts_h5ad: Path) -> None:
-    check_singlecell(load_counts(counts_h5ad, None), _exp(counts_h5ad), "sc")
+    check_singlecell(read_counts(counts_h5ad, None), _exp(counts_h5ad), "sc")
 
 
 @pytest.mark.parametrize("key", ["batch_column", "label_column"])
 def test_absent_batch_or_label_column(counts_h5ad: Path, key: str) -> None:
     exp = _exp(counts_h5ad, data={key: "donor"})
     _error(
-        load_counts(counts_h5ad, None),
+        read_counts(counts_h5ad, None),
         exp,
         f"obs column 'donor' named by config key experiments.sc.data.{key} not found",
         "obs has columns: batch, cell_type",
@@ -184,7 +185,7 @@ def test_batch_with_too_few_cells(tmp_path: Path) -> None:
     adata.obs.loc[adata.obs_names[:5], "batch"] = "b0"
     path = _write(adata, tmp_path / "small.h5ad")
     _error(
-        load_counts(path, None),
+        read_counts(path, None),
         _exp(path),
         "batch(es) {'b0': 5} of obs column 'batch' have fewer cells than the 20",
         "lower integration.min_cells_per_batch",
@@ -195,7 +196,7 @@ def test_single_batch(tmp_path: Path) -> None:
     adata = _counts()
     adata.obs["batch"] = "b1"
     path = _write(adata, tmp_path / "one.h5ad")
-    _error(load_counts(path, None), _exp(path), "a single batch ('b1')", "two batches or more")
+    _error(read_counts(path, None), _exp(path), "a single batch ('b1')", "two batches or more")
 
 
 def test_no_gene_shared_between_batches(tmp_path: Path) -> None:
@@ -207,7 +208,7 @@ def test_no_gene_shared_between_batches(tmp_path: Path) -> None:
     adata.X = sp.csr_matrix(dense)
     path = _write(adata, tmp_path / "disjoint.h5ad")
     _error(
-        load_counts(path, None),
+        read_counts(path, None),
         _exp(path),
         "no gene has counts in every batch",
         "'b1': 20, 'b2': 20",
@@ -221,14 +222,14 @@ def test_scanvi_with_every_label_missing(tmp_path: Path) -> None:
     path = _write(adata, tmp_path / "unlabelled.h5ad")
     exp = _exp(path, integration={"method": "scanvi"})
     _error(
-        load_counts(path, None),
+        read_counts(path, None),
         exp,
         "integration.method scanvi transfers labels from labelled cells",
         "empty for all 120 cells",
         "set integration.method: scvi",
     )
     # Without scANVI the classification still needs labels.
-    _error(load_counts(path, None), _exp(path), "the cell-type classification needs labelled")
+    _error(read_counts(path, None), _exp(path), "the cell-type classification needs labelled")
 
 
 def test_rare_labelled_class_is_checked_against_the_cv_plan(tmp_path: Path) -> None:
@@ -236,7 +237,7 @@ def test_rare_labelled_class_is_checked_against_the_cv_plan(tmp_path: Path) -> N
     adata.obs["cell_type"] = adata.obs["cell_type"].astype(object)
     adata.obs.loc[adata.obs_names[:2], "cell_type"] = "pDC"
     path = _write(adata, tmp_path / "rare.h5ad")
-    _error(load_counts(path, None), _exp(path), "{'pDC': 2}", "n_splits=3")
+    _error(read_counts(path, None), _exp(path), "{'pDC': 2}", "n_splits=3")
 
 
 @pytest.mark.parametrize(
@@ -246,7 +247,10 @@ def test_rare_labelled_class_is_checked_against_the_cv_plan(tmp_path: Path) -> N
         ({"data": {"label_column": None}}, "classifies cell types"),
         ({"data": {"path": "counts.csv"}}, "read from an AnnData .h5ad"),
         ({"data": {"id_column": "cell"}}, "take cells from obs_names"),
-        ({"model": {"name": "cnn"}}, "use mlp"),
+        (
+            {"model": {"name": "cnn"}},
+            "'cnn' reads sequence, but this experiment's data are features; use one of mlp",
+        ),
         ({"cv": {"plan": "leave_one_out"}}, "'leave_one_out' does not apply to cells"),
         ({"cv": {"plan": "group_kfold"}}, "needs the obs column of groups"),
         ({"embed": {"enabled": True}}, "scVI already is the VAE"),
@@ -269,10 +273,6 @@ def test_prediction_job_on_cells_is_refused_before_any_job(tmp_path: Path) -> No
 def test_dlpipe_check_reports_cells_and_stops_on_normalised_data(
     tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    import yaml
-
-    from dlpipe.cli import main
-
     path = _write(_counts(), tmp_path / "cells.h5ad")
     data = {"modality": "singlecell", "path": str(path), "batch_column": "batch",
             "label_column": "cell_type"}  # fmt: skip
@@ -305,7 +305,7 @@ def integrated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     folder = tmp_path_factory.mktemp("integration")
     path = _write(_counts(100, unlabelled=100), folder / "counts.h5ad")
     exp = _exp(path, integration={"method": "scanvi", "scanvi_max_epochs": 2})
-    adata = load_counts(path, None)
+    adata = read_counts(path, None)
     check_singlecell(adata, exp, "sc")
     result = integrate(adata, exp)
     out = folder / "integrated.h5ad"
@@ -342,9 +342,6 @@ def test_scanvi_labels_the_unlabelled_cells(integrated: dict[str, Any]) -> None:
 
 
 def test_integrated_file_opens_in_scanpy_and_model_reloads(integrated: dict[str, Any]) -> None:
-    import scanpy as sc
-    import scvi
-
     adata = sc.read_h5ad(integrated["path"])
     assert adata.obsm["X_scVI"].shape == (200, 4)
     np.testing.assert_array_equal(adata.obsm["X_scVI"], integrated["result"].adata.obsm["X_scVI"])
@@ -358,13 +355,13 @@ def test_integrated_file_opens_in_scanpy_and_model_reloads(integrated: dict[str,
 
 def test_same_seed_same_latent_and_another_seed_differs(integrated: dict[str, Any]) -> None:
     exp = integrated["exp"]
-    again = integrate(load_counts(integrated["counts"], None), {**exp, "integration": {
+    again = integrate(read_counts(integrated["counts"], None), {**exp, "integration": {
         **exp["integration"], "method": "scvi"}})  # fmt: skip
     np.testing.assert_array_equal(
         again.adata.obsm[LATENT_KEY], integrated["result"].adata.obsm[LATENT_KEY]
     )
     other = integrate(
-        load_counts(integrated["counts"], None),
+        read_counts(integrated["counts"], None),
         {**exp, "seed": 1, "integration": {**exp["integration"], "method": "scvi"}},
     )
     assert not np.allclose(other.adata.obsm[LATENT_KEY], again.adata.obsm[LATENT_KEY])
@@ -402,7 +399,7 @@ def test_scib_runs_pick_cells_and_metrics(monkeypatch: pytest.MonkeyPatch) -> No
         return pd.DataFrame({"metric": ["m"], "type": [kind], "cells": [text],
                              **{name: [0.5] for name in EMBEDDINGS}})  # fmt: skip
 
-    monkeypatch.setattr(singlecell, "_benchmarker_run", fake_run)
+    monkeypatch.setattr(integration_benchmark, "_benchmarker_run", fake_run)
     adata = _counts(100)
     adata.obsm[LATENT_KEY] = adata.obsm[PCA_KEY] = np.zeros((200, 2))
     full = adata.copy()
@@ -461,14 +458,6 @@ def test_latent_dataset_keeps_labelled_cells_and_splits_feature_sets(
 
 @pytest.mark.workflow
 def test_workflow_integrates_classifies_and_embeds(tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
-    import joblib
-    import scanpy as sc
-    import torch
-    import yaml
-
     root = Path(__file__).resolve().parents[1]
     _write(_counts(100, unlabelled=100), tmp_path / "cells.h5ad")
     rng = np.random.default_rng(0)

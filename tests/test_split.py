@@ -9,9 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dlpipe.config import n_folds
+from dlpipe.cv import n_folds
 from dlpipe.errors import InputError
 from dlpipe.split import fold_indices, make_folds, read_folds, write_folds
+from dlpipe.tasks import get_task
 
 N = 60
 IDS = np.array([f"s{i:02d}" for i in range(N)])
@@ -36,7 +37,7 @@ def _folds(
     seed: int = 0, task: str = "classification", y: np.ndarray = Y, **cv: Any
 ) -> pd.DataFrame:
     groups = GROUPS if cv.get("plan") == "group_kfold" else None
-    return make_folds(IDS, y, _cv(**cv), task, seed, groups=groups)
+    return make_folds(IDS, _cv(**cv), seed, labels=get_task(task).stratify(y), groups=groups)
 
 
 def _sides(fold: pd.DataFrame) -> dict[str, set[str]]:
@@ -156,7 +157,7 @@ def test_group_kfold_never_splits_a_group_between_train_and_val() -> None:
     groups = np.repeat(["a", "b"], 10)
     ids = np.array([f"s{i}" for i in range(20)])
     try:
-        folds = make_folds(ids, y, _cv(plan="group_kfold", n_splits=2), "classification", 0, groups)
+        folds = make_folds(ids, _cv(plan="group_kfold", n_splits=2), 0, labels=y, groups=groups)
     except InputError:
         return  # refusing is acceptable too
     group_of = dict(zip(ids, groups, strict=True))
@@ -167,10 +168,10 @@ def test_group_kfold_never_splits_a_group_between_train_and_val() -> None:
 
 def test_group_kfold_errors() -> None:
     with pytest.raises(InputError, match="needs groups"):
-        make_folds(IDS, Y, _cv(plan="group_kfold"), "classification", 0, groups=None)
+        make_folds(IDS, _cv(plan="group_kfold"), 0, labels=Y, groups=None)
     few = np.repeat(["a", "b", "c"], 20)
     with pytest.raises(InputError, match="needs at least 5 groups, but the data hold 3"):
-        make_folds(IDS, Y, _cv(plan="group_kfold"), "classification", 0, groups=few)
+        make_folds(IDS, _cv(plan="group_kfold"), 0, labels=Y, groups=few)
 
 
 def test_more_splits_than_samples_is_an_input_error() -> None:
@@ -203,8 +204,9 @@ def test_regression_folds_with_a_target_matrix() -> None:
     counts = folds.groupby(["fold", "set"]).size().unstack()
     assert counts["test"].tolist() == [12] * 5
     assert counts["val"].tolist() == [10] * 5  # ceil(20 % of 48)
-    with pytest.raises(ValueError, match="differ in length"):
-        make_folds(IDS, y[:-1], _cv(plan="kfold"), "regression", 0)
+    assert get_task("regression").stratify(y) is None  # a regression is not stratified
+    with pytest.raises(ValueError, match="ids and labels differ in length"):
+        make_folds(IDS, _cv(plan="kfold"), 0, labels=Y[:-1])
 
 
 def test_fold_indices_give_positions_of_each_side() -> None:
@@ -220,8 +222,8 @@ def test_fold_indices_give_positions_of_each_side() -> None:
 
 def test_fold_table_round_trip_keeps_text_ids(tmp_path: Path) -> None:
     ids = np.array(["007", "010", "1e3", "0.50", "TRUE", "s1"])
-    folds = make_folds(ids, np.array([0, 1, 0, 1, 0, 1]), _cv(plan="kfold", n_splits=2),
-                       "classification", 0)  # fmt: skip
+    labels = np.array([0, 1, 0, 1, 0, 1])
+    folds = make_folds(ids, _cv(plan="kfold", n_splits=2), 0, labels=labels)
     path = tmp_path / "folds.tsv"
     write_folds(folds, str(path))
     assert path.read_text().splitlines()[0] == "fold\tid\tset"

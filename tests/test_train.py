@@ -11,19 +11,14 @@ import pandas as pd
 import pytest
 import torch
 from sklearn.utils.class_weight import compute_class_weight
+from torch.utils.data import DataLoader, TensorDataset
 
 from dlpipe.config import validate_config
 from dlpipe.errors import ConfigError
-from dlpipe.inference import load_model, predict
+from dlpipe.models.checkpoint import load_model, raw_outputs
 from dlpipe.models.mlp import MLP
-from dlpipe.train import (
-    accelerator_settings,
-    balanced_class_weights,
-    fit,
-    positive_weights,
-    prepare_targets,
-    write_history,
-)
+from dlpipe.tasks import get_task
+from dlpipe.train import accelerator_settings, fit, make_loader, write_history
 
 #: Two linearly separable classes in 6 dimensions: 120 train, 40 val, 40 test.
 _RNG = np.random.default_rng(0)
@@ -76,9 +71,9 @@ def train_run(tmp_path_factory: pytest.TempPathFactory) -> Callable[[int, str], 
     def run(seed: int, name: str) -> Run:
         if name not in cache:
             checkpoint, history = folder / f"{name}.ckpt", folder / f"{name}.tsv"
-            model = fit((X[TRAIN], Y[TRAIN]), (X[VAL], Y[VAL]), _exp(seed=seed), 2,
-                        checkpoint, history)  # fmt: skip
-            cache[name] = (model, predict(model, X[TEST]), checkpoint, history)
+            model = fit((X[TRAIN], Y[TRAIN]), (X[VAL], Y[VAL]), _exp(seed=seed),
+                        get_task("classification"), 2, checkpoint, history)  # fmt: skip
+            cache[name] = (model, raw_outputs(model, X[TEST]), checkpoint, history)
         return cache[name]
 
     return run
@@ -109,8 +104,8 @@ def test_model_learns_the_separable_set(train_run: Callable[[int, str], Run]) ->
 def test_checkpoint_holds_the_best_validation_epoch(train_run: Callable[[int, str], Run]) -> None:
     model, scores, checkpoint, history = train_run(0, "a")
     reloaded = load_model(checkpoint)
-    np.testing.assert_array_equal(predict(reloaded, X[TEST]), scores)
-    logits = torch.from_numpy(predict(model, X[VAL]))
+    np.testing.assert_array_equal(raw_outputs(reloaded, X[TEST]), scores)
+    logits = torch.from_numpy(raw_outputs(model, X[VAL]))
     val_loss = torch.nn.functional.cross_entropy(logits, torch.from_numpy(Y[VAL])).item()
     best = pd.read_csv(history, sep="\t")["val_loss"].min()
     assert val_loss == pytest.approx(best, rel=1e-4)
@@ -118,7 +113,7 @@ def test_checkpoint_holds_the_best_validation_epoch(train_run: Callable[[int, st
     assert not reloaded.training
     hparams = torch.load(checkpoint, map_location="cpu", weights_only=True)["hyper_parameters"]
     assert hparams["model_config"] == {"name": "mlp", "hidden_layers": [16]}
-    assert (hparams["n_inputs"], hparams["n_outputs"], hparams["task"]) == (6, 2, "classification")
+    assert (hparams["n_inputs"], hparams["n_outputs"], hparams["loss"]) == (6, 2, "cross_entropy")
 
 
 def test_same_seed_gives_bit_identical_predictions_and_history(
@@ -145,16 +140,16 @@ def test_a_different_seed_gives_different_predictions(
 
 def test_predict_batches_give_the_same_outputs(train_run: Callable[[int, str], Run]) -> None:
     model, scores, _, _ = train_run(0, "a")
-    np.testing.assert_allclose(predict(model, X[TEST], batch_size=7), scores, rtol=1e-6)
+    np.testing.assert_allclose(raw_outputs(model, X[TEST], batch_size=7), scores, rtol=1e-6)
 
 
 def test_multi_target_regression_fit(tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
     x = rng.normal(size=(160, 6)).astype(np.float32)
     y = np.column_stack([x[:, 0] - x[:, 1], 0.5 * x[:, 2]]).astype(np.float32)
-    model = fit((x[:100], y[:100]), (x[100:130], y[100:130]), _exp("regression"), 2,
-                tmp_path / "r.ckpt", tmp_path / "r.tsv")  # fmt: skip
-    pred = predict(model, x[130:])
+    model = fit((x[:100], y[:100]), (x[100:130], y[100:130]), _exp("regression"),
+                get_task("regression"), 2, tmp_path / "r.ckpt", tmp_path / "r.tsv")  # fmt: skip
+    pred = raw_outputs(model, x[130:])
     assert pred.shape == (30, 2)
     assert isinstance(model.loss, torch.nn.MSELoss)
     residual = ((pred - y[130:]) ** 2).sum(axis=0)
@@ -166,7 +161,8 @@ def test_balanced_class_weights_reach_the_loss(tmp_path: Path) -> None:
     y = Y[TRAIN].copy()
     y[np.flatnonzero(y == 1)[:40]] = 0  # make class 1 the minority
     exp = _exp(class_weights="balanced", max_epochs=1)
-    model = fit((X[TRAIN], y), (X[VAL], Y[VAL]), exp, 2, tmp_path / "w.ckpt", tmp_path / "w.tsv")
+    model = fit((X[TRAIN], y), (X[VAL], Y[VAL]), exp, get_task("classification"), 2,
+                tmp_path / "w.ckpt", tmp_path / "w.tsv")  # fmt: skip
     expected = compute_class_weight("balanced", classes=np.array([0, 1]), y=y)
     np.testing.assert_allclose(model.loss.weight.numpy(), expected, rtol=1e-6)
     assert len(pd.read_csv(tmp_path / "w.tsv", sep="\t")) == 1  # max_epochs honoured
@@ -177,7 +173,7 @@ def test_balanced_class_weights_reach_the_loss(tmp_path: Path) -> None:
 
 def test_balanced_class_weights_equal_scikit_learn() -> None:
     y = np.array([0] * 6 + [1] * 3 + [2] * 1)
-    weights = balanced_class_weights(y, 3)
+    weights = get_task("classification").balanced_weights(y, 3)
     expected = compute_class_weight("balanced", classes=np.array([0, 1, 2]), y=y)
     np.testing.assert_allclose(weights, expected)
     np.testing.assert_allclose(weights, [10 / 18, 10 / 9, 10 / 3])
@@ -186,7 +182,7 @@ def test_balanced_class_weights_equal_scikit_learn() -> None:
 
 def test_balanced_class_weights_give_absent_classes_weight_one() -> None:
     y = np.array([0, 0, 0, 2])
-    weights = balanced_class_weights(y, 4)
+    weights = get_task("classification").balanced_weights(y, 4)
     present = compute_class_weight("balanced", classes=np.array([0, 2]), y=y)
     assert weights == pytest.approx([present[0], 1.0, present[1], 1.0])
     assert weights == pytest.approx([4 / 6, 1.0, 2.0, 1.0])
@@ -194,17 +190,18 @@ def test_balanced_class_weights_give_absent_classes_weight_one() -> None:
 
 def test_positive_weights_are_negatives_over_positives() -> None:
     y = np.array([[1, 0, 0], [0, 0, 1], [0, 0, 1], [0, 0, 1]], dtype=np.float32)
-    assert positive_weights(y) == pytest.approx([3.0, 1.0, 1 / 3])
+    assert get_task("multilabel").balanced_weights(y, 3) == pytest.approx([3.0, 1.0, 1 / 3])
 
 
-def test_prepare_targets_dtypes_and_shapes() -> None:
-    codes = prepare_targets(np.array([0, 1, 2]), "classification")
+def test_training_targets_dtypes_and_shapes() -> None:
+    codes = get_task("classification").training_targets(np.array([0, 1, 2]))
     assert codes.dtype == np.int64
     assert codes.shape == (3,)
-    one = prepare_targets(np.array([1.5, 2.5]), "regression")
+    regression = get_task("regression")
+    one = regression.training_targets(np.array([1.5, 2.5]))
     assert one.dtype == np.float32
     assert one.shape == (2, 1)
-    assert prepare_targets(np.ones((4, 3)), "regression").shape == (4, 3)
+    assert regression.training_targets(np.ones((4, 3))).shape == (4, 3)
 
 
 def test_accelerator_settings(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -255,10 +252,6 @@ def test_write_history_writes_one_row_per_epoch(tmp_path: Path) -> None:
 
 
 def test_batch_loader_yields_the_batches_of_a_per_sample_loader() -> None:
-    from torch.utils.data import DataLoader, TensorDataset
-
-    from dlpipe.train import make_loader
-
     rng = np.random.default_rng(3)
     codes = rng.integers(0, 5, size=(37, 11), dtype=np.uint8)
     y = rng.integers(0, 2, 37)

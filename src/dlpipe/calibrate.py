@@ -6,22 +6,18 @@ over-confident model, ``T < 1`` sharpens an under-confident one. One positive sc
 neither the predicted class nor the ranking of samples, so accuracy and auROC stay as they are
 while the probabilities become honest. Multi-label tasks get one temperature per target.
 
-The workflow fits the temperature in its own step on the validation side only; the test fold
-is read by ``evaluate`` alone, which applies the temperature and reports both the raw and the
-calibrated probabilities. Logits are recovered from probabilities (``log p`` for softmax
-outputs, ``logit p`` for independent sigmoids), so the same code calibrates the deep model and
-the scikit-learn baseline.
+The evaluate job fits the temperature on the fold's validation side only, then applies it to the
+test side and reports both the raw and the calibrated probabilities. Logits are recovered from
+probabilities (``log p`` for softmax outputs, ``logit p`` for independent sigmoids, the
+``multilabel`` case), so the same code calibrates the deep model and the scikit-learn baseline.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import minimize_scalar
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +42,7 @@ def _clip(proba: np.ndarray) -> np.ndarray:
 
 
 def apply_temperature(
-    proba: np.ndarray, temperature: float | np.ndarray, task: str = "classification"
+    proba: np.ndarray, temperature: float | np.ndarray, multilabel: bool = False
 ) -> np.ndarray:
     """Probabilities after dividing the logits behind ``proba`` by ``temperature``.
 
@@ -57,8 +53,8 @@ def apply_temperature(
         independent probabilities.
     temperature
         One positive number, or one per target (``multilabel``).
-    task
-        ``classification`` (softmax) or ``multilabel`` (sigmoid per target).
+    multilabel
+        Independent sigmoids per target instead of one softmax over classes.
 
     Returns
     -------
@@ -69,7 +65,7 @@ def apply_temperature(
     if np.any(temperature <= 0):
         raise ValueError("temperatures must be positive")
     p = _clip(proba)
-    if task == "multilabel":
+    if multilabel:
         logits = np.log(p) - np.log1p(-p)
         return 1.0 / (1.0 + np.exp(-logits / temperature))
     z = np.log(p) / temperature
@@ -78,30 +74,32 @@ def apply_temperature(
     return expo / expo.sum(axis=1, keepdims=True)
 
 
-def negative_log_likelihood(
-    y: np.ndarray, proba: np.ndarray, task: str = "classification"
-) -> float:
+def negative_log_likelihood(y: np.ndarray, proba: np.ndarray, multilabel: bool = False) -> float:
     """Mean negative log-likelihood of the true labels (per target, averaged, for multilabel)."""
     p = _clip(proba)
-    if task == "multilabel":
+    if multilabel:
         y = np.asarray(y, dtype=np.float64).reshape(p.shape)
         return float(-(y * np.log(p) + (1 - y) * np.log1p(-p)).mean())
     codes = np.asarray(y, dtype=int)
     return float(-np.log(p[np.arange(len(codes)), codes]).mean())
 
 
-def _fit_one(y: np.ndarray, proba: np.ndarray, task: str) -> float:
+def _fit_one(y: np.ndarray, proba: np.ndarray, multilabel: bool) -> float:
     """Return the temperature minimising the validation NLL (1.0 when there is nothing to fit)."""
+    from scipy.optimize import minimize_scalar  # lazy: 0.2 s
+
     if len(y) == 0:
         return 1.0
-    if _confidence_and_correct(y, proba, task)[1].all():
+    if confidence_and_correct(y, proba, multilabel)[1].all():
         # Every validation row on the right side: the NLL keeps falling as T -> 0, so the fit
         # would only make the model as confident as the bounds allow, whatever the test side.
         log.info("validation rows separated perfectly; temperature left at 1")
         return 1.0
 
     def loss(log_t: float) -> float:
-        return negative_log_likelihood(y, apply_temperature(proba, np.exp(log_t), task), task)
+        return negative_log_likelihood(
+            y, apply_temperature(proba, np.exp(log_t), multilabel), multilabel
+        )
 
     result = minimize_scalar(loss, bounds=_LOG_T_BOUNDS, method="bounded", options={"xatol": 1e-6})
     # Keep T = 1 unless fitting really lowers the NLL (a flat loss).
@@ -111,7 +109,7 @@ def _fit_one(y: np.ndarray, proba: np.ndarray, task: str) -> float:
 
 
 def fit_temperature(
-    y: np.ndarray, proba: np.ndarray, task: str = "classification"
+    y: np.ndarray, proba: np.ndarray, multilabel: bool = False
 ) -> float | list[float]:
     """Fit temperature scaling on validation labels and probabilities.
 
@@ -121,18 +119,18 @@ def fit_temperature(
         Class codes ``(n,)``, or the ``(n, t)`` 0/1 matrix of a multi-label task.
     proba
         The model's probabilities on the same rows.
-    task
-        ``classification`` or ``multilabel``.
+    multilabel
+        Independent targets: one temperature per target.
 
     Returns
     -------
     float or list of float
         One temperature, or one per target for ``multilabel``.
     """
-    if task == "multilabel":
+    if multilabel:
         y = np.asarray(y, dtype=np.float64).reshape(np.shape(proba))
-        return [_fit_one(y[:, [j]], proba[:, [j]], task) for j in range(y.shape[1])]
-    return _fit_one(np.asarray(y, dtype=int), proba, task)
+        return [_fit_one(y[:, [j]], proba[:, [j]], True) for j in range(y.shape[1])]
+    return _fit_one(np.asarray(y, dtype=int), proba, False)
 
 
 def _binned(confidence: np.ndarray, correct: np.ndarray, n_bins: int) -> pd.DataFrame:
@@ -154,7 +152,7 @@ def _binned(confidence: np.ndarray, correct: np.ndarray, n_bins: int) -> pd.Data
 
 
 def reliability_table(
-    y: np.ndarray, proba: np.ndarray, n_bins: int = N_BINS, task: str = "classification"
+    y: np.ndarray, proba: np.ndarray, n_bins: int = N_BINS, multilabel: bool = False
 ) -> pd.DataFrame:
     """Mean confidence and accuracy per equal-width confidence bin (a reliability diagram).
 
@@ -162,15 +160,15 @@ def reliability_table(
     when that class is the true one; for binary targets (``multilabel``) every target's
     probability of its predicted state counts as one confidence.
     """
-    confidence, correct = _confidence_and_correct(y, proba, task)
+    confidence, correct = confidence_and_correct(y, proba, multilabel)
     return _binned(confidence, correct, n_bins)
 
 
-def _confidence_and_correct(
-    y: np.ndarray, proba: np.ndarray, task: str
+def confidence_and_correct(
+    y: np.ndarray, proba: np.ndarray, multilabel: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """Confidence of each prediction and whether it is right (flat over targets for multilabel)."""
-    if task == "multilabel":
+    if multilabel:
         p = np.asarray(proba, dtype=np.float64).ravel()
         truth = np.asarray(y, dtype=np.float64).ravel() > 0.5
         return np.where(p >= 0.5, p, 1.0 - p), (p >= 0.5) == truth
@@ -179,7 +177,7 @@ def _confidence_and_correct(
 
 
 def expected_calibration_error(
-    y: np.ndarray, proba: np.ndarray, n_bins: int = N_BINS, task: str = "classification"
+    y: np.ndarray, proba: np.ndarray, n_bins: int = N_BINS, multilabel: bool = False
 ) -> float:
     """Return the expected calibration error: the count-weighted gap of confidence and accuracy.
 
@@ -191,15 +189,15 @@ def expected_calibration_error(
         Probabilities of the same rows.
     n_bins
         Equal-width confidence bins.
-    task
-        ``classification`` or ``multilabel``.
+    multilabel
+        Independent targets (sigmoid probabilities).
 
     Returns
     -------
     float
         ECE in [0, 1] (NaN without samples).
     """
-    table = reliability_table(y, proba, n_bins, task)
+    table = reliability_table(y, proba, n_bins, multilabel)
     used = table["count"] > 0
     if not used.any():
         return float("nan")
@@ -208,148 +206,27 @@ def expected_calibration_error(
     return float((gap * weights).sum())
 
 
-def brier_score(y: np.ndarray, proba: np.ndarray, task: str = "classification") -> float:
+def brier_score(y: np.ndarray, proba: np.ndarray, multilabel: bool = False) -> float:
     """Brier score, halved so that it lies in [0, 1] for any number of classes.
 
     For two classes this equals scikit-learn's ``brier_score_loss`` of the positive class; for
     ``multilabel`` it is the mean squared error of the probabilities over all targets.
     """
     p = np.asarray(proba, dtype=np.float64)
-    if task == "multilabel":
+    if multilabel:
         return float(((p - np.asarray(y, dtype=np.float64).reshape(p.shape)) ** 2).mean())
     onehot = np.eye(p.shape[1])[np.asarray(y, dtype=int)]
     return float(0.5 * ((p - onehot) ** 2).sum(axis=1).mean())
 
 
 def calibration_metrics(
-    y: np.ndarray, proba: np.ndarray, task: str = "classification", n_bins: int = N_BINS
+    y: np.ndarray, proba: np.ndarray, multilabel: bool = False, n_bins: int = N_BINS
 ) -> dict[str, float]:
     """``brier``, ``ece`` and ``nll`` of one set of probabilities."""
     if len(y) == 0:
         return {"brier": float("nan"), "ece": float("nan"), "nll": float("nan")}
     return {
-        "brier": brier_score(y, proba, task),
-        "ece": expected_calibration_error(y, proba, n_bins, task),
-        "nll": negative_log_likelihood(y, proba, task),
+        "brier": brier_score(y, proba, multilabel),
+        "ece": expected_calibration_error(y, proba, n_bins, multilabel),
+        "nll": negative_log_likelihood(y, proba, multilabel),
     }
-
-
-def _columns(frame: pd.DataFrame, meta: Mapping[str, Any], prefix: str) -> list[str]:
-    return [f"{prefix}{c}" for c in meta["classes"]]
-
-
-def table_truth(frame: pd.DataFrame, meta: Mapping[str, Any]) -> np.ndarray:
-    """Return the true class codes (or the 0/1 target matrix) of a prediction table's rows."""
-    if meta["task"] == "multilabel":
-        return frame[[f"true_{t}" for t in meta["classes"]]].to_numpy(dtype=np.float64)
-    return pd.Categorical(frame["y_true"], categories=list(meta["classes"])).codes.astype(int)
-
-
-def table_calibration_metrics(frame: pd.DataFrame, meta: Mapping[str, Any]) -> dict[str, float]:
-    """Calibration metrics of a prediction table: raw ``prob_*`` and, if present, ``calprob_*``.
-
-    Parameters
-    ----------
-    frame
-        Rows of one learner as written by evaluate (``y_true`` or ``true_*``, ``prob_*`` and
-        optionally ``calprob_*`` columns).
-    meta
-        The dataset's meta (``task``, ``classes``).
-
-    Returns
-    -------
-    dict
-        The metrics of :data:`CALIBRATION_METRICS` (NaN for the calibrated ones when the table
-        holds no calibrated probabilities).
-    """
-    task = meta["task"]
-    truth = table_truth(frame, meta)
-    out = calibration_metrics(truth, frame[_columns(frame, meta, "prob_")].to_numpy(), task)
-    calibrated = _columns(frame, meta, "calprob_")
-    if all(c in frame.columns for c in calibrated):
-        after = calibration_metrics(truth, frame[calibrated].to_numpy(), task)
-    else:
-        after = dict.fromkeys(out, float("nan"))
-    out.update({f"{k}_calibrated": v for k, v in after.items()})
-    return out
-
-
-def calibrate_step(
-    exp: Mapping[str, Any],
-    fold: int,
-    val: str,
-    model: str,
-    baseline: str | None,
-    preprocessor: str,
-    meta: str,
-    out_json: str,
-) -> dict[str, Any]:
-    """Fit each learner's temperature on the fold's validation side and write them as JSON.
-
-    Parameters
-    ----------
-    exp
-        The experiment's config (``model.name``, ``baseline``, ``data.modality``,
-        ``calibration.enabled``).
-    fold
-        The fold number (recorded in the output).
-    val
-        The fold's ``val.npz``; the only rows this step reads (it is given no test side).
-    model, baseline
-        The deep model's checkpoint and the baseline's joblib file (or ``None``).
-    preprocessor
-        The fold's fitted preprocessor.
-    meta
-        The dataset's ``dataset.json``.
-    out_json
-        Where to write ``{"learners": {name: {"temperature", "val_before", "val_after"}}}``;
-        ``learners`` is empty for regression and with ``calibration.enabled: false``.
-
-    Returns
-    -------
-    dict
-        What was written.
-    """
-    import joblib
-
-    from dlpipe.io import read_json, write_json
-    from dlpipe.pipeline import learner_names, learner_scores
-    from dlpipe.preprocess import FoldArrays
-
-    info = read_json(meta)
-    task = info["task"]
-    enabled = bool(exp.get("calibration", {}).get("enabled", True))
-    result: dict[str, Any] = {
-        "fold": fold,
-        "task": task,
-        "fitted_on": "validation",
-        "enabled": enabled and task != "regression",
-        "learners": {},
-    }
-    if not result["enabled"]:
-        write_json(result, out_json)
-        return result
-    fitted = joblib.load(preprocessor)
-    va = FoldArrays.load(val)
-    result["n_val"] = len(va.ids)
-    files = dict(zip(learner_names(exp), [model, baseline], strict=False))
-    for learner, path in files.items():
-        scores = learner_scores(
-            exp, learner, path, va.X, fitted, len(info["classes"]), task, data_meta=info
-        )
-        temperature = fit_temperature(va.y, scores, task)
-        after = apply_temperature(scores, temperature, task)
-        result["learners"][learner] = {
-            "temperature": temperature,
-            "val_before": calibration_metrics(va.y, scores, task),
-            "val_after": calibration_metrics(va.y, after, task),
-        }
-        log.info(
-            "fold %d %s: temperature %s on %d validation rows",
-            fold,
-            learner,
-            temperature,
-            len(va.ids),
-        )
-    write_json(result, out_json)
-    return result

@@ -16,57 +16,10 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from dlpipe.config import load_yaml, validate_config
 from dlpipe.errors import DlpipeError
+from dlpipe.steps.check import check_step
 
 log = logging.getLogger("dlpipe")
-
-
-def check(config_path: str) -> list[str]:
-    """Validate a config file and each experiment's data; return one summary line each."""
-    from dlpipe.dataset import prepare_tabular
-    from dlpipe.workflow import check_inputs
-
-    config = validate_config(load_yaml(config_path))
-    check_inputs(config)
-    lines = []
-    for name, exp in config["experiments"].items():
-        if exp["data"]["modality"] == "singlecell":
-            from dlpipe.singlecell import check_singlecell, labels_of, load_counts
-
-            adata = load_counts(exp["data"]["path"], exp["data"]["layer"])
-            check_singlecell(adata, exp, name)
-            batches = adata.obs[exp["data"]["batch_column"]].astype(str).value_counts()
-            labelled = int(labels_of(adata, exp["data"]["label_column"]).notna().sum())
-            lines.append(
-                f"{name}: {adata.n_obs} cells × {adata.n_vars} genes of raw counts in "
-                f"{len(batches)} batches, {labelled} labelled"
-            )
-            continue
-        if exp["data"]["modality"] == "sequence" and exp["data"]["fasta"]:
-            from dlpipe.sequence import prepare_fasta
-
-            data = prepare_fasta(exp, name)
-        elif exp["data"]["modality"] == "sequence":
-            from dlpipe.sequence import check_chromosomes, open_fasta, read_bed
-
-            fasta = open_fasta(exp["data"]["genome"])
-            lengths = dict(zip(fasta.references, fasta.lengths, strict=True))
-            sizes = []
-            for target, path in exp["data"]["bed"].items():
-                bed = read_bed(path)
-                check_chromosomes(bed, lengths, path)
-                sizes.append(f"{target}: {len(bed)} intervals")
-            lines.append(f"{name}: genome of {len(lengths)} sequence(s); {', '.join(sizes)}")
-            continue
-        else:
-            data = prepare_tabular(exp, name)
-        counts = data.meta.get("class_counts") or {}
-        detail = ", ".join(f"{k}: {v}" for k, v in counts.items())
-        lines.append(
-            f"{name}: {data.meta['n_samples']} samples" + (f" ({detail})" if detail else "")
-        )
-    return lines
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -91,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "predict":
         return _predict(args)
     try:
-        for line in check(args.config):
+        for line in check_step(args.config):
             sys.stdout.write(line + "\n")
     except DlpipeError as error:
         sys.stderr.write(f"dlpipe error: {error}\n")
@@ -101,12 +54,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from dlpipe.predict import FoldModels, input_kind, predict_new
+    from dlpipe.steps.predict import predict_results_step  # lazy: torch, for this command only
 
-    kind = args.format or input_kind(args.input)
-    source = {kind: args.input, "genome": args.genome, "id_column": args.id_column}
     try:
-        frame = predict_new(FoldModels.from_results(args.results), source)
+        frame = predict_results_step(
+            args.results, args.input, args.format, genome=args.genome, id_column=args.id_column
+        )
     except DlpipeError as error:
         sys.stderr.write(f"dlpipe error: {error}\n")
         return 1

@@ -18,14 +18,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import anndata as ad
 import lightning as L  # noqa: N812 - the documented alias
 import numpy as np
 import pandas as pd
 import torch
 
-from dlpipe.io import read_json, write_json
 from dlpipe.models.vae import GaussianVAE
-from dlpipe.preprocess import FoldArrays
+from dlpipe.train import fit_module
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +111,6 @@ def fit_vae(
     GaussianVAE
         The best epoch's VAE, on the CPU, in eval mode.
     """
-    from dlpipe.train import fit_module
-
     cfg, seed = exp["embed"], int(exp["seed"])
     L.seed_everything(seed, workers=True, verbose=False)
     module = VAEModule(
@@ -150,7 +148,11 @@ def load_vae(checkpoint: str | Path) -> GaussianVAE:
 
 
 @torch.no_grad()
-def encode(vae: GaussianVAE, X: np.ndarray, batch_size: int = 1024) -> np.ndarray:  # noqa: N803
+def posterior_means(
+    vae: GaussianVAE,
+    X: np.ndarray,  # noqa: N803
+    batch_size: int = 1024,
+) -> np.ndarray:
     """Posterior means ``(n, n_latent)`` of the rows of ``X``."""
     vae.eval()
     tensor = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
@@ -187,63 +189,13 @@ def reconstruction_error(
     }
 
 
-def embed_step(
-    exp: Mapping[str, Any],
-    fold: int,
-    inputs: Mapping[str, str],
-    outputs: Mapping[str, str],
-    threads: int = 1,
-) -> dict[str, dict[str, float]]:
-    """Fit one fold's VAE, embed every sample and score the reconstruction of each side.
+def reconstruction_table(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """Reconstruction error per fold and side (``fold``, ``side``, ``n``, ``mse``, ``r2``, …).
 
-    Parameters
-    ----------
-    exp
-        The experiment's config.
-    fold
-        Fold number.
-    inputs
-        ``train``, ``val``, ``test``: the fold's preprocessed ``.npz`` files; ``summary``: its
-        ``preprocess.json`` (whose ``n_train`` tells SMOTE rows from samples).
-    outputs
-        ``model``, ``history``, ``embedding`` (TSV), ``reconstruction`` (JSON) paths.
-    threads
-        CPU threads for torch.
-
-    Returns
-    -------
-    dict
-        Reconstruction error per side.
+    ``records`` are the folds' ``reconstruction.json`` contents.
     """
-    arrays = {side: FoldArrays.load(inputs[side]) for side in SIDES}
-    n_train = int(read_json(inputs["summary"])["n_train"])
-    # SMOTE appends its synthetic rows after the real training rows.
-    arrays["train"] = FoldArrays(
-        arrays["train"].X[:n_train], arrays["train"].y[:n_train], arrays["train"].ids[:n_train]
-    )
-    vae = fit_vae(
-        arrays["train"].X, arrays["val"].X, exp, outputs["model"], outputs["history"], threads
-    )
-    beta = float(exp["embed"]["beta"])
-    scores = {side: reconstruction_error(vae, arr.X, beta) for side, arr in arrays.items()}
-    frames = []
-    for side, arr in arrays.items():
-        latent = encode(vae, arr.X)
-        frame = pd.DataFrame(latent, columns=[f"z{i + 1}" for i in range(latent.shape[1])])
-        frame.insert(0, "side", side)
-        frame.insert(0, "id", arr.ids)
-        frames.append(frame)
-    pd.concat(frames).to_csv(outputs["embedding"], sep="\t", index=False, float_format="%.6g")
-    write_json({"fold": fold, **scores}, outputs["reconstruction"])
-    log.info("fold %d test reconstruction: %s", fold, scores["test"])
-    return scores
-
-
-def reconstruction_table(files: Sequence[str]) -> pd.DataFrame:
-    """Reconstruction error per fold and side (``fold``, ``side``, ``n``, ``mse``, ``r2``, …)."""
     rows = []
-    for path in files:
-        record = read_json(path)
+    for record in records:
         for side in SIDES:
             rows.append({"fold": record["fold"], "side": side, **record[side]})
     return pd.DataFrame(rows).sort_values(["fold", "side"], key=_side_order).reset_index(drop=True)
@@ -253,91 +205,11 @@ def _side_order(column: pd.Series) -> pd.Series:
     return column.map(SIDES.index) if column.name == "side" else column
 
 
-def embedding_summary_step(
-    exp: Mapping[str, Any],
-    reconstruction_files: Sequence[str],
-    embedding_tsv: str,
-    dataset: str,
-    meta: str,
-    reconstruction_tsv: str,
-    umap_png: str,
-) -> pd.DataFrame:
-    """Tabulate reconstruction errors over folds and draw the UMAP of one fold's embedding.
-
-    Parameters
-    ----------
-    exp
-        The experiment's config (``seed``).
-    reconstruction_files
-        Every fold's ``reconstruction.json``.
-    embedding_tsv
-        The embedding of the fold drawn (fold 0).
-    dataset, meta
-        The experiment's dataset (labels or targets colour the points).
-    reconstruction_tsv, umap_png
-        Outputs.
-
-    Returns
-    -------
-    pandas.DataFrame
-        The reconstruction table.
-    """
-    from dlpipe.dataset import load_dataset
-
-    table = reconstruction_table(reconstruction_files)
-    table.to_csv(reconstruction_tsv, sep="\t", index=False, float_format="%.6g")
-    embedding = pd.read_csv(embedding_tsv, sep="\t", dtype={"id": str})
-    data = load_dataset(dataset, meta)
-    if data.task == "classification":
-        colour = pd.Series(np.asarray(data.classes)[data.y], index=data.ids)
-        title = f"class ({data.target_columns[0]})"
-    else:
-        colour = pd.Series(data.y[:, 0], index=data.ids)
-        title = data.target_columns[0]
-    latent = embedding.filter(regex=r"^z\d+$").to_numpy()
-    xy = umap_coordinates(latent, int(exp["seed"]))
-    draw_embedding(xy, embedding["side"].to_numpy(), colour.loc[embedding["id"]], title, umap_png)
-    return table
-
-
 def umap_coordinates(latent: np.ndarray, seed: int, n_neighbors: int = 15) -> np.ndarray:
     """2-D UMAP (scanpy) of latent points."""
-    import anndata as ad
-    import scanpy as sc
+    import scanpy as sc  # lazy: dlpipe[embed]; the fold jobs fit the VAE without it
 
     adata = ad.AnnData(np.asarray(latent, dtype=np.float32))
     sc.pp.neighbors(adata, n_neighbors=min(n_neighbors, len(latent) - 1), use_rep="X")
     sc.tl.umap(adata, random_state=seed)
     return np.asarray(adata.obsm["X_umap"])
-
-
-def draw_embedding(
-    xy: np.ndarray, side: np.ndarray, colour: pd.Series, title: str, path: str | Path
-) -> None:
-    """Scatter of a 2-D embedding: colour = class or target, crosses = the fold's test side."""
-    from dlpipe.plots import _save, plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 5))
-    test = side == "test"
-    marker = {False: ("o", "training and validation side"), True: ("x", "test side")}
-    if pd.api.types.is_numeric_dtype(colour):
-        for held_out in (False, True):
-            rows = test == held_out
-            points = ax.scatter(
-                *xy[rows].T, c=colour.to_numpy()[rows], cmap="viridis", s=14,
-                marker=marker[held_out][0], label=marker[held_out][1],
-                vmin=colour.min(), vmax=colour.max(),
-            )  # fmt: skip
-        fig.colorbar(points, ax=ax, label=title)
-    else:
-        cmap = plt.get_cmap("tab10")
-        for k, cls in enumerate(sorted(colour.astype(str).unique())):
-            for held_out in (False, True):
-                rows = (colour.astype(str).to_numpy() == cls) & (test == held_out)
-                label = f"{cls} ({'test' if held_out else 'train/val'})"
-                ax.scatter(*xy[rows].T, s=14, color=cmap(k % 10), marker=marker[held_out][0],
-                           label=label)  # fmt: skip
-    ax.legend(fontsize="x-small", loc="best")
-    ax.set(xticks=[], yticks=[], xlabel="UMAP 1", ylabel="UMAP 2",
-           title=f"VAE latent space of fold 0, coloured by {title}")  # fmt: skip
-    _save(fig, path)

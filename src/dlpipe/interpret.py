@@ -32,20 +32,24 @@ starts, and it fits nothing that is scored.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
+from captum.attr import DeepLiftShap, IntegratedGradients
+from sklearn.inspection import permutation_importance
+from sklearn.metrics import r2_score, roc_auc_score
 from torch import nn
 
-log = logging.getLogger(__name__)
+from dlpipe.datasets import learner_columns, learner_input
+from dlpipe.io.jaspar import Motif, load_jaspar, ppm_from_counts, read_jaspar_file
+from dlpipe.metrics import softmax
+from dlpipe.models.checkpoint import load_model, raw_outputs
+from dlpipe.motifs import MotifMatcher, cluster_seqlets, find_seqlets, trim_motif
 
-#: Letters of the one-hot channels of each alphabet (as in :mod:`dlpipe.encode`).
-ALPHABET_LETTERS = {"dna": "ACGT", "rna": "ACGU", "protein": "ACDEFGHIKLMNPQRSTVWY"}
+log = logging.getLogger(__name__)
 #: Sequences (the top-scoring ones) explained by in-silico mutagenesis and used for filter
 #: influence; both take one model call per variant.
 ISM_SEQUENCES = 50
@@ -117,8 +121,6 @@ def integrated_gradients(
     numpy.ndarray
         Attributions, same shape as ``onehot`` (they sum to output(x) - output(baseline)).
     """
-    from captum.attr import IntegratedGradients
-
     if baseline is None:
         baseline = (
             torch.full_like(onehot, 1.0 / onehot.shape[1])
@@ -178,8 +180,6 @@ def deeplift_shap(
     numpy.ndarray
         ``(n, channels, length)`` attributions.
     """
-    from captum.attr import DeepLiftShap
-
     method = DeepLiftShap(model)
     parts = []
     for i in range(0, len(onehot), batch_size):
@@ -285,11 +285,9 @@ def filter_motifs(
 
     Returns
     -------
-    list of dlpipe.motifs.Motif
+    list of dlpipe.io.jaspar.Motif
         One per filter kept, with ``info["filter"]`` and ``info["influence"]``.
     """
-    from dlpipe.motifs import Motif, ppm_from_counts
-
     conv = first_conv(model)
     captured: dict[str, torch.Tensor] = {}
 
@@ -350,12 +348,17 @@ def filter_motifs(
 
 
 def select_sequences(
-    oof: pd.DataFrame, learner: str, meta: Mapping[str, Any], n_per_class: int
+    oof: pd.DataFrame,
+    learner: str,
+    meta: Mapping[str, Any],
+    n_per_class: int,
+    multilabel: bool = False,
 ) -> pd.DataFrame:
     """Top-scoring held-out sequences of each explained class, from out-of-fold predictions.
 
     Every class is explained but a genome ``background`` (negatives drawn from the genome), and
-    every target of a multi-label task. Only sequences truly of the class are taken.
+    every target of a multi-label task (``multilabel``). Only sequences truly of the class are
+    taken.
 
     Returns
     -------
@@ -364,7 +367,7 @@ def select_sequences(
     """
     rows = oof[oof["learner"] == learner]
     classes = list(meta["classes"])
-    if meta["task"] == "multilabel":
+    if multilabel:
         explained = list(enumerate(classes))
         truth = {c: rows[f"true_{c}"] == 1 for c in classes}
     else:
@@ -393,7 +396,7 @@ def explain_sequences(
     codes: np.ndarray,
     folds: np.ndarray,
     target: int,
-    task: str,
+    mode: str,
     settings: Mapping[str, Any],
     seed: int = 0,
 ) -> dict[str, np.ndarray]:
@@ -409,8 +412,9 @@ def explain_sequences(
         Fold of each sequence.
     target
         Explained output.
-    task
-        ``classification`` or ``multilabel``.
+    mode
+        What is explained (:class:`ExplainedOutput`): ``centred`` logits of classes, ``raw``
+        logits of independent targets.
     settings
         The experiment's ``interpret`` config (``ig_steps``, ``references``).
     seed
@@ -423,7 +427,6 @@ def explain_sequences(
         ``(n, channels, length)``; ``ism`` for the first :data:`ISM_SEQUENCES` sequences (one
         model call per substitution: the costliest method).
     """
-    mode = "raw" if task == "multilabel" else "centred"
     first = next(iter(models.values()))
     onehot = one_hot_of(first, codes)
     out = {"onehot": onehot.numpy(), "ig": np.zeros(tuple(onehot.shape))}
@@ -449,6 +452,7 @@ def explain_sequences(
 
 def sequence_interpretation(
     exp: Mapping[str, Any],
+    task: Any,
     meta: Mapping[str, Any],
     codes_by_id: Mapping[str, np.ndarray],
     oof: pd.DataFrame,
@@ -461,6 +465,8 @@ def sequence_interpretation(
     ----------
     exp
         The experiment config (``model``, ``interpret``, ``seed``).
+    task
+        The :class:`dlpipe.tasks.Task` of the data (classification or multi-label).
     meta
         The dataset's ``dataset.json``.
     codes_by_id
@@ -478,19 +484,19 @@ def sequence_interpretation(
         ``selected`` (table), ``arrays`` per class, ``motifs`` (table of learned motifs and best
         matches), ``motif_objects``, ``agreement``.
     """
-    from dlpipe.inference import load_model
-    from dlpipe.motifs import MotifMatcher, cluster_seqlets, find_seqlets, trim_motif
-
     settings = exp["interpret"]
     seed = int(exp["seed"])
+    mode = task.explained_output("sequence")
     models = {fold: load_model(path) for fold, path in checkpoints.items()}
-    selected = select_sequences(oof, exp["model"]["name"], meta, int(settings["n_sequences"]))
+    selected = select_sequences(
+        oof, exp["model"]["name"], meta, int(settings["n_sequences"]), task.multilabel
+    )
     matcher = MotifMatcher(motif_db, seed=seed) if motif_db else None
     arrays, learned, agreement = {}, [], {}
     for (target, cls), part in selected.groupby(["target", "class"], sort=True):
         codes = np.stack([codes_by_id[i] for i in part["id"]])
         folds = part["fold"].to_numpy()
-        result = explain_sequences(models, codes, folds, int(target), meta["task"], settings, seed)
+        result = explain_sequences(models, codes, folds, int(target), mode, settings, seed)
         arrays[str(cls)] = {"ids": part["id"].to_numpy(), **result}
         ig = position_contributions(result["ig"])
         agreement[str(cls)] = {
@@ -516,7 +522,7 @@ def sequence_interpretation(
                 motif.id = f"{cls}_{motif.id}"
         filters = []
         for fold, model in sorted(models.items()):
-            explained = ExplainedOutput(model, "raw" if meta["task"] == "multilabel" else "centred")
+            explained = ExplainedOutput(model, mode)
             x = torch.from_numpy(result["onehot"])
             for motif in filter_motifs(model, explained.eval(), x, int(target)):
                 motif.id = f"{cls}_fold{fold}_{motif.id}" if several else f"fold{fold}_{motif.id}"
@@ -601,22 +607,17 @@ class _TorchModel:
 
     def predict(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
         """Raw outputs (logits or standardised values) with ``X`` in place of the columns."""
-        from dlpipe.inference import predict
-
         inputs = self.full.copy()
         inputs[:, self.columns] = X
-        return predict(self.model, inputs)
+        return raw_outputs(self.model, inputs)
 
 
-def _score(task: str, n_classes: int | None) -> Any:
-    """Scorer for permutation importance: auROC (mean one-vs-rest) or mean R²."""
-    from sklearn.metrics import r2_score, roc_auc_score
-
-    from dlpipe.evaluate import softmax
+def _score(categorical: bool, n_classes: int | None) -> Any:
+    """Scorer for permutation importance: auROC (mean one-vs-rest) of classes, or mean R²."""
 
     def scorer(estimator: _TorchModel, X: np.ndarray, y: np.ndarray) -> float:  # noqa: N803
         out = estimator.predict(X)
-        if task == "regression":
+        if not categorical:
             return float(r2_score(y, out))
         proba = softmax(out)
         present = np.unique(y)
@@ -633,6 +634,7 @@ def _score(task: str, n_classes: int | None) -> Any:
 
 def tabular_importance(
     exp: Mapping[str, Any],
+    task: Any,
     meta: Mapping[str, Any],
     features: pd.DataFrame,
     y: np.ndarray,
@@ -646,6 +648,8 @@ def tabular_importance(
     ----------
     exp
         The experiment config (``interpret``, ``seed``).
+    task
+        The :class:`dlpipe.tasks.Task` of the data (classification or regression).
     meta
         The dataset's ``dataset.json``.
     features
@@ -655,7 +659,7 @@ def tabular_importance(
     folds
         The fold table (``id``, ``fold``, ``set``).
     checkpoints, preprocessors
-        ``{fold: path}`` and ``{fold: FittedPreprocessor}``.
+        ``{fold: model.ckpt}`` and ``{fold: FittedPreprocessor}``.
 
     Returns
     -------
@@ -665,14 +669,8 @@ def tabular_importance(
         over all held-out rows), ``permutation`` (mean drop of the score; NaN for features not
         tested) and ``permutation_sd`` (sd over folds), ``folds`` (folds that tested it).
     """
-    from sklearn.inspection import permutation_importance
-
-    from dlpipe.inference import load_model
-    from dlpipe.pipeline import learner_feature_names, learner_features
-
     settings, seed = exp["interpret"], int(exp["seed"])
-    task = meta["task"]
-    outputs = list(meta["classes"]) if task == "classification" else list(meta["target_columns"])
+    outputs = task.outputs(meta)
     position = pd.Series(np.arange(len(features)), index=features.index.astype(str))
     rng = np.random.default_rng(seed)
     records = []
@@ -684,18 +682,18 @@ def tabular_importance(
             rows = np.sort(rng.choice(rows, size=int(settings["n_samples"]), replace=False))
         # Single cells: the deep model reads the scVI latent columns only, not the PCA.
         transformed = fitted.transform(features.iloc[rows])
-        X = learner_features(transformed, fitted, meta, "model")  # noqa: N806
-        names = learner_feature_names(fitted, meta, "model")
-        y_fold = y[rows]
-        if task == "regression":
-            y_fold = fitted.scale_targets(y_fold)
+        X = learner_input(transformed, meta, "model", fitted)  # noqa: N806
+        names = [
+            fitted.feature_names[i] for i in learner_columns(fitted.feature_names, meta, "model")
+        ]
+        y_fold = task.scaled_targets(y[rows], fitted)
         model = load_model(path)
-        explained = ExplainedOutput(model, "log_softmax" if task != "regression" else "raw").eval()
+        explained = ExplainedOutput(model, task.explained_output("features")).eval()
         x = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
         overall = np.zeros(len(names))
         for j, output in enumerate(outputs):
             attr = integrated_gradients(explained, x, j, int(settings["ig_steps"]), batch_size=256)
-            mine = y_fold == j if task == "classification" else np.ones(len(rows), dtype=bool)
+            mine = y_fold == j if task.categorical else np.ones(len(rows), dtype=bool)
             signed = attr[mine].mean(axis=0) if mine.any() else np.full(len(names), np.nan)
             magnitude = np.abs(attr).mean(axis=0)
             overall += magnitude
@@ -710,7 +708,7 @@ def tabular_importance(
             _TorchModel(model, np.asarray(X, dtype=np.float32), tested),
             X[:, tested],
             y_fold,
-            scoring=_score(task, len(outputs) if task == "classification" else None),
+            scoring=_score(task.categorical, len(outputs) if task.categorical else None),
             n_repeats=int(settings["permutation_repeats"]),
             random_state=seed,
         )
@@ -737,120 +735,14 @@ def tabular_importance(
 
 
 # ----------------------------------------------------------------------------------------------
-# The workflow step.
+# Helpers of the interpret step.
 
 
-def parameter_count(checkpoint: str | Path) -> int:
-    """Trainable parameters of a fold model (every fold has the same architecture)."""
-    from dlpipe.inference import load_model
-
-    return int(sum(p.numel() for p in load_model(checkpoint).parameters() if p.requires_grad))
-
-
-def motif_database(settings: Mapping[str, Any]) -> list[Any]:
+def motif_database(settings: Mapping[str, Any]) -> list[Motif]:
     """JASPAR (release, collection, taxonomic groups of the config) plus the extra motif files."""
-    from dlpipe.motifs import load_jaspar, read_jaspar_file
-
     motifs = load_jaspar(
         settings["jaspar_release"], settings["jaspar_collection"], settings["jaspar_tax_groups"]
     )
     for path in settings["motif_files"]:
         motifs += read_jaspar_file(path)
     return motifs
-
-
-def interpret_step(
-    exp: Mapping[str, Any],
-    dataset: str,
-    meta: str,
-    folds_tsv: str,
-    predictions: Sequence[str],
-    checkpoints: Sequence[str],
-    preprocessors: Sequence[str],
-    outdir: str,
-    threads: int = 1,
-) -> dict[str, Any]:
-    """Explain an experiment's deep model and write tables and figures into ``outdir``.
-
-    ``predictions`` are the folds' test predictions (``predictions.tsv``), which pick the
-    top-scoring held-out sequences; tables are explained on each fold's test rows (``folds``).
-
-    Sequences: ``selected.tsv``, ``attributions.npz``, ``motifs.tsv``, ``motifs.jaspar``,
-    ``attribution_logos.png``, ``motif_logos.png``. Tables: ``feature_importance.tsv``,
-    ``features.png``. Both: ``summary.json``.
-    """
-    import joblib
-
-    from dlpipe import interpret_plots
-    from dlpipe.dataset import SequenceDataset, load_dataset
-    from dlpipe.io import read_json, write_json
-    from dlpipe.motifs import write_jaspar
-    from dlpipe.pipeline import read_predictions
-    from dlpipe.split import read_folds
-
-    torch.set_num_threads(max(1, threads))
-    torch.manual_seed(int(exp["seed"]))
-    start = time.perf_counter()
-    out = Path(outdir)
-    out.mkdir(parents=True, exist_ok=True)
-    info = read_json(meta)
-    data = load_dataset(dataset, meta)
-    fold_of = {int(Path(p).parent.name): p for p in checkpoints}
-    summary: dict[str, Any] = {
-        "modality": info.get("modality", "tabular"),
-        "task": info["task"],
-        "n_parameters": parameter_count(checkpoints[0]),
-    }
-    if isinstance(data, SequenceDataset):
-        settings = exp["interpret"]
-        oof = pd.concat([read_predictions(p) for p in predictions], ignore_index=True)
-        nucleotides = data.alphabet != "protein"
-        db = motif_database(settings) if nucleotides else []
-        codes = dict(zip(data.ids, data.codes, strict=True))
-        result = sequence_interpretation(exp, info, codes, oof, fold_of, db)
-        result["selected"].to_csv(out / "selected.tsv", sep="\t", index=False, float_format="%.6g")
-        flat = {}
-        for cls, arrays in result["arrays"].items():
-            for key, value in arrays.items():
-                flat[f"{cls}__{key}"] = value.astype(np.float32) if key != "ids" else value
-        np.savez_compressed(out / "attributions.npz", **flat)
-        result["motifs"].to_csv(out / "motifs.tsv", sep="\t", index=False, float_format="%.6g")
-        write_jaspar(result["motif_objects"], out / "motifs.jaspar")
-        letters = ALPHABET_LETTERS[data.alphabet]
-        interpret_plots.attribution_logos(
-            result["arrays"], out / "attribution_logos.png", letters=letters
-        )
-        figures = ["attribution_logos.png"]
-        if nucleotides:
-            by_id = {m.id: m for m in db}
-            interpret_plots.motif_logos(
-                result["motif_objects"], result["motifs"], by_id, out / "motif_logos.png"
-            )
-            figures.append("motif_logos.png")
-        summary.update(
-            sequences=len(result["selected"]),
-            motif_database={
-                "release": settings["jaspar_release"],
-                "collection": settings["jaspar_collection"],
-                "tax_groups": settings["jaspar_tax_groups"],
-                "files": settings["motif_files"],
-                "profiles": len(db),
-            }
-            if nucleotides
-            else None,
-            agreement=result["agreement"],
-            ism_sequences=ISM_SEQUENCES,
-            figures=figures,
-        )
-    else:
-        folds = read_folds(folds_tsv)
-        pre = {int(Path(p).parent.name): joblib.load(p) for p in preprocessors}
-        table = tabular_importance(exp, info, data.features, data.y, folds, fold_of, pre)
-        table.to_csv(out / "feature_importance.tsv", sep="\t", index=False, float_format="%.6g")
-        interpret_plots.feature_bars(
-            table, info, int(exp["interpret"]["top_features"]), out / "features.png"
-        )
-        summary.update(features=int(table["feature"].nunique()), figures=["features.png"])
-    write_json(summary, out / "summary.json")
-    log.info("interpretation written to %s in %.1f s", out, time.perf_counter() - start)
-    return summary

@@ -25,12 +25,19 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, QuantileTransformer, StandardScaler
 
-from dlpipe.config import normaliser_steps
-from dlpipe.dataset import TabularDataset
+from dlpipe.datasets import SequenceDataset, TabularDataset
 from dlpipe.errors import InputError
+from dlpipe.genomic import cross_fold_overlaps
 
 SAMPLE_WISE = ("log1p", "cpm_log1p")
 FEATURE_WISE = ("zscore", "quantile")
+
+
+def normaliser_steps(pre: Mapping[str, Any]) -> list[str]:
+    """Return the normalisation steps of a preprocess config as a list (``none`` dropped)."""
+    steps = pre["normalise"]
+    steps = [steps] if isinstance(steps, str) else list(steps)
+    return [s for s in steps if s != "none"]
 
 
 class Log1p(TransformerMixin, BaseEstimator):
@@ -229,6 +236,7 @@ def apply_smote(
     tuple of numpy.ndarray
         The original rows followed by the synthetic ones, and their codes.
     """
+    # lazy: imbalanced-learn takes 1 s to import and most preprocess jobs use no SMOTE
     from imblearn.over_sampling import SMOTE, SMOTENC
 
     classes, counts = np.unique(y, return_counts=True)
@@ -385,15 +393,13 @@ class SequenceInput:
 
 
 def preprocess_sequence_fold(
-    dataset: Any, index: Mapping[str, np.ndarray]
+    dataset: SequenceDataset, index: Mapping[str, np.ndarray]
 ) -> tuple[dict[str, FoldArrays], SequenceInput, dict[str, Any]]:
     """Slice a sequence dataset into a fold's train, val and test codes.
 
     Nothing is fitted on sequences; the summary counts windows that overlap across sides
     (zero for chromosome plans by construction).
     """
-    from dlpipe.sequence import cross_fold_overlaps
-
     codes, y, ids = dataset.codes, dataset.y, dataset.ids
     arrays = {side: FoldArrays(codes[rows], y[rows], ids[rows]) for side, rows in index.items()}
     side = np.empty(len(ids), dtype=object)

@@ -24,29 +24,16 @@ from sklearn.model_selection import (
     train_test_split,
 )
 
+from dlpipe.cv import GROUP_PLANS, PLANS
 from dlpipe.errors import InputError
-
-PLANS = (
-    "stratified_kfold",
-    "kfold",
-    "group_kfold",
-    "repeated_kfold",
-    "repeated_stratified_kfold",
-    "leave_one_out",
-    "holdout",
-    "chromosome_kfold",
-    "chromosome_holdout",
-)
-GROUP_PLANS = ("group_kfold", "chromosome_kfold")
 
 
 def _test_splits(
-    cv: Mapping[str, Any], y: np.ndarray, groups: np.ndarray | None, task: str, seed: int
+    cv: Mapping[str, Any], n: int, labels: np.ndarray | None, groups: np.ndarray | None, seed: int
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     plan, k = cv["plan"], int(cv["n_splits"])
-    n = len(y)
     index = np.arange(n)
-    strat = y if task == "classification" else None
+    strat = labels
     if (
         plan
         in (
@@ -61,7 +48,7 @@ def _test_splits(
     ):
         raise InputError(f"cv.n_splits={k} is larger than the number of samples ({n})")
     if plan == "stratified_kfold":
-        return StratifiedKFold(k, shuffle=True, random_state=seed).split(index, y)
+        return StratifiedKFold(k, shuffle=True, random_state=seed).split(index, labels)
     if plan == "kfold":
         return KFold(k, shuffle=True, random_state=seed).split(index)
     if plan == "repeated_kfold":
@@ -69,7 +56,7 @@ def _test_splits(
     if plan == "repeated_stratified_kfold":
         return RepeatedStratifiedKFold(
             n_splits=k, n_repeats=cv["n_repeats"], random_state=seed
-        ).split(index, y)
+        ).split(index, labels)
     if plan in GROUP_PLANS:
         if groups is None:
             raise InputError(f"cv.plan {plan} needs groups (data.group_column or genomic windows)")
@@ -92,9 +79,8 @@ def _test_splits(
 
 def _carve_validation(
     train: np.ndarray,
-    y: np.ndarray,
+    labels: np.ndarray | None,
     groups: np.ndarray | None,
-    task: str,
     fraction: float,
     seed: int,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -112,22 +98,21 @@ def _carve_validation(
         fit, val = next(splitter.split(train, groups=groups[train]))
         return np.sort(train[fit]), np.sort(train[val])
     strat = None
-    if task == "classification":
-        _, counts = np.unique(y[train], return_counts=True)
+    if labels is not None:
+        _, counts = np.unique(labels[train], return_counts=True)
         n_val = int(np.ceil(fraction * len(train)))
         # Stratify only where every class can appear on both sides.
         if counts.min() >= 2 and n_val >= len(counts) and len(train) - n_val >= len(counts):
-            strat = y[train]
+            strat = labels[train]
     fit, val = train_test_split(train, test_size=fraction, random_state=seed, stratify=strat)
     return np.sort(fit), np.sort(val)
 
 
 def make_folds(
     ids: np.ndarray,
-    y: np.ndarray,
     cv: Mapping[str, Any],
-    task: str,
     seed: int,
+    labels: np.ndarray | None = None,
     groups: np.ndarray | None = None,
     chromosomes: np.ndarray | None = None,
 ) -> pd.DataFrame:
@@ -137,14 +122,13 @@ def make_folds(
     ----------
     ids
         Unique sample ids.
-    y
-        Class codes (classification) or targets (regression); used for stratification.
     cv
         The experiment's ``cv`` config (plan, n_splits, n_repeats, test_size, val_fraction).
-    task
-        ``classification`` or ``regression``.
     seed
         Seed of every random choice (0 is a seed like any other).
+    labels
+        Labels to stratify on (the task's :meth:`dlpipe.tasks.Task.stratify`: class codes, or
+        "positive for any target"); ``None`` splits without stratification (regression).
     groups
         Group ids; samples of one group never straddle train and test (group plans).
     chromosomes
@@ -157,15 +141,10 @@ def make_folds(
         sorted by fold then original sample order.
     """
     ids = np.asarray(ids).astype(str)
-    y = np.asarray(y)
-    if len(ids) != len(y):
-        raise ValueError("ids and y differ in length")
-    if y.ndim == 1:
-        label_vector = y
-    elif task == "multilabel":  # stratify on "positive for any target"
-        label_vector, task = y.max(axis=1).astype(np.int64), "classification"
-    else:
-        label_vector = np.zeros(len(y))
+    if labels is not None:
+        labels = np.asarray(labels)
+        if len(ids) != len(labels):
+            raise ValueError("ids and labels differ in length")
     if cv["plan"] == "chromosome_holdout":
         if chromosomes is None:
             raise InputError("cv.plan chromosome_holdout needs genomic windows")
@@ -176,14 +155,13 @@ def make_folds(
             np.where(np.isin(chrom, cv["val_chromosomes"]), "val", "train"),
         )
         return pd.DataFrame({"fold": 0, "id": ids, "set": role.astype(object)})
-    splits = _test_splits(cv, label_vector, groups, task, seed)
+    splits = _test_splits(cv, len(ids), labels, groups, seed)
     frames = []
     for fold, (train, test) in enumerate(splits):
         fit, val = _carve_validation(
             np.asarray(train),
-            label_vector,
+            labels,
             groups if cv["plan"] in GROUP_PLANS else None,
-            task,
             cv["val_fraction"],
             seed + fold,
         )

@@ -34,10 +34,19 @@ from lightning.pytorch.plugins.environments import LightningEnvironment
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from dlpipe.inference import load_model, model_input, predict
+from dlpipe.alphabet import alphabet_size
+from dlpipe.errors import ConfigError
 from dlpipe.models import build_model
+from dlpipe.models.checkpoint import model_input
 
 log = logging.getLogger(__name__)
+
+#: Losses by name (a task's :attr:`dlpipe.tasks.Task.loss`), given the optional class weights.
+LOSSES = {
+    "cross_entropy": lambda weight: nn.CrossEntropyLoss(weight=weight),
+    "binary_cross_entropy": lambda weight: nn.BCEWithLogitsLoss(pos_weight=weight),
+    "mse": lambda weight: nn.MSELoss(),
+}
 
 
 class SupervisedModule(L.LightningModule):
@@ -49,9 +58,9 @@ class SupervisedModule(L.LightningModule):
         The experiment's ``model`` config (``name`` plus hyperparameters).
     n_inputs, n_outputs
         Input features; classes or regression targets.
-    task
-        ``classification`` (cross-entropy), ``multilabel`` (binary cross-entropy per target)
-        or ``regression`` (mean squared error).
+    loss
+        A key of :data:`LOSSES`: ``cross_entropy`` (classes), ``binary_cross_entropy`` (one
+        per target) or ``mse`` (regression).
     learning_rate, weight_decay
         Optimiser settings.
     optimizer
@@ -69,7 +78,7 @@ class SupervisedModule(L.LightningModule):
         model_config: Mapping[str, Any],
         n_inputs: int,
         n_outputs: int,
-        task: str,
+        loss: str,
         learning_rate: float = 1e-3,
         weight_decay: float = 0.0,
         optimizer: str = "adam",
@@ -78,15 +87,9 @@ class SupervisedModule(L.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        config = dict(model_config)
-        self.model = build_model(config.pop("name"), n_inputs, n_outputs, **config)
+        self.model = build_model(model_config, n_inputs, n_outputs)
         weight = torch.tensor(class_weights, dtype=torch.float32) if class_weights else None
-        if task == "classification":
-            self.loss = nn.CrossEntropyLoss(weight=weight)
-        elif task == "multilabel":
-            self.loss = nn.BCEWithLogitsLoss(pos_weight=weight)
-        else:
-            self.loss = nn.MSELoss()
+        self.loss = LOSSES[loss](weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Raw model outputs."""
@@ -135,23 +138,6 @@ def reverse_complement_codes(x: torch.Tensor) -> torch.Tensor:
     return torch.where(x < 4, 3 - x, x).flip(-1)
 
 
-def positive_weights(y: np.ndarray) -> list[float]:
-    """Per-target ``pos_weight`` = negatives / positives of the training labels (1 if none)."""
-    pos = y.sum(axis=0)
-    neg = len(y) - pos
-    return [float(n / p) if p > 0 else 1.0 for n, p in zip(neg, pos, strict=True)]
-
-
-def balanced_class_weights(y: np.ndarray, n_classes: int) -> list[float]:
-    """Inverse-frequency weights ``n / (k * n_c)`` of the training labels (scikit-learn's rule)."""
-    from sklearn.utils.class_weight import compute_class_weight
-
-    present = np.unique(y)
-    weights = np.ones(n_classes)
-    weights[present] = compute_class_weight("balanced", classes=present, y=y)
-    return [float(w) for w in weights]
-
-
 def accelerator_settings(training: Mapping[str, Any]) -> dict[str, Any]:
     """Map the config's device and devices to Lightning's accelerator, devices and strategy.
 
@@ -164,8 +150,6 @@ def accelerator_settings(training: Mapping[str, Any]) -> dict[str, Any]:
     """
     device, devices = training["device"], int(training["devices"])
     if device == "gpu" and not torch.cuda.is_available():
-        from dlpipe.errors import ConfigError
-
         raise ConfigError(
             "training.device is 'gpu' but no CUDA GPU is visible to this job; use 'auto' "
             "to fall back to the CPU, or run where a GPU is available"
@@ -256,24 +240,15 @@ def make_loader(
 def _n_inputs(X: np.ndarray, exp: Mapping[str, Any]) -> int:  # noqa: N803
     """Input channels: the alphabet size for sequence codes, the feature count otherwise."""
     if X.dtype == np.uint8:
-        from dlpipe.encode import alphabet_size
-
         return alphabet_size(exp.get("data", {}).get("alphabet", "dna"))
     return int(X.shape[1])
-
-
-def prepare_targets(y: np.ndarray, task: str) -> np.ndarray:
-    """Class codes as int64, regression targets as a float32 matrix."""
-    if task == "classification":
-        return np.asarray(y, dtype=np.int64)
-    y = np.asarray(y, dtype=np.float32)  # multilabel 0/1 matrix or regression targets
-    return y.reshape(len(y), -1)
 
 
 def fit(
     train: tuple[np.ndarray, np.ndarray],
     val: tuple[np.ndarray, np.ndarray],
     exp: Mapping[str, Any],
+    task: Any,
     n_outputs: int,
     checkpoint: str | Path,
     history: str | Path,
@@ -290,6 +265,9 @@ def fit(
     exp
         The experiment's validated config (``model``, ``training``, ``task``, ``seed``, and for
         sequences ``data.alphabet``). Sequence inputs are ``uint8`` codes.
+    task
+        The :class:`dlpipe.tasks.Task` of the data: the loss, the targets' dtype and the
+        weights of ``training.class_weights: balanced``.
     n_outputs
         Number of classes or targets.
     checkpoint
@@ -308,20 +286,18 @@ def fit(
     SupervisedModule
         The model with the weights of the best validation epoch, in eval mode.
     """
-    seed, training, task = int(exp["seed"]), exp["training"], exp["task"]
+    seed, training = int(exp["seed"]), exp["training"]
     L.seed_everything(seed, workers=True, verbose=False)
-    X_train, y_train = train[0], prepare_targets(train[1], task)  # noqa: N806
-    X_val, y_val = val[0], prepare_targets(val[1], task)  # noqa: N806
+    X_train, y_train = train[0], task.training_targets(train[1])  # noqa: N806
+    X_val, y_val = val[0], task.training_targets(val[1])  # noqa: N806
     weights = None
-    if task == "classification" and training["class_weights"] == "balanced":
-        weights = balanced_class_weights(y_train, n_outputs)
-    elif task == "multilabel" and training["class_weights"] == "balanced":
-        weights = positive_weights(y_train)
+    if training["class_weights"] == "balanced":
+        weights = task.balanced_weights(y_train, n_outputs)
     module = SupervisedModule(
         exp["model"],
         n_inputs=_n_inputs(X_train, exp),
         n_outputs=n_outputs,
-        task=task,
+        loss=task.loss,
         learning_rate=training["learning_rate"],
         weight_decay=training["weight_decay"],
         optimizer=training["optimizer"],
@@ -475,6 +451,8 @@ def fingerprint(exp: Mapping[str, Any], n_outputs: int, arrays: tuple[np.ndarray
     """
     digest = hashlib.sha256()
     settings = {
+        # Version of what a checkpoint holds: a state of an older layout is never resumed.
+        "format": 2,
         "exp": exp,
         "n_outputs": n_outputs,
         "torch": torch.__version__,
@@ -593,15 +571,7 @@ class TrainingState(Callback):
             trainer.should_stop = True
 
 
-__all__ = [
-    "BatchTensors",
-    "SupervisedModule",
-    "fit",
-    "fit_module",
-    "load_model",
-    "make_loader",
-    "predict",
-]
+__all__ = ["LOSSES", "BatchTensors", "SupervisedModule", "fit", "fit_module", "make_loader"]
 
 
 def write_history(rows: list[dict[str, float]], history: str | Path) -> None:

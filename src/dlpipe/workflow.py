@@ -1,18 +1,35 @@
-"""Helpers the Snakefile needs when it builds the job graph (cheap: no data is loaded).
+"""What the Snakefile needs when it builds the job graph (cheap: no data is loaded).
 
-Checks here run before any job: every input file named by the config must exist, and a
-leave-one-out plan needs the number of samples to know its folds.
+The input functions of ``rules/common.smk`` ask these about an experiment: which files are its
+inputs (checked to exist before any job), how many folds it has, which extra files its report
+sections read, which jobs it needs and in which order they are best scheduled. The answers come
+from the experiment's modality and task. Checking the demo config this way loads pandas (which
+Snakemake has loaded already), pysam and scipy's sparse matrices, and no torch, scikit-learn,
+matplotlib or anndata (tests/test_imports.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import copy
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-# Imported when Snakemake builds the job graph: keep it free of numpy, pandas and scikit-learn.
-from dlpipe.config import n_folds
+from dlpipe.cv import n_folds
 from dlpipe.errors import InputError
+from dlpipe.io.tables import read_table
+from dlpipe.modalities import get_modality, modality_of, task_of
+
+#: Keys of a prediction job that name files.
+PREDICTION_FILE_KEYS = ("table", "fasta", "bed", "genome")
+
+
+def data_inputs(exp: Mapping[str, Any]) -> dict[str, str]:
+    """Map the input files an experiment names: ``{key under data: path}``, in a fixed order.
+
+    BED files appear as ``bed.<target>``. The order is the order of the prepare job's inputs.
+    """
+    return get_modality(exp["data"].get("modality", "tabular")).input_files(exp)
 
 
 def check_inputs(config: Mapping[str, Any]) -> None:
@@ -44,7 +61,7 @@ def check_inputs(config: Mapping[str, Any]) -> None:
                     "folder it is relative to"
                 )
     for name, job in config.get("predict", {}).items():
-        for key in ("table", "fasta", "bed", "genome"):
+        for key in PREDICTION_FILE_KEYS:
             if job.get(key) and not Path(job[key]).is_file():
                 raise InputError(
                     f"config key predict.{name}.{key}: file {job[key]!r} not found (relative "
@@ -52,56 +69,18 @@ def check_inputs(config: Mapping[str, Any]) -> None:
                 )
 
 
-#: Keys of an experiment's ``data`` section that name input files (``bed`` maps targets to files).
-DATA_FILE_KEYS = ("path", "genome", "blacklist", "fasta", "labels")
-
-
-def data_inputs(exp: Mapping[str, Any]) -> dict[str, str]:
-    """Map the input files an experiment names: ``{key under data: path}``, in a fixed order.
-
-    BED files appear as ``bed.<target>``. The order is the order of the prepare job's inputs.
-    """
-    data = exp["data"]
-    files = {key: data[key] for key in DATA_FILE_KEYS if data[key]}
-    files.update({f"bed.{target}": path for target, path in (data["bed"] or {}).items()})
-    return files
-
-
-def with_local_inputs(exp: Mapping[str, Any], local: Sequence[str]) -> dict[str, Any]:
-    """Copy of ``exp`` whose data paths are the job's local copies of its inputs.
-
-    With a remote default storage (S3, GCS), Snakemake stages the inputs at local paths that
-    differ from the config's; ``local`` lists them in the order of :func:`data_inputs`.
-    """
-    import copy
-
-    out = copy.deepcopy(dict(exp))
-    for key, path in zip(data_inputs(exp), local, strict=True):
-        head, _, target = key.partition(".")
-        if target:
-            out["data"][head][target] = str(path)
-        else:
-            out["data"][head] = str(path)
-    return out
-
-
 def rebase_paths(config: Mapping[str, Any], root: str | Path) -> dict[str, Any]:
     """Copy of a config whose relative data paths start at ``root`` (to run it from elsewhere)."""
-    import copy
-
     out = copy.deepcopy(dict(config))
-    for exp in out["experiments"].values():
-        data = exp["data"]
-        for key in DATA_FILE_KEYS:
-            if data.get(key):
-                data[key] = str(Path(root) / data[key])
-        if data.get("bed"):
-            data["bed"] = {t: str(Path(root) / p) for t, p in data["bed"].items()}
+    for name, exp in out["experiments"].items():
+        modality = get_modality(exp["data"].get("modality", "tabular"))
+        files = [Path(root) / path for path in modality.input_files(exp).values()]
+        out["experiments"][name] = exp = modality.with_inputs(exp, files)
         motif_files = exp.get("interpret", {}).get("motif_files")
         if motif_files:
             exp["interpret"]["motif_files"] = [str(Path(root) / p) for p in motif_files]
     for job in out.get("predict", {}).values():
-        for key in ("table", "fasta", "bed", "genome"):
+        for key in PREDICTION_FILE_KEYS:
             if job.get(key):
                 job[key] = str(Path(root) / job[key])
     return out
@@ -111,8 +90,6 @@ def fold_count(exp: Mapping[str, Any]) -> int:
     """Return the number of folds of an experiment (leave-one-out counts table rows)."""
     n_samples = 0
     if exp["cv"]["plan"] == "leave_one_out":
-        from dlpipe.io import read_table
-
         n_samples = len(
             read_table(exp["data"]["path"], exp["data"]["format"], exp["data"]["layer"])
         )
@@ -133,16 +110,32 @@ def experiment_sections(exp: Mapping[str, Any], names: Iterable[str]) -> dict[st
 
 def prediction_files(job: Mapping[str, Any]) -> list[str]:
     """Return the input files of a prediction job (rule inputs, existence check)."""
-    return [job[k] for k in ("table", "fasta", "bed", "genome") if job.get(k)]
+    return [job[k] for k in PREDICTION_FILE_KEYS if job.get(k)]
+
+
+def chain_priority(exp: Mapping[str, Any]) -> int:
+    """Scheduling priority of an experiment's per-fold jobs (its modality's)."""
+    return modality_of(exp).priority
+
+
+def prepare_inputs(name: str, exp: Mapping[str, Any]) -> dict[str, str]:
+    """Files of earlier jobs the prepare job reads (single cells: the integrated ``.h5ad``)."""
+    return modality_of(exp).prepare_inputs(name, exp)
+
+
+def calibrated(exp: Mapping[str, Any]) -> bool:
+    """Whether an experiment's classifiers get a temperature fitted on validation sides."""
+    return bool(exp["calibration"]["enabled"]) and task_of(exp).probabilistic
+
+
+def interpret_reads_predictions(exp: Mapping[str, Any]) -> bool:
+    """Whether the interpretation picks what it explains from the folds' test predictions."""
+    return modality_of(exp).interpret_reads_predictions
 
 
 def extra_report_files(name: str, exp: Mapping[str, Any]) -> dict[str, str]:
     """Name the files of an experiment's extra sections, keyed as the report rule's inputs."""
-    files = {}
-    if exp["data"]["modality"] == "singlecell":
-        files[f"{name}_integration"] = f"results/{name}/integration/summary.json"
-        files[f"{name}_scib"] = f"results/{name}/integration/scib.tsv"
-        files[f"{name}_umap"] = f"results/{name}/integration/umap.png"
+    files = dict(modality_of(exp).report_files(name, exp))
     if exp["embed"]["enabled"]:
         files[f"{name}_reconstruction"] = f"results/{name}/embedding/reconstruction.tsv"
         files[f"{name}_embedding_umap"] = f"results/{name}/embedding/umap.png"

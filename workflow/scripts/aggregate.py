@@ -1,12 +1,16 @@
-"""Rule aggregate: unpack the job's files, call dlpipe.pipeline.aggregate_step and figures_step."""
+"""Rule aggregate: unpack the job's files, call dlpipe.steps.evaluate's aggregate and figures."""
 
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1] / "src"))
+# The library of this checkout when the workflow runs from one (rules, scripts and science of
+# one version); the installed dlpipe when the workflow files stand alone.
+SRC = Path(snakemake.scriptdir).resolve().parents[1] / "src"
+if (SRC / "dlpipe").is_dir():
+    sys.path.insert(0, str(SRC))
 
-from dlpipe.logs import step_logging
-from dlpipe.pipeline import aggregate_step, figures_step
+from dlpipe.steps import step_logging
+from dlpipe.steps.evaluate import aggregate_step, figures_step
 
 with step_logging(snakemake.log[0], list(snakemake.output)):
     aggregate_step(
@@ -19,6 +23,7 @@ with step_logging(snakemake.log[0], list(snakemake.output)):
         snakemake.output.config,
     )
     figures_step(
+        snakemake.params.exp,
         snakemake.output.predictions,
         snakemake.input.histories,
         snakemake.input.meta,

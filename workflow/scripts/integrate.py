@@ -1,19 +1,23 @@
-"""Rule integrate: unpack the job's files, call dlpipe.singlecell.integrate_step."""
+"""Rule integrate: unpack the job's files, call dlpipe.steps.singlecell.integrate_step."""
 
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1] / "src"))
+# The library of this checkout when the workflow runs from one (rules, scripts and science of
+# one version); the installed dlpipe when the workflow files stand alone.
+SRC = Path(snakemake.scriptdir).resolve().parents[1] / "src"
+if (SRC / "dlpipe").is_dir():
+    sys.path.insert(0, str(SRC))
 
-from dlpipe.logs import step_logging
-from dlpipe.singlecell import integrate_step
-from dlpipe.workflow import with_local_inputs
+from dlpipe.steps import step_logging
+from dlpipe.steps.singlecell import integrate_step
 
 with step_logging(snakemake.log[0], [snakemake.output.adata, snakemake.output.summary]):
     integrate_step(
         snakemake.wildcards.exp,
-        # With remote storage the counts are staged at a local path other than the config's.
-        with_local_inputs(snakemake.params.exp, snakemake.input.counts),
+        snakemake.params.exp,
         dict(snakemake.output.items()),
         threads=snakemake.threads,
+        # With remote storage the counts are staged at a local path other than the config's.
+        inputs=list(snakemake.input.counts),
     )

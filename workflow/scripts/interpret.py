@@ -1,12 +1,16 @@
-"""Rule interpret: unpack the job's files, call dlpipe.interpret.interpret_step."""
+"""Rule interpret: unpack the job's files, call dlpipe.steps.interpret.interpret_step."""
 
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1] / "src"))
+# The library of this checkout when the workflow runs from one (rules, scripts and science of
+# one version); the installed dlpipe when the workflow files stand alone.
+SRC = Path(snakemake.scriptdir).resolve().parents[1] / "src"
+if (SRC / "dlpipe").is_dir():
+    sys.path.insert(0, str(SRC))
 
-from dlpipe.interpret import interpret_step
-from dlpipe.logs import step_logging
+from dlpipe.steps import step_logging
+from dlpipe.steps.interpret import interpret_step
 
 with step_logging(snakemake.log[0], list(snakemake.output)):
     interpret_step(

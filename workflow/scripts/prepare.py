@@ -1,21 +1,26 @@
-"""Rule prepare: unpack the job's files, call dlpipe.pipeline.prepare_step."""
+"""Rule prepare: unpack the job's files, call dlpipe.steps.prepare.prepare_step."""
 
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1] / "src"))
+# The library of this checkout when the workflow runs from one (rules, scripts and science of
+# one version); the installed dlpipe when the workflow files stand alone.
+SRC = Path(snakemake.scriptdir).resolve().parents[1] / "src"
+if (SRC / "dlpipe").is_dir():
+    sys.path.insert(0, str(SRC))
 
-from dlpipe.logs import step_logging
-from dlpipe.pipeline import prepare_step
-from dlpipe.workflow import with_local_inputs
+from dlpipe.steps import step_logging
+from dlpipe.steps.prepare import prepare_step
 
 with step_logging(snakemake.log[0], list(snakemake.output)):
     prepare_step(
         snakemake.wildcards.exp,
-        with_local_inputs(snakemake.params.exp, snakemake.input.data),
+        snakemake.params.exp,
         snakemake.output.dataset,
         snakemake.output.meta,
         snakemake.output.provenance,
         snakemake.params.workdir,
+        # With remote storage the inputs are staged at local paths other than the config's.
+        inputs=list(snakemake.input.data),
         integrated=snakemake.input.get("integrated") or None,
     )

@@ -1,12 +1,16 @@
-"""Rule train: unpack the job's files, call dlpipe.pipeline.train_step."""
+"""Rule train: unpack the job's files, call dlpipe.steps.train.train_step."""
 
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1] / "src"))
+# The library of this checkout when the workflow runs from one (rules, scripts and science of
+# one version); the installed dlpipe when the workflow files stand alone.
+SRC = Path(snakemake.scriptdir).resolve().parents[1] / "src"
+if (SRC / "dlpipe").is_dir():
+    sys.path.insert(0, str(SRC))
 
-from dlpipe.logs import step_logging
-from dlpipe.pipeline import train_step
+from dlpipe.steps import step_logging
+from dlpipe.steps.train import train_step
 
 with step_logging(snakemake.log[0], list(snakemake.output)):
     train_step(

@@ -12,11 +12,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from dlpipe.models import register_model
 from dlpipe.models.blocks import ConvBlock, OneHot
 
 
-@register_model("cnn")
 class SequenceCNN(nn.Module):
     """Motif-scanning CNN over one-hot sequences.
 
@@ -39,6 +37,9 @@ class SequenceCNN(nn.Module):
     unknown
         How N / X is expanded: ``zeros`` or ``uniform``.
     """
+
+    #: What the family reads: ``uint8`` sequence codes, expanded to one-hot inside.
+    inputs = "sequence"
 
     def __init__(
         self,

@@ -9,11 +9,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from dlpipe.models import register_model
 from dlpipe.models.blocks import OneHot
 
 
-@register_model("danq")
 class DanQ(nn.Module):
     """Convolution + BiLSTM sequence model.
 
@@ -34,6 +32,9 @@ class DanQ(nn.Module):
     unknown
         How N / X is expanded: ``zeros`` or ``uniform``.
     """
+
+    #: What the family reads: ``uint8`` sequence codes, expanded to one-hot inside.
+    inputs = "sequence"
 
     def __init__(
         self,

@@ -12,12 +12,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from dlpipe.models import register_model
-
 _ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU}
 
 
-@register_model("mlp")
 class MLP(nn.Module):
     """Feed-forward network with batch norm and dropout.
 
@@ -36,6 +33,9 @@ class MLP(nn.Module):
     activation
         ``relu``, ``gelu`` or ``silu``.
     """
+
+    #: What the family reads: a float feature matrix.
+    inputs = "features"
 
     def __init__(
         self,

@@ -12,7 +12,6 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from dlpipe.models import register_model
 from dlpipe.models.blocks import OneHot
 
 
@@ -42,7 +41,6 @@ class ResidualBlock(nn.Module):
         return self.act(self.body(x) + self.shortcut(x))
 
 
-@register_model("resnet1d")
 class ResNet1D(nn.Module):
     """Residual CNN over one-hot sequences.
 
@@ -65,6 +63,9 @@ class ResNet1D(nn.Module):
     unknown
         How N / X is expanded: ``zeros`` or ``uniform``.
     """
+
+    #: What the family reads: ``uint8`` sequence codes, expanded to one-hot inside.
+    inputs = "sequence"
 
     def __init__(
         self,

@@ -1,4 +1,4 @@
-"""Figures of calibration and interpretation: reliability diagrams, logos, feature bars.
+"""What the models learned: attribution and motif logos, feature-importance bars.
 
 Sequence logos are drawn with logomaker: attribution logos show each position's contribution
 on its observed base; motif logos show information content (bits), the learned motif above its
@@ -14,57 +14,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dlpipe.plots import _save, plt
+from dlpipe.interpret import ism_contributions, position_contributions
+from dlpipe.motifs import information_content, reverse_complement
+from dlpipe.plots.canvas import plt, save_figure
 
 BASES = list("ACGT")
 
 
-def reliability_diagram(oof: pd.DataFrame, meta: Mapping[str, Any], path: str | Path) -> None:
-    """Draw the reliability diagram of every learner's pooled out-of-fold probabilities.
-
-    Raw probabilities, and temperature-scaled ones when the predictions hold them.
-    """
-    from dlpipe.calibrate import expected_calibration_error, reliability_table, table_truth
-
-    learners = list(dict.fromkeys(oof["learner"]))
-    task = meta["task"]
-    fig, axes = plt.subplots(1, len(learners), figsize=(4.4 * len(learners), 4.2), squeeze=False)
-    for ax, learner in zip(axes[0], learners, strict=True):
-        rows = oof[oof["learner"] == learner]
-        truth = table_truth(rows, meta)
-        ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=0.8)
-        for prefix, label, color in (
-            ("prob_", "raw", "tab:red"),
-            ("calprob_", "temperature-scaled", "tab:blue"),
-        ):
-            cols = [f"{prefix}{c}" for c in meta["classes"]]
-            if not all(c in rows.columns for c in cols):
-                continue
-            proba = rows[cols].to_numpy()
-            table = reliability_table(truth, proba, task=task)
-            used = table["count"] > 0
-            ece = expected_calibration_error(truth, proba, task=task)
-            ax.plot(
-                table["confidence"][used],
-                table["accuracy"][used],
-                "o-",
-                color=color,
-                label=f"{label} (ECE {ece:.3f})",
-            )
-        lowest = 1.0 / len(meta["classes"]) if task != "multilabel" else 0.5
-        ax.set(
-            xlim=(lowest - 0.02, 1.01),
-            ylim=(0, 1.01),
-            xlabel="confidence (top-class probability)",
-            ylabel="accuracy",
-            title=learner,
-        )
-        ax.legend(loc="upper left", fontsize="small")
-    _save(fig, path)
-
-
 def _logo(ax: Any, matrix: pd.DataFrame, title: str = "") -> None:
-    import logomaker
+    import logomaker  # lazy: dlpipe[motifs]; tables draw feature bars, no logos
 
     logomaker.Logo(matrix, ax=ax, color_scheme="classic", show_spines=False)
     ax.set_title(title, fontsize="small", loc="left")
@@ -84,8 +42,6 @@ def attribution_logos(
     Each logo shows the ``window`` positions around the sequence's largest contribution;
     ``letters`` name the one-hot channels.
     """
-    from dlpipe.interpret import ism_contributions, position_contributions
-
     panels = []
     for cls, a in arrays.items():
         for i in range(min(n_shown, len(a["ids"]))):
@@ -106,12 +62,10 @@ def attribution_logos(
     for ax, (title, matrix) in zip(axes[:, 0], panels, strict=True):
         _logo(ax, matrix, title)
         ax.set_ylabel("contribution", fontsize="x-small")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def _bits(ppm: np.ndarray, start: int = 0) -> pd.DataFrame:
-    from dlpipe.motifs import information_content
-
     frame = pd.DataFrame(ppm * information_content(ppm)[:, None], columns=BASES)
     frame.index = np.arange(start, start + len(frame))
     return frame
@@ -128,7 +82,7 @@ def motif_logos(
     Parameters
     ----------
     motifs
-        The learned :class:`dlpipe.motifs.Motif` objects, in the order of ``table``.
+        The learned :class:`dlpipe.io.jaspar.Motif` objects, in the order of ``table``.
     table
         ``motifs.tsv`` rows (``motif``, ``match_id``, ``match_name``, ``match_offset``,
         ``match_strand``, ``match_e``, ``sites``, ``influence``).
@@ -137,8 +91,6 @@ def motif_logos(
     path
         Output PNG.
     """
-    from dlpipe.motifs import reverse_complement
-
     n = max(1, len(motifs))
     fig, axes = plt.subplots(n, 2, figsize=(11, 1.9 * n), squeeze=False)
     if not motifs:
@@ -176,17 +128,18 @@ def motif_logos(
         ax.set_ylim(0, 2)
         for a in (axes[i, 0], ax):
             a.set_xlim(min(0, start) - 0.5, max(motif.length, start + len(ppm)) - 0.5)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
-def feature_bars(table: pd.DataFrame, meta: Mapping[str, Any], top: int, path: str | Path) -> None:
+def feature_bars(table: pd.DataFrame, categorical: bool, top: int, path: str | Path) -> None:
     """Top features per class (or target) by integrated gradients, and by permutation importance.
 
-    Classes: mean attribution to the class's log-probability over the held-out rows of that
-    class; targets: mean absolute attribution. At most six outputs are drawn.
+    Classes (``categorical``): mean attribution to the class's log-probability over the
+    held-out rows of that class; targets: mean absolute attribution. At most six outputs are
+    drawn.
     """
     outputs = list(dict.fromkeys(table["output"]))[:6]
-    classification = meta["task"] == "classification"
+    classification = categorical
     n = len(outputs) + 1
     fig, axes = plt.subplots(1, n, figsize=(3.6 * n, 0.32 * top + 1.6), squeeze=False)
     for ax, output in zip(axes[0], outputs, strict=False):
@@ -206,4 +159,4 @@ def feature_bars(table: pd.DataFrame, meta: Mapping[str, Any], top: int, path: s
     )
     ax.set_title("permutation importance (score drop)", fontsize="small")
     ax.tick_params(labelsize="x-small")
-    _save(fig, path)
+    save_figure(fig, path)

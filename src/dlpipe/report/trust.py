@@ -1,6 +1,6 @@
 """Report sections on trust: DOME summary, calibration, interpretation and the leaderboard.
 
-:mod:`dlpipe.report` calls these while it writes the page. The DOME section follows the DOME
+:mod:`dlpipe.report.page` calls these while it writes the page. The DOME section follows the DOME
 recommendations for machine learning in biology (Walsh et al., Nature Methods 2021): Data,
 Optimisation, Model, Evaluation, each answered from the files the workflow wrote. Nothing is
 recomputed here except, when interpretation is off, the model's parameter count.
@@ -15,14 +15,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dlpipe.io import read_json
-from dlpipe.report import _PLAN_TEXT, ExperimentFiles, _esc, _fmt, _img, _table
-
-_HEADLINE = {
-    "classification": ("auroc", "accuracy"),
-    "multilabel": ("auroc", "auprc"),
-    "regression": ("r2", "pearson"),
-}
+from dlpipe.cv import plan_text
+from dlpipe.io.files import read_json
+from dlpipe.modalities import modality_of
+from dlpipe.report import html
+from dlpipe.report.files import ExperimentFiles
+from dlpipe.tasks import Task, get_task
 
 
 def _metric_text(metrics: pd.DataFrame, learner: str, metric: str) -> str:
@@ -30,7 +28,7 @@ def _metric_text(metrics: pd.DataFrame, learner: str, metric: str) -> str:
     if rec.empty:
         return "–"
     r = rec.iloc[0]
-    return f"{metric} {_fmt(r['mean'])} [{_fmt(r['ci95_low'])}, {_fmt(r['ci95_high'])}]"
+    return f"{metric} {html.fmt(r['mean'])} [{html.fmt(r['ci95_low'])}, {html.fmt(r['ci95_high'])}]"
 
 
 def _best_epochs(histories: Sequence[str]) -> list[int]:
@@ -53,8 +51,8 @@ def _pair_p(pairs: pd.DataFrame | None, name: str, a: str, b: str) -> str:
         return ""
     r = rec.iloc[0]
     return (
-        f"; paired over folds: corrected t-test p = {_fmt(r['p_corrected_t'], 4)}, "
-        f"Wilcoxon p = {_fmt(r['p_wilcoxon'], 4)}"
+        f"; paired over folds: corrected t-test p = {html.fmt(r['p_corrected_t'], 4)}, "
+        f"Wilcoxon p = {html.fmt(r['p_wilcoxon'], 4)}"
     )
 
 
@@ -76,11 +74,12 @@ def dome_section(
     """Return a DOME table (Data, Optimisation, Model, Evaluation) of one experiment."""
     cfg = exp.config
     extras = exp.extras
-    task = meta["task"]
+    task = get_task(meta["task"])
+    modality = modality_of(cfg)
     info = meta["meta"]
     prov = read_json(exp.provenance)
     checksums = "; ".join(f"{Path(p).name} {h[:12]}…" for p, h in _flat(prov["inputs"]).items())
-    if task == "regression":
+    if not task.probabilistic:
         labels = f"{len(meta['target_columns'])} target(s): {', '.join(meta['target_columns'][:5])}"
         labels += " …" if len(meta["target_columns"]) > 5 else ""
     else:
@@ -88,7 +87,7 @@ def dome_section(
     cv = cfg["cv"]
     sizes = {k: [s[f"n_{k}"] for s in summaries] for k in ("train", "val", "test")}
     split = (
-        f"{_PLAN_TEXT[cv['plan']].format(**cv)}, seed {cfg['seed']}; per fold "
+        f"{plan_text(cv)}, seed {cfg['seed']}; per fold "
         + ", ".join(f"{k} {int(np.mean(v))}" for k, v in sizes.items())
         + " (mean)"
     )
@@ -97,14 +96,7 @@ def dome_section(
         split += f"; overlapping windows split across sides: {overlaps}"
     learners = list(dict.fromkeys(metrics["learner"]))
     deep = cfg["model"]["name"]
-    fitted = [
-        "preprocessing (imputation, feature filters, normalisation"
-        + (", SMOTE" if cfg["preprocess"]["smote"] else "")
-        + ") and model weights: training side of each fold"
-        if meta.get("modality") != "sequence"
-        else "model weights: training side of each fold (sequences need no fitted preprocessing)",
-        "early stopping (best epoch): validation side",
-    ]
+    fitted = [modality.fitted_text(cfg), "early stopping (best epoch): validation side"]
     if extras.get("calibrations"):
         fitted.append("temperature scaling: validation side")
     if cfg["baseline"]["enabled"]:
@@ -117,50 +109,31 @@ def dome_section(
         f"batch {train['batch_size']}, up to {train['max_epochs']} epochs, patience "
         f"{train['patience']}, class weights {train['class_weights']}"
     )
-    if meta.get("modality") == "sequence":
-        optim += f", reverse-complement augmentation {train['reverse_complement']}"
+    optim += modality.training_text(cfg)
     epochs = _best_epochs(extras.get("histories", []))
     if epochs:
         optim += f"; best epoch per fold {', '.join(map(str, epochs))}"
-    n_params = None
-    if extras.get("interpret"):  # the interpret step counted them (it loads the models)
+    # Counted by the interpret step (it loads the models), or by the report step without it.
+    n_params = extras.get("n_parameters")
+    if extras.get("interpret"):
         n_params = read_json(Path(extras["interpret"]) / "summary.json").get("n_parameters")
-    elif extras.get("models"):
-        from dlpipe.interpret import parameter_count
-
-        n_params = parameter_count(extras["models"][0])
-    if meta.get("modality") == "sequence":
-        inputs = f"one-hot {meta['alphabet'].upper()} of {meta['length']} positions"
-    elif (meta.get("feature_sets") or {}).get("model"):
-        # Single cells: the deep model reads its own columns (the scVI latent space).
-        inputs = f"{len(meta['feature_sets']['model'])} latent dimensions"
-    else:
-        inputs = f"{summaries[0]['n_model_features']} preprocessed features"
+    inputs = modality.model_inputs_text(meta, summaries)
     model_text = (
         f"{deep} ({hyper}); {n_params:,} trainable parameters; input {inputs}; "
         if n_params is not None
         else f"{deep} ({hyper}); input {inputs}; "
     )
-    model_text += {
-        "classification": "outputs class probabilities (softmax)",
-        "multilabel": "outputs one probability per target (sigmoid)",
-        "regression": "outputs standardised targets, reported on the original scale",
-    }[task]
+    model_text += task.outputs_text
     if extras.get("interpret"):
-        model_text += (
-            "; explained by integrated gradients, DeepLiftShap and in-silico mutagenesis with "
-            "motif discovery"
-            if meta.get("modality") == "sequence"
-            else "; explained by integrated gradients and permutation importance"
-        )
-    primary = _HEADLINE[task]
+        model_text += modality.explained_text()
+    primary = (task.primary_metric, *(m for m in task.headline if m != task.primary_metric))
     evaluation = []
     for learner in learners:
         text = ", ".join(_metric_text(metrics, learner, m) for m in primary)
         if learner != learners[0]:
             text += _pair_p(pairs, exp.name, learners[0], learner)
         evaluation.append(f"{learner}: {text}")
-    if task != "regression" and "ece" in set(metrics["metric"]):
+    if task.probabilistic and "ece" in set(metrics["metric"]):
         ece = [
             f"{lrn} {_metric_text(metrics, lrn, 'ece').split(' ', 1)[1]} → "
             f"{_metric_text(metrics, lrn, 'ece_calibrated').split(' ', 1)[1]}"
@@ -185,8 +158,9 @@ def dome_section(
         ),
     ]
     cells = "".join(
-        f"<tr><th>{_esc(part)}</th><td>{_esc(what)}</td><td style='text-align:left'>"
-        f"{text if part == 'Evaluation' and what.startswith('metrics') else _esc(text)}</td></tr>"
+        f"<tr><th>{html.esc(part)}</th><td>{html.esc(what)}</td><td style='text-align:left'>"
+        + (text if part == "Evaluation" and what.startswith("metrics") else html.esc(text))
+        + "</td></tr>"
         for part, what, text in rows
     )
     return [
@@ -210,7 +184,9 @@ def calibration_section(exp: ExperimentFiles, metrics: pd.DataFrame) -> list[str
         sd = float(temps.std(ddof=1)) if len(temps) > 1 else float("nan")
         row = {
             "learner": learner,
-            "temperature (mean ± sd over folds)": f"{_fmt(float(temps.mean()))} ± {_fmt(sd)}",
+            "temperature (mean ± sd over folds)": (
+                f"{html.fmt(float(temps.mean()))} ± {html.fmt(sd)}"
+            ),
         }
         for metric in ("ece", "brier", "nll"):
             for suffix, label in (("", "raw"), ("_calibrated", "scaled")):
@@ -218,7 +194,7 @@ def calibration_section(exp: ExperimentFiles, metrics: pd.DataFrame) -> list[str
                     (metrics["learner"] == learner) & (metrics["metric"] == metric + suffix)
                 ]
                 value = rec.iloc[0]["mean"] if len(rec) else float("nan")
-                row[f"{metric} {label}"] = _fmt(value)
+                row[f"{metric} {label}"] = html.fmt(value)
         rows.append(row)
     return [
         "<h3>Calibration</h3>",
@@ -228,7 +204,7 @@ def calibration_section(exp: ExperimentFiles, metrics: pd.DataFrame) -> list[str
         "(halved, in [0, 1]); NLL: mean negative log-likelihood. Means over test folds; the "
         "reliability diagram is among the figures above. A temperature above 1 means the raw "
         "probabilities were over-confident.</p>",
-        _table(pd.DataFrame(rows)),
+        html.table(pd.DataFrame(rows)),
     ]
 
 
@@ -242,7 +218,7 @@ def _database_text(db: Mapping[str, Any] | None) -> str:
         "first-layer filters with the largest influence (mean drop of the output when the "
         f"filter is silenced). Each is matched against {db['release']} {db['collection']} "
         f"({taxa}; {db['profiles']} profiles in all"
-        + (f", with {_esc(files)}" if files else "")
+        + (f", with {html.esc(files)}" if files else "")
         + ") with a TOMTOM-like comparison (summed column Pearson correlation, both strands, "
         "column-shuffled null; E = p × profiles)."
     )
@@ -254,7 +230,7 @@ def _sequence_interpretation(folder: Path) -> list[str]:
     motifs = pd.read_csv(table, sep="\t") if table.stat().st_size > 1 else pd.DataFrame()
     db = summary["motif_database"]
     agreement = "; ".join(
-        f"{cls}: " + ", ".join(f"{k.replace('_', ' ')} r = {_fmt(v, 2)}" for k, v in a.items())
+        f"{cls}: " + ", ".join(f"{k.replace('_', ' ')} r = {html.fmt(v, 2)}" for k, v in a.items())
         for cls, a in summary["agreement"].items()
     )
     parts = [
@@ -263,7 +239,7 @@ def _sequence_interpretation(folder: Path) -> list[str]:
         "fold model that never trained on it: integrated gradients (uniform reference), "
         "DeepLiftShap (shuffled references; models without recurrent layers) and in-silico "
         f"mutagenesis (the {summary['ism_sequences']} top-scoring). Agreement of the "
-        f"per-position contributions with integrated gradients: {_esc(agreement)}. "
+        f"per-position contributions with integrated gradients: {html.esc(agreement)}. "
         + _database_text(db)
         + "</p>",
     ]
@@ -274,7 +250,7 @@ def _sequence_interpretation(folder: Path) -> list[str]:
                 "source": motifs["source"],
                 "sites": motifs["sites"],
                 "consensus": motifs["consensus"],
-                "influence": [_fmt(v, 2) for v in motifs["influence"]],
+                "influence": [html.fmt(v, 2) for v in motifs["influence"]],
                 "best match": [
                     f"{i} {n} ({s})"
                     for i, n, s in zip(
@@ -293,7 +269,7 @@ def _sequence_interpretation(folder: Path) -> list[str]:
                 ],
             }
         )
-        parts.append(_table(shown))
+        parts.append(html.table(shown))
     for name, caption in (
         (
             "motif_logos.png",
@@ -308,15 +284,15 @@ def _sequence_interpretation(folder: Path) -> list[str]:
     ):
         if (folder / name).is_file():
             parts.append(
-                f"<figure>{_img(folder / name, name)}<figcaption class=note>{_esc(caption)}"
+                f"<figure>{html.img(folder / name, name)}<figcaption class=note>{html.esc(caption)}"
                 "</figcaption></figure>"
             )
     return parts
 
 
-def _tabular_interpretation(folder: Path, meta: Mapping[str, Any], top: int) -> list[str]:
+def _feature_interpretation(folder: Path, task: Task, top: int) -> list[str]:
     table = pd.read_csv(folder / "feature_importance.tsv", sep="\t", dtype={"output": str})
-    classification = meta["task"] == "classification"
+    classification = task.categorical
     key = "ig" if classification else "ig_abs"
     rows = []
     outputs = list(dict.fromkeys(table["output"]))
@@ -346,10 +322,10 @@ def _tabular_interpretation(folder: Path, meta: Mapping[str, Any], top: int) -> 
         "its held-out samples with its own model, averaged over folds"
         + (f"; first 10 of {len(outputs)} targets shown" if len(outputs) > 10 else "")
         + ".</p>",
-        _table(pd.DataFrame(rows)),
+        html.table(pd.DataFrame(rows)),
         "<p>Permutation importance (mean ± sd over folds): "
         + ", ".join(
-            f"{_esc(f)} {v:.3g} ± {s:.2g}"
+            f"{html.esc(f)} {v:.3g} ± {s:.2g}"
             for f, v, s in zip(
                 perm["feature"], perm["permutation"], perm["permutation_sd"].fillna(0), strict=True
             )
@@ -358,7 +334,7 @@ def _tabular_interpretation(folder: Path, meta: Mapping[str, Any], top: int) -> 
     ]
     if (folder / "features.png").is_file():
         parts.append(
-            f"<figure>{_img(folder / 'features.png', 'features')}<figcaption class=note>Top "
+            f"<figure>{html.img(folder / 'features.png', 'features')}<figcaption class=note>Top "
             "features per class or target and by permutation importance.</figcaption></figure>"
         )
     return parts
@@ -370,9 +346,11 @@ def interpretation_section(exp: ExperimentFiles, meta: Mapping[str, Any]) -> lis
     if not folder:
         return []
     folder = Path(folder)
-    if meta.get("modality") == "sequence":
+    kind = modality_of(exp.config).interpretation
+    if kind == "sequence":
         return _sequence_interpretation(folder)
-    return _tabular_interpretation(folder, meta, int(exp.config["interpret"]["top_features"]))
+    top = int(exp.config["interpret"]["top_features"])
+    return _feature_interpretation(folder, get_task(meta["task"]), top)
 
 
 def comparison_section(files: Mapping[str, str]) -> list[str]:
@@ -395,13 +373,14 @@ def comparison_section(files: Mapping[str, str]) -> list[str]:
                 "learner": rows["learner"],
                 "metric": rows["metric"],
                 "mean ± sd": [
-                    f"{_fmt(m)} ± {_fmt(s)}" for m, s in zip(rows["mean"], rows["sd"], strict=True)
+                    f"{html.fmt(m)} ± {html.fmt(s)}"
+                    for m, s in zip(rows["mean"], rows["sd"], strict=True)
                 ],
                 "folds": rows["folds"],
-                "difference to best": [_fmt(v) for v in rows["difference"]],
-                "p (corrected t)": [_fmt(v, 4) for v in rows["p_corrected_t"]],
-                "p (Wilcoxon)": [_fmt(v, 4) for v in rows["p_wilcoxon"]],
+                "difference to best": [html.fmt(v) for v in rows["difference"]],
+                "p (corrected t)": [html.fmt(v, 4) for v in rows["p_corrected_t"]],
+                "p (Wilcoxon)": [html.fmt(v, 4) for v in rows["p_wilcoxon"]],
             }
         )
-        parts += [f"<h3>{_esc(group)}</h3>", _table(shown)]
+        parts += [f"<h3>{html.esc(group)}</h3>", html.table(shown)]
     return parts

@@ -1,7 +1,8 @@
-"""Figures of an experiment: ROC/PR curves, confusion matrices, training curves, scatter plots.
+"""How well the models did: ROC/PR, confusion, reliability, training curves, scatter plots.
 
-Every function takes tidy tables (predictions, histories) and writes one PNG; matplotlib runs
-headless (Agg).
+Also the GC content of sequence windows by class.
+
+Every function takes tidy tables (pooled out-of-fold predictions, histories) and writes one PNG.
 """
 
 from __future__ import annotations
@@ -10,22 +11,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib as mpl
-
-mpl.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
-# Fixed metadata keeps PNG bytes identical between reruns.
-_PNG_META = {"Software": None}
-
-
-def _save(fig: plt.Figure, path: str | Path) -> None:
-    fig.tight_layout()
-    fig.savefig(path, dpi=100, metadata=_PNG_META)
-    plt.close(fig)
+from dlpipe.calibrate import expected_calibration_error, reliability_table
+from dlpipe.plots.canvas import plt, save_figure
 
 
 def _binary_scores(rows: pd.DataFrame, classes: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -64,7 +55,7 @@ def roc_pr_curves(oof: pd.DataFrame, classes: Sequence[str], path: str | Path) -
             ax.legend(loc="lower right" if ax is axes[row, 0] else "lower left")
             ax.set_xlim(0, 1)
             ax.set_ylim(0, 1.02)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def _curve_inputs(rows: pd.DataFrame, classes: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -96,7 +87,7 @@ def confusion_matrices(oof: pd.DataFrame, classes: Sequence[str], path: str | Pa
         ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
         ax.set_yticks(range(len(classes)), classes)
         ax.set(xlabel="predicted", ylabel="true", title=learner)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def training_curves(histories: Mapping[int, pd.DataFrame], path: str | Path) -> None:
@@ -110,7 +101,7 @@ def training_curves(histories: Mapping[int, pd.DataFrame], path: str | Path) -> 
         ax.set(xlabel="epoch", ylabel="loss", title=title)
     if len(histories) <= 10:
         axes[1].legend(fontsize="small")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def regression_scatter(
@@ -136,7 +127,7 @@ def regression_scatter(
                 ax.set_ylabel(f"{learner}\npredicted")
             if i == len(learners) - 1:
                 ax.set_xlabel("true")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def per_target_bars(per_target: Mapping[str, Mapping[str, Any]], path: str | Path) -> None:
@@ -155,7 +146,7 @@ def per_target_bars(per_target: Mapping[str, Mapping[str, Any]], path: str | Pat
     )
     ax.set(ylabel="pooled R²", title="out-of-fold R² per target")
     ax.legend()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def gc_histogram(windows: pd.DataFrame, path: str | Path) -> None:
@@ -166,7 +157,7 @@ def gc_histogram(windows: pd.DataFrame, path: str | Path) -> None:
         ax.hist(rows["gc"], bins=bins, alpha=0.55, label=f"{label} (n={len(rows)})")
     ax.set(xlabel="GC fraction", ylabel="windows", title="GC content of positives and negatives")
     ax.legend()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def multilabel_curves(oof: pd.DataFrame, targets: Sequence[str], path: str | Path) -> None:
@@ -191,4 +182,48 @@ def multilabel_curves(oof: pd.DataFrame, targets: Sequence[str], path: str | Pat
         axes[row, 1].set(xlabel="recall", ylabel="precision", title=f"{learner}: PR (AP)")
         for ax in axes[row]:
             ax.legend(fontsize="small")
-    _save(fig, path)
+    save_figure(fig, path)
+
+
+def reliability_diagram(
+    oof: pd.DataFrame, task: Any, meta: Mapping[str, Any], path: str | Path
+) -> None:
+    """Draw the reliability diagram of every learner's pooled out-of-fold probabilities.
+
+    Raw probabilities, and temperature-scaled ones when the predictions hold them. ``task`` is
+    the :class:`dlpipe.tasks.Task` of the predictions (it reads their true labels).
+    """
+    learners = list(dict.fromkeys(oof["learner"]))
+    fig, axes = plt.subplots(1, len(learners), figsize=(4.4 * len(learners), 4.2), squeeze=False)
+    for ax, learner in zip(axes[0], learners, strict=True):
+        rows = oof[oof["learner"] == learner]
+        truth = task.truth(rows, meta)
+        ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=0.8)
+        for prefix, label, color in (
+            ("prob_", "raw", "tab:red"),
+            ("calprob_", "temperature-scaled", "tab:blue"),
+        ):
+            cols = [f"{prefix}{c}" for c in meta["classes"]]
+            if not all(c in rows.columns for c in cols):
+                continue
+            proba = rows[cols].to_numpy()
+            table = reliability_table(truth, proba, multilabel=task.multilabel)
+            used = table["count"] > 0
+            ece = expected_calibration_error(truth, proba, multilabel=task.multilabel)
+            ax.plot(
+                table["confidence"][used],
+                table["accuracy"][used],
+                "o-",
+                color=color,
+                label=f"{label} (ECE {ece:.3f})",
+            )
+        lowest = 0.5 if task.multilabel else 1.0 / len(meta["classes"])
+        ax.set(
+            xlim=(lowest - 0.02, 1.01),
+            ylim=(0, 1.01),
+            xlabel="confidence (top-class probability)",
+            ylabel="accuracy",
+            title=learner,
+        )
+        ax.legend(loc="upper left", fontsize="small")
+    save_figure(fig, path)

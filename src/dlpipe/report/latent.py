@@ -2,7 +2,7 @@
 
 :func:`dlpipe.workflow.extra_report_files` names the files these sections show (the report
 rule's inputs); :func:`extra_sections` turns them into HTML blocks that
-:func:`dlpipe.report.build_report` places after an experiment's data section (integration,
+:func:`dlpipe.report.page.build_report` places after an experiment's data section (integration,
 classification plan) and after its metrics (VAE embedding).
 """
 
@@ -13,8 +13,8 @@ from typing import Any
 
 import pandas as pd
 
-from dlpipe.io import read_json
-from dlpipe.report import _esc, _fmt, _img, _table
+from dlpipe.io.files import read_json
+from dlpipe.report import html
 
 
 def extra_sections(
@@ -22,13 +22,13 @@ def extra_sections(
 ) -> dict[str, list[str]]:
     """HTML blocks of an experiment's extra sections, by place in its part of the report."""
     sections: dict[str, list[str]] = {}
-    if exp["data"]["modality"] == "singlecell":
+    if f"{name}_integration" in files:
         summary = read_json(files[f"{name}_integration"])
         sections["after_data"] = [
             integration_section(exp, summary, files[f"{name}_scib"], files[f"{name}_umap"]),
             classification_section(exp, summary),
         ]
-    if exp["embed"]["enabled"]:
+    if f"{name}_reconstruction" in files:
         sections["after_metrics"] = [
             embedding_section(exp, files[f"{name}_reconstruction"], files[f"{name}_embedding_umap"])
         ]
@@ -36,7 +36,7 @@ def extra_sections(
 
 
 def _batch_text(summary: Mapping[str, Any]) -> str:
-    return ", ".join(f"{_esc(b)}: {n}" for b, n in summary["cells_per_batch"].items())
+    return ", ".join(f"{html.esc(b)}: {n}" for b, n in summary["cells_per_batch"].items())
 
 
 def _genes_used(summary: Mapping[str, Any]) -> str:
@@ -58,15 +58,15 @@ def integration_section(
     parts = [
         "<h3>Batch integration (scVI)</h3>",
         f"<p>{summary['n_cells_in']} cells × {summary['n_genes_in']} genes, raw counts from "
-        f"{counts} of {_esc(summary['source'])} (sha256 {_esc(summary['sha256'][:16])}…); "
-        f"batches ({_esc(data['batch_column'])}): {_batch_text(summary)}. "
+        f"{counts} of {html.esc(summary['source'])} (sha256 {html.esc(summary['sha256'][:16])}…); "
+        f"batches ({html.esc(data['batch_column'])}): {_batch_text(summary)}. "
         f"{summary['n_genes_shared']} genes have counts in every batch; {_genes_used(summary)}. "
         f"{summary['n_cells_without_counts']} cells had no counts in them and were left out.</p>",
         f"<p>scVI (scvi-tools): {cfg['n_latent']} latent dimensions, {cfg['n_layers']} hidden "
         f"layer(s) of {cfg['n_hidden']}, {cfg['gene_likelihood']} likelihood; trained "
         f"{summary['epochs_trained']} of at most {summary['max_epochs']} epochs "
         f"(early stopping {'on' if cfg['early_stopping'] else 'off'}, on the ELBO of 10 % "
-        f"held-out cells); final {_esc(elbo)}. UMAP and {summary['n_clusters']} Leiden "
+        f"held-out cells); final {html.esc(elbo)}. UMAP and {summary['n_clusters']} Leiden "
         f"clusters (resolution {cfg['leiden_resolution']}) on the scVI latent space. The "
         "unintegrated baseline is the PCA "
         f"({summary['n_pcs']} components) of the same genes, library-size normalised and "
@@ -80,7 +80,9 @@ def integration_section(
     ]
     if "scanvi" in summary:
         scanvi = summary["scanvi"]
-        predicted = ", ".join(f"{_esc(k)}: {v}" for k, v in scanvi["predicted_unlabelled"].items())
+        predicted = ", ".join(
+            f"{html.esc(k)}: {v}" for k, v in scanvi["predicted_unlabelled"].items()
+        )
         parts[-1] += (
             f" scANVI ({scanvi['epochs']} epochs, from the scVI model) was trained on the labels "
             f"of all {summary['labelled_cells']} labelled cells; its latent space is therefore "
@@ -88,7 +90,7 @@ def integration_section(
             f"{summary['unlabelled_cells']} unlabelled cells (obs scanvi_prediction, "
             "scanvi_probability).</p>"
             f"<p>scANVI label transfer to the unlabelled cells: {predicted} (mean probability "
-            f"{_fmt(scanvi['mean_probability_unlabelled'])}).</p>"
+            f"{html.fmt(scanvi['mean_probability_unlabelled'])}).</p>"
         )
     else:
         parts[-1] += "</p>"
@@ -106,7 +108,7 @@ def integration_section(
             scib_html(scib),
         ]
     parts.append(
-        f"<figure>{_img(umap_png, 'integration UMAPs')}<figcaption class=note>UMAPs of the "
+        f"<figure>{html.img(umap_png, 'integration UMAPs')}<figcaption class=note>UMAPs of the "
         "unintegrated PCA (top) and of scVI (bottom), coloured by batch, by label (grey: "
         "unlabelled) and, with scANVI, by transferred label.</figcaption></figure>"
     )
@@ -121,10 +123,10 @@ def scib_html(scib: pd.DataFrame) -> str:
     for i, row in scib.iterrows():
         values = pd.to_numeric(row[embeddings], errors="coerce").astype(float)
         for name in embeddings:
-            shown.loc[i, name] = _fmt(float(values[name]))
+            shown.loc[i, name] = html.fmt(float(values[name]))
         if values.notna().sum() > 1 and values.max() > values.min():
             css[(int(i), scib.columns.get_loc(values.idxmax()))] = "best"
-    return _table(shown, css)
+    return html.table(shown, css)
 
 
 def classification_section(exp: Mapping[str, Any], summary: Mapping[str, Any]) -> str:
@@ -133,9 +135,9 @@ def classification_section(exp: Mapping[str, Any], summary: Mapping[str, Any]) -
     return (
         "<h3>Cell-type classification</h3>"
         f"<p>The {summary['labelled_cells']} labelled cells (column "
-        f"{_esc(exp['data']['label_column'])}; the {summary['unlabelled_cells']} unlabelled "
+        f"{html.esc(exp['data']['label_column'])}; the {summary['unlabelled_cells']} unlabelled "
         "cells are left out) go through the same cross-validation as any table "
-        f"({_esc(cv['plan'])}, {cv['n_splits']} folds): the MLP reads the "
+        f"({html.esc(cv['plan'])}, {cv['n_splits']} folds): the MLP reads the "
         f"{exp['integration']['n_latent']} scVI latent dimensions, the baseline (logistic "
         f"regression) the {summary['n_pcs']} principal components of the unintegrated data, "
         "both z-scored on the training side of each fold. Metrics below.</p>"
@@ -151,14 +153,16 @@ def embedding_section(exp: Mapping[str, Any], reconstruction_tsv: str, umap_png:
         rows.append(
             {
                 "side": side,
-                "samples per fold": _fmt(part["n"].mean(), 1),
-                "MSE (mean ± sd)": f"{_fmt(part['mse'].mean())} ± {_fmt(part['mse'].std())}",
-                "R² (mean ± sd)": f"{_fmt(part['r2'].mean())} ± {_fmt(part['r2'].std())}",
-                "negative ELBO": _fmt(part["neg_elbo"].mean(), 1),
+                "samples per fold": html.fmt(part["n"].mean(), 1),
+                "MSE (mean ± sd)": (
+                    f"{html.fmt(part['mse'].mean())} ± {html.fmt(part['mse'].std())}"
+                ),
+                "R² (mean ± sd)": f"{html.fmt(part['r2'].mean())} ± {html.fmt(part['r2'].std())}",
+                "negative ELBO": html.fmt(part["neg_elbo"].mean(), 1),
             }
         )
     per_fold = table[table["side"] == "test"][["fold", "n", "mse", "r2", "neg_elbo"]]
-    per_fold = per_fold.assign(**{c: per_fold[c].map(_fmt) for c in ("mse", "r2", "neg_elbo")})
+    per_fold = per_fold.assign(**{c: per_fold[c].map(html.fmt) for c in ("mse", "r2", "neg_elbo")})
     return "\n".join(
         [
             "<h3>VAE embedding</h3>",
@@ -169,10 +173,10 @@ def embedding_section(exp: Mapping[str, Any], reconstruction_tsv: str, umap_png:
             "(<code>{fold}/embedding.tsv</code>, posterior means; folds are different "
             "coordinate systems). Reconstruction error on the z-scored features, from the "
             "posterior mean:</p>",
-            _table(pd.DataFrame(rows)),
+            html.table(pd.DataFrame(rows)),
             '<p class="note">Test side, per fold:</p>',
-            _table(per_fold),
-            f"<figure>{_img(umap_png, 'VAE latent UMAP')}<figcaption class=note>UMAP of the "
+            html.table(per_fold),
+            f"<figure>{html.img(umap_png, 'VAE latent UMAP')}<figcaption class=note>UMAP of the "
             "latent space of fold 0's VAE; crosses are the samples it never saw."
             "</figcaption></figure>",
         ]

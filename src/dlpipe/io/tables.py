@@ -1,24 +1,23 @@
-"""Read every tabular input format dlpipe accepts, with errors that name the file and line.
+"""Tables: CSV, TSV (plain or gzip-compressed) and Parquet, with errors that name file and line.
 
-Tables come as CSV, TSV (plain or gzip-compressed), Parquet or AnnData ``.h5ad``. The reader
-returns a :class:`pandas.DataFrame` whose rows are samples; for ``.h5ad`` the matrix (``X`` or a
-layer) becomes the feature columns and ``obs`` the annotation columns.
+:func:`read_table` returns a :class:`pandas.DataFrame` whose rows are samples; an AnnData
+``.h5ad`` is handed to :func:`dlpipe.io.h5ad.read_h5ad_table`, whose matrix (``X`` or a layer)
+becomes the feature columns and ``obs`` the annotation columns.
 """
 
 from __future__ import annotations
 
 import csv
-import hashlib
-import json
+import gzip
 import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from dlpipe.errors import InputError
+from dlpipe.io.h5ad import read_h5ad_table
 
 _SUFFIXES = {
     ".csv": "csv",
@@ -30,6 +29,8 @@ _SUFFIXES = {
     ".h5ad": "h5ad",
 }
 _DELIMITERS = {"csv": ",", "tsv": "\t"}
+_FASTA_SUFFIXES = (".fa", ".fasta", ".fna", ".fas")
+_BED_SUFFIXES = (".bed", ".narrowpeak", ".broadpeak")
 _DELIMITER_NAMES = {",": "comma", "\t": "tab", ";": "semicolon", "|": "pipe"}
 #: pandas' default missing-value spellings (read_csv documentation).
 _NA_VALUES = [
@@ -62,9 +63,23 @@ def infer_format(path: str | Path) -> str:
     )
 
 
-def _open_text(path: Path) -> Any:
-    import gzip
+def input_kind(path: str | Path) -> str:
+    """``fasta``, ``bed`` or ``table``: what a file of new samples holds, from its name.
 
+    ``.gz`` is ignored; any name that is not FASTA or BED is taken for a table.
+    """
+    suffixes = [s.lower() for s in Path(path).suffixes]
+    if suffixes and suffixes[-1] in (".gz", ".bgz"):
+        suffixes = suffixes[:-1]
+    last = suffixes[-1] if suffixes else ""
+    if last in _FASTA_SUFFIXES:
+        return "fasta"
+    if last in _BED_SUFFIXES:
+        return "bed"
+    return "table"
+
+
+def _open_text(path: Path) -> Any:
     opener = gzip.open if path.suffix.lower() in (".gz", ".bgz") else open
     return opener(path, "rt", errors="replace", newline="")
 
@@ -162,38 +177,6 @@ def _read_delimited(
     return table
 
 
-def _read_h5ad(path: Path, layer: str | None) -> pd.DataFrame:
-    import anndata as ad
-    import scipy.sparse as sp
-
-    try:
-        adata = ad.read_h5ad(path)
-    except Exception as err:  # noqa: BLE001 - h5py/anndata raise many types for a bad file
-        raise InputError(f"{path}: not a readable .h5ad file: {err}") from None
-    if layer is None:
-        matrix = adata.X
-    elif layer in adata.layers:
-        matrix = adata.layers[layer]
-    else:
-        raise InputError(
-            f"{path}: layer {layer!r} not found; available layers: "
-            f"{', '.join(adata.layers.keys()) or 'none (use X: set data.layer: null)'}"
-        )
-    if matrix is None:
-        raise InputError(f"{path}: the AnnData object has no X matrix; name a layer in data.layer")
-    dense = matrix.toarray() if sp.issparse(matrix) else np.asarray(matrix)
-    features = pd.DataFrame(dense, index=adata.obs_names.astype(str), columns=adata.var_names)
-    clash = set(adata.obs.columns) & set(features.columns)
-    if clash:
-        raise InputError(
-            f"{path}: obs columns {sorted(clash)} have the same names as genes in var_names; "
-            "rename them in obs"
-        )
-    table = pd.concat([adata.obs, features], axis=1)
-    table.insert(0, "obs_names", adata.obs_names.astype(str))
-    return table.reset_index(drop=True)
-
-
 def read_table(
     path: str | Path,
     fmt: str = "auto",
@@ -245,7 +228,7 @@ def read_table(
             raise InputError(f"{path}: not a readable Parquet file: {err}") from None
         table = table.reset_index(drop=table.index.name is None)
     elif fmt == "h5ad":
-        table = _read_h5ad(path, layer)
+        table = read_h5ad_table(path, layer)
     else:
         raise InputError(f"{path}: unknown format {fmt!r}")
     if table.shape[0] == 0:
@@ -282,46 +265,3 @@ def row_locations(path: str | Path, rows: Iterable[int], fmt: str = "auto") -> l
 def row_location(path: str | Path, row: int, fmt: str = "auto") -> str:
     """Describe where data row ``row`` (0-based) of a table lies (see :func:`row_locations`)."""
     return row_locations(path, [row], fmt)[0]
-
-
-def sha256(path: str | Path, chunk: int = 1 << 20) -> str:
-    """Return the SHA-256 hex digest of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def write_json(obj: Any, path: str | Path) -> None:
-    """Write ``obj`` as sorted, indented JSON (NaN written as null) so reruns are byte-identical."""
-
-    def clean(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {str(k): clean(v) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return [clean(v) for v in value]
-        if isinstance(value, np.generic):
-            value = value.item()
-        if isinstance(value, float) and not np.isfinite(value):
-            return None
-        return value
-
-    Path(path).write_text(json.dumps(clean(obj), indent=2, sort_keys=True) + "\n")
-
-
-def read_json(path: str | Path) -> Any:
-    """Read a JSON file written by :func:`write_json`.
-
-    Raises
-    ------
-    InputError
-        If the file is not valid JSON (naming file, line and column).
-    """
-    try:
-        return json.loads(Path(path).read_text())
-    except json.JSONDecodeError as err:
-        raise InputError(
-            f"{path}, line {err.lineno}, column {err.colno}: not valid JSON ({err.msg}); the file "
-            "is damaged: delete it and rerun the workflow to rewrite it"
-        ) from None

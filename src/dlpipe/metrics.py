@@ -3,6 +3,9 @@
 All metrics come from scikit-learn (Pearson from scipy). Binary tasks treat the second class in
 sorted order as positive; multi-class tasks report macro averages (one-vs-rest for auROC and
 auPRC). A metric that is undefined on a fold (auROC with one class present) is NaN, not zero.
+
+The tasks (:mod:`dlpipe.tasks`) name these metrics when the Snakefile checks a config, so
+scikit-learn and scipy are loaded by the functions that compute them.
 """
 
 from __future__ import annotations
@@ -13,8 +16,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
-from sklearn import metrics as skm
 
 CLASSIFICATION_METRICS = (
     "accuracy",
@@ -27,6 +28,9 @@ CLASSIFICATION_METRICS = (
     "auprc",
 )
 REGRESSION_METRICS = ("mse", "mae", "r2", "pearson")
+MULTILABEL_METRICS = ("auroc", "auprc", "auroc_median", "auprc_median", "f1_macro")
+#: Metrics for which lower is better (errors and calibration losses); higher for all others.
+LOWER_IS_BETTER = ("mse", "mae", "brier", "ece", "nll")
 #: Range of each metric; confidence intervals are clipped to it.
 METRIC_BOUNDS = {
     **dict.fromkeys(CLASSIFICATION_METRICS, (0.0, 1.0)),
@@ -48,6 +52,11 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return expo / expo.sum(axis=1, keepdims=True)
 
 
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    """Element-wise logistic function (independent probabilities of multi-label targets)."""
+    return 1.0 / (1.0 + np.exp(-logits))
+
+
 def classification_metrics(y_true: np.ndarray, proba: np.ndarray) -> dict[str, Any]:
     """Classification metrics from class codes and class probabilities.
 
@@ -64,6 +73,8 @@ def classification_metrics(y_true: np.ndarray, proba: np.ndarray) -> dict[str, A
         The metrics in :data:`CLASSIFICATION_METRICS` plus ``confusion_matrix`` (rows = true,
         columns = predicted class) and ``n``.
     """
+    from sklearn import metrics as skm  # lazy: 0.7 s
+
     y_true = np.asarray(y_true, dtype=int)
     n_classes = proba.shape[1]
     labels = np.arange(n_classes)
@@ -116,6 +127,9 @@ def regression_metrics(
     dict
         ``mse``, ``mae``, ``r2``, ``pearson`` (means over targets), ``n`` and ``per_target``.
     """
+    from scipy import stats  # lazy: 0.6 s
+    from sklearn import metrics as skm  # lazy: 0.7 s
+
     y_true = np.asarray(y_true, dtype=np.float64).reshape(len(y_true), -1)
     y_pred = np.asarray(y_pred, dtype=np.float64).reshape(len(y_pred), -1)
     per_target = {}
@@ -141,6 +155,8 @@ def regression_metrics(
 
 def confidence_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float]:
     """Student-t confidence interval of the mean over folds (NaN with fewer than two values)."""
+    from scipy import stats  # lazy: 0.6 s
+
     x = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=np.float64)
     if len(x) < 2:
         return float("nan"), float("nan")
@@ -196,9 +212,6 @@ def summarise_folds(
     return pd.DataFrame(rows)
 
 
-MULTILABEL_METRICS = ("auroc", "auprc", "auroc_median", "auprc_median", "f1_macro")
-
-
 def multilabel_metrics(
     y_true: np.ndarray, proba: np.ndarray, target_names: Sequence[str]
 ) -> dict[str, Any]:
@@ -218,6 +231,8 @@ def multilabel_metrics(
     dict
         The metrics in :data:`MULTILABEL_METRICS`, ``n`` and ``per_target``.
     """
+    from sklearn import metrics as skm  # lazy: 0.7 s
+
     y_true = np.asarray(y_true).reshape(len(y_true), -1)
     per_target = {}
     for j, name in enumerate(target_names):

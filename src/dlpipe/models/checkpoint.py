@@ -1,7 +1,11 @@
-"""Load a trained fold model and predict, without importing Lightning.
+"""Load a trained fold model and compute its raw outputs, without importing Lightning.
 
 Lightning checkpoints hold plain hyperparameters and a state dict; rebuilding the registered
-model from them keeps prediction jobs light (Lightning's import alone takes seconds).
+model from them keeps prediction jobs light (Lightning's import alone takes seconds). Only
+tensors and plain values are unpickled (``weights_only=True``), and the family the
+hyperparameters name is resolved by the registry, which calls nothing but a ``torch.nn.Module``
+class; a family named by ``model.class`` is imported, so a checkpoint is only as trustworthy as
+the modules it may name.
 """
 
 from __future__ import annotations
@@ -30,8 +34,7 @@ def load_model(checkpoint: str | Path) -> nn.Module:
     """
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     hparams = state["hyper_parameters"]
-    config = dict(hparams["model_config"])
-    model = build_model(config.pop("name"), hparams["n_inputs"], hparams["n_outputs"], **config)
+    model = build_model(hparams["model_config"], hparams["n_inputs"], hparams["n_outputs"])
     weights = {
         key.removeprefix("model."): value
         for key, value in state["state_dict"].items()
@@ -39,6 +42,11 @@ def load_model(checkpoint: str | Path) -> nn.Module:
     }
     model.load_state_dict(weights)
     return model.eval()
+
+
+def parameter_count(checkpoint: str | Path) -> int:
+    """Trainable parameters of a fold model (every fold has the same architecture)."""
+    return int(sum(p.numel() for p in load_model(checkpoint).parameters() if p.requires_grad))
 
 
 def model_input(X: np.ndarray) -> np.ndarray:  # noqa: N803
@@ -49,7 +57,7 @@ def model_input(X: np.ndarray) -> np.ndarray:  # noqa: N803
 
 
 @torch.no_grad()
-def predict(model: nn.Module, X: np.ndarray, batch_size: int = 1024) -> np.ndarray:  # noqa: N803
+def raw_outputs(model: nn.Module, X: np.ndarray, batch_size: int = 1024) -> np.ndarray:  # noqa: N803
     """Raw outputs of a model on ``X`` (logits or standardised values), as float64."""
     model.eval()
     tensor = torch.from_numpy(model_input(X))

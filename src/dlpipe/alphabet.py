@@ -25,6 +25,8 @@ _NUCLEOTIDES = "ACGT"
 _IUPAC = "NRYSWKMBDHV"
 _AMINO_ACIDS = "ACDEFGHIKLMNPQRSTVWY"
 _AA_UNKNOWN = "XBZJUO*"
+#: Letters of the one-hot channels of each alphabet, in code order.
+LETTERS = {"dna": _NUCLEOTIDES, "rna": "ACGU", "protein": _AMINO_ACIDS}
 INVALID = 255
 log = logging.getLogger(__name__)
 
@@ -70,7 +72,7 @@ def _compiled_lookup() -> Callable[[np.ndarray, np.ndarray], int]:
     # A compiled byte loop runs at ~2 GB/s; bytes.translate, the fastest look-up in CPython,
     # needs two extra allocating copies per call and reaches about half that (see
     # benchmarks/sequence_speed.py).
-    import numba
+    import numba  # lazy: 0.4 s (see above)
 
     try:
         return numba.njit(cache=True, nogil=True)(_lookup_in_place)

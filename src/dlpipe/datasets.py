@@ -1,0 +1,280 @@
+"""The canonical datasets every step reads: a table of samples, or sequences as codes.
+
+:class:`TabularDataset` (features, targets, groups of samples; also the latent space of single
+cells) and :class:`SequenceDataset` (``uint8`` codes with their genomic windows) are written by
+the prepare step as ``dataset.parquet`` plus ``dataset.json`` and read back by
+:func:`load_dataset`. The modalities (:mod:`dlpipe.modalities`) build them from raw inputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from dlpipe.cv import min_class_size
+from dlpipe.errors import InputError
+from dlpipe.io.files import read_json, write_json
+
+ID_INDEX = "sample_id"
+
+
+def as_category_text(values: pd.Series) -> pd.Series:
+    """Categorical values as Python strings, with missing values as ``np.nan``."""
+    text = values.astype("string").astype(object)
+    return text.where(values.notna(), np.nan)
+
+
+@dataclass
+class TabularDataset:
+    """Features, targets and groups of one experiment, indexed by unique sample id.
+
+    Attributes
+    ----------
+    table
+        Feature columns, then target column(s), then the group column if any; index = ids.
+    task
+        ``classification`` or ``regression``.
+    feature_columns, categorical_columns, target_columns
+        Column roles; ``categorical_columns`` is a subset of ``feature_columns``.
+    group_column
+        Column of group ids, or ``None``.
+    classes
+        Sorted class names (classification); the label code of a sample is its position here.
+    meta
+        Provenance: source file, checksum, counts.
+    feature_sets
+        Feature columns each learner reads (``model``, ``baseline``), when they differ (a
+        single-cell experiment: scVI latent for the deep model, PCA for the baseline);
+        ``None``: every learner reads every feature.
+    """
+
+    table: pd.DataFrame
+    task: str
+    feature_columns: list[str]
+    categorical_columns: list[str]
+    target_columns: list[str]
+    group_column: str | None = None
+    classes: list[str] | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    feature_sets: dict[str, list[str]] | None = None
+
+    @property
+    def ids(self) -> np.ndarray:
+        """Sample ids as strings."""
+        return self.table.index.to_numpy(dtype=str)
+
+    @property
+    def features(self) -> pd.DataFrame:
+        """The feature columns."""
+        return self.table[self.feature_columns]
+
+    @property
+    def y(self) -> np.ndarray:
+        """Class codes (int64) for classification, target matrix (float64) for regression."""
+        if self.task == "classification":
+            labels = self.table[self.target_columns[0]].astype(str)
+            return pd.Categorical(labels, categories=self.classes).codes.astype(np.int64)
+        return self.table[self.target_columns].to_numpy(dtype=np.float64)
+
+    @property
+    def groups(self) -> np.ndarray | None:
+        """Group ids as strings, or ``None``."""
+        if self.group_column is None:
+            return None
+        return self.table[self.group_column].to_numpy(dtype=str)
+
+    @property
+    def chromosomes(self) -> None:
+        """Tables hold no genomic coordinates."""
+        return None
+
+    def save(self, parquet: str | Path, meta_json: str | Path) -> None:
+        """Write the table as Parquet and the column roles and provenance as JSON."""
+        self.table.to_parquet(parquet, index=True)
+        write_json(
+            {
+                "modality": "tabular",
+                "task": self.task,
+                "feature_columns": self.feature_columns,
+                "categorical_columns": self.categorical_columns,
+                "target_columns": self.target_columns,
+                "group_column": self.group_column,
+                "classes": self.classes,
+                "meta": self.meta,
+                "feature_sets": self.feature_sets,
+            },
+            meta_json,
+        )
+
+    @classmethod
+    def load(cls, parquet: str | Path, meta_json: str | Path) -> TabularDataset:
+        """Read a dataset written by :meth:`save`."""
+        info = read_json(meta_json)
+        info.pop("modality", None)
+        table = pd.read_parquet(parquet)
+        table.index = table.index.astype(str)
+        for col in info["categorical_columns"]:  # Parquet reads missing text back as None
+            table[col] = as_category_text(table[col])
+        return cls(table=table, **info)
+
+
+def check_class_sizes(counts: pd.Series, cv: Mapping[str, Any], where: str) -> None:
+    """Fail unless there are two classes or more, each as large as the CV plan needs.
+
+    Parameters
+    ----------
+    counts
+        Samples per class.
+    cv
+        The experiment's ``cv`` config.
+    where
+        File and column, for the message.
+    """
+    if len(counts) < 2:
+        raise InputError(
+            f"{where} holds a single class ({counts.index[0]!r}); a classification needs at "
+            "least two classes"
+        )
+    need = min_class_size(cv)
+    small = counts[counts < need]
+    if len(small):
+        sizes = {str(k): int(v) for k, v in small.items()}
+        raise InputError(
+            f"{where}: class(es) {sizes} have fewer samples than the {need} that cv.plan "
+            f"{cv['plan']!r} needs (n_splits={cv['n_splits']}); lower cv.n_splits, merge rare "
+            "classes or drop them"
+        )
+
+
+@dataclass
+class SequenceDataset:
+    """Fixed-length sequences as ``uint8`` codes with their genomic windows and labels.
+
+    Attributes
+    ----------
+    codes
+        ``(n, length)`` ``uint8`` codes (see :mod:`dlpipe.alphabet`).
+    windows
+        One row per sequence, index = ids: ``chrom``, ``start``, ``end``, ``label`` (class
+        name), ``group`` (CV group: chromosome or genomic bin), ``gc``.
+    classes
+        Class names (background first, then the target), or the targets of a multi-label
+        task (``task == "multilabel"``, one 0/1 column ``y_<target>`` each in ``windows``).
+    alphabet
+        ``dna``, ``rna`` or ``protein``.
+    meta
+        Provenance and counts.
+    """
+
+    codes: np.ndarray
+    windows: pd.DataFrame
+    classes: list[str]
+    alphabet: str = "dna"
+    meta: dict[str, Any] = field(default_factory=dict)
+    task: str = "classification"
+
+    @property
+    def ids(self) -> np.ndarray:
+        """Sequence ids (``chrom:start-end``) as strings."""
+        return self.windows.index.to_numpy(dtype=str)
+
+    @property
+    def y(self) -> np.ndarray:
+        """Class codes (int64), or the ``(n, targets)`` 0/1 matrix of a multi-label task."""
+        if self.task == "multilabel":
+            return self.windows[[f"y_{t}" for t in self.classes]].to_numpy(dtype=np.float32)
+        return pd.Categorical(self.windows["label"], categories=self.classes).codes.astype(np.int64)
+
+    @property
+    def groups(self) -> np.ndarray:
+        """CV groups (chromosome or genomic bin)."""
+        return self.windows["group"].to_numpy(dtype=str)
+
+    @property
+    def chromosomes(self) -> np.ndarray:
+        """Chromosome of every sequence (``chromosome_holdout``)."""
+        return self.windows["chrom"].to_numpy()
+
+    def save(self, parquet: str | Path, meta_json: str | Path) -> None:
+        """Write windows and codes (one fixed-size binary column) as Parquet, meta as JSON."""
+        table = pa.Table.from_pandas(self.windows, preserve_index=True)
+        width = self.codes.shape[1]
+        column = pa.FixedSizeBinaryArray.from_buffers(
+            pa.binary(width),
+            len(self.codes),
+            [None, pa.py_buffer(np.ascontiguousarray(self.codes))],
+        )
+        pq.write_table(table.append_column("sequence", column), parquet)
+        write_json(
+            {
+                "modality": "sequence",
+                "task": self.task,
+                "classes": self.classes,
+                "alphabet": self.alphabet,
+                "length": int(width),
+                "meta": self.meta,
+            },
+            meta_json,
+        )
+
+    @classmethod
+    def load(cls, parquet: str | Path, meta_json: str | Path) -> SequenceDataset:
+        """Read a dataset written by :meth:`save`."""
+        info = read_json(meta_json)
+        table = pq.read_table(parquet)
+        column = table.column("sequence").combine_chunks()
+        codes = np.frombuffer(column.buffers()[1], dtype=np.uint8)[
+            column.offset * info["length"] : (column.offset + len(column)) * info["length"]
+        ].reshape(len(column), info["length"])
+        windows = table.drop(["sequence"]).to_pandas()
+        windows.index = windows.index.astype(str)
+        return cls(
+            codes=codes.copy(),
+            windows=windows,
+            classes=info["classes"],
+            alphabet=info["alphabet"],
+            meta=info["meta"],
+            task=info["task"],
+        )
+
+
+def load_dataset(parquet: str | Path, meta_json: str | Path) -> TabularDataset | SequenceDataset:
+    """Read the dataset of an experiment, tabular or sequence."""
+    if read_json(meta_json).get("modality") == "sequence":
+        return SequenceDataset.load(parquet, meta_json)
+    return TabularDataset.load(parquet, meta_json)
+
+
+def learner_columns(feature_names: list[str], meta: Mapping[str, Any], role: str) -> list[int]:
+    """Positions of the preprocessed columns a learner reads (``role``: ``model`` or ``baseline``).
+
+    Datasets with ``feature_sets`` give each learner its own features (single cells: the scVI
+    latent space for the deep model, the PCA for the baseline); others share every column.
+    """
+    sets = meta.get("feature_sets")
+    if not sets:
+        return list(range(len(feature_names)))
+    wanted = set(sets[role])
+    return [i for i, name in enumerate(feature_names) if name in wanted]
+
+
+def learner_input(
+    X: np.ndarray,  # noqa: N803
+    meta: Mapping[str, Any],
+    role: str,
+    fitted: Any,
+) -> np.ndarray:
+    """Return the columns of ``X`` a learner reads (all unless the data have feature sets).
+
+    ``fitted`` is the fold's fitted preprocessor, whose ``feature_names`` name the columns.
+    """
+    if not meta.get("feature_sets"):
+        return X
+    return X[:, learner_columns(fitted.feature_names, meta, role)]

@@ -1,0 +1,237 @@
+"""The learners of an experiment: what each reads, its scores, and the fold models as one predictor.
+
+An experiment evaluates two learners in every fold: the deep model (``model.ckpt``) and, unless
+disabled, its baseline (``baseline.joblib``), named by the modality
+(:meth:`dlpipe.modalities.base.Modality.learners`). Each reads its own columns of a fold's
+arrays (single cells: the scVI latent space for the deep model, the PCA for the baseline) and
+gives probabilities or values through the task. For new data, the k fold models of an
+experiment predict together: each after its own fold's preprocessing and, for classifiers, its
+own temperature; the mean over models is the prediction and their standard deviation its
+uncertainty.
+
+The workflow's prediction jobs (the config's ``predict`` section) and ``dlpipe predict
+results/EXP NEW_INPUT`` both go through :func:`predict_new`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+
+from dlpipe.datasets import learner_input
+from dlpipe.errors import InputError
+from dlpipe.io.files import read_json
+from dlpipe.modalities import modality_of
+from dlpipe.models.checkpoint import load_model, raw_outputs
+from dlpipe.schema import load_yaml
+from dlpipe.tasks import Task, get_task
+
+
+def learner_role(exp: Mapping[str, Any], learner: str) -> str:
+    """``model`` for the deep model, ``baseline`` for the baseline."""
+    return "model" if learner == exp["model"]["name"] else "baseline"
+
+
+def learner_scores(
+    exp: Mapping[str, Any],
+    learner: str,
+    model_path: str,
+    X: np.ndarray,  # noqa: N803
+    fitted: Any,
+    task: Task,
+    meta: Mapping[str, Any],
+) -> np.ndarray:
+    """Class (or target) probabilities, or original-scale predictions, of one learner.
+
+    Parameters
+    ----------
+    exp
+        The experiment's config (``model.name`` tells the deep model from the baseline).
+    learner
+        The learner's name.
+    model_path
+        Its ``model.ckpt`` or ``baseline.joblib``.
+    X
+        The fold's preprocessed rows (every column; the learner reads its own).
+    fitted
+        The fold's fitted preprocessor (target scaling, column names).
+    task
+        The data's task.
+    meta
+        The experiment's ``dataset.json``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n, outputs)`` scores.
+    """
+    role = learner_role(exp, learner)
+    X = learner_input(X, meta, role, fitted)  # noqa: N806
+    if role == "model":
+        out = task.scores(raw_outputs(load_model(model_path), X))
+    else:
+        out = task.baseline_scores(joblib.load(model_path), X, task.n_outputs(meta))
+    return task.finish(out, fitted)
+
+
+def read_temperatures(paths: Iterable[str | Path]) -> list[dict[str, float]]:
+    """Each fold's learner → temperature, read once from its ``calibration.json``.
+
+    Parameters
+    ----------
+    paths
+        The folds' ``calibration.json`` files, in fold order.
+
+    Returns
+    -------
+    list of dict
+        One mapping per fold; empty when any fold has none (regression, ``calibration.enabled:
+        false``, or no files), so that either every fold model is calibrated or none is.
+
+    Raises
+    ------
+    InputError
+        If a file is not a calibration record or a temperature is not a positive number.
+    """
+    out = []
+    for path in paths:
+        record = read_json(path)
+        learners = record.get("learners") if isinstance(record, dict) else None
+        if not isinstance(learners, dict):
+            raise InputError(f"{path}: not a dlpipe calibration record (no 'learners' mapping)")
+        temperatures = {}
+        for name, fit in learners.items():
+            value = fit.get("temperature") if isinstance(fit, dict) else None
+            if not isinstance(value, int | float) or not value > 0:
+                raise InputError(
+                    f"{path}: learners.{name}.temperature is {value!r}, not a positive number; "
+                    "delete the file and rerun the workflow to refit it"
+                )
+            temperatures[name] = float(value)
+        if not temperatures:
+            return []
+        out.append(temperatures)
+    return out
+
+
+@dataclass
+class FoldModels:
+    """What predicting with an experiment needs: its config, dataset meta and fold files.
+
+    Attributes
+    ----------
+    exp
+        The experiment's config (defaults filled).
+    meta
+        The experiment's ``dataset.json``.
+    checkpoints, preprocessors
+        One ``model.ckpt`` and ``preprocessor.joblib`` per fold, in fold order.
+    temperatures
+        Per fold, each learner's temperature (see :func:`read_temperatures`); empty when
+        calibration did not run.
+    """
+
+    exp: Mapping[str, Any]
+    meta: Mapping[str, Any]
+    checkpoints: Sequence[str]
+    preprocessors: Sequence[str]
+    temperatures: Sequence[Mapping[str, float]] = field(default_factory=list)
+
+    @classmethod
+    def from_results(cls, folder: str | Path) -> FoldModels:
+        """Read an experiment's results folder (``results/EXP``) written by the workflow."""
+        folder = Path(folder)
+        for name in ("dataset.json", "config.yaml"):
+            if not (folder / name).is_file():
+                raise InputError(
+                    f"{folder}: no {name}; give the results folder of one experiment "
+                    "(results/EXPERIMENT) after the workflow has run it"
+                )
+        folds = sorted(
+            (p for p in folder.iterdir() if p.name.isdigit() and (p / "model.ckpt").is_file()),
+            key=lambda p: int(p.name),
+        )
+        if not folds:
+            raise InputError(f"{folder}: holds no fold model (N/model.ckpt)")
+        calibrations = [p / "calibration.json" for p in folds]
+        # Calibrated only when every fold is: a mean over mixed models would be neither.
+        complete = all(c.is_file() for c in calibrations)
+        return cls(
+            exp=load_yaml(folder / "config.yaml"),
+            meta=read_json(folder / "dataset.json"),
+            checkpoints=[str(p / "model.ckpt") for p in folds],
+            preprocessors=[str(p / "preprocessor.joblib") for p in folds],
+            temperatures=read_temperatures(calibrations) if complete else [],
+        )
+
+
+def combine_folds(scores: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation over the fold models' predictions.
+
+    Parameters
+    ----------
+    scores
+        One ``(n, outputs)`` array per fold model.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(mean, sd)``, each ``(n, outputs)``; the sd is the sample sd over models (0 for one).
+    """
+    stack = np.stack([np.asarray(s, dtype=np.float64) for s in scores])
+    sd = stack.std(axis=0, ddof=1) if len(stack) > 1 else np.zeros(stack.shape[1:])
+    return stack.mean(axis=0), sd
+
+
+def predict_new(models: FoldModels, source: Mapping[str, Any]) -> pd.DataFrame:
+    """Predict new samples with every fold model; report the mean and sd over models.
+
+    Parameters
+    ----------
+    models
+        The experiment's fold models.
+    source
+        One of ``table`` (with optional ``id_column``), ``fasta``, or ``bed`` with ``genome``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``id`` (and ``name`` for BED input), then per class ``prob_<class>`` and
+        ``prob_<class>_sd`` and ``y_pred`` (classification), per target ``prob_<t>`` /
+        ``prob_<t>_sd`` (multi-label) or ``pred_<t>`` / ``pred_<t>_sd`` on the original scale
+        (regression), and ``models``. Classifier probabilities are temperature-scaled when the
+        folds were calibrated (``calibrated`` column).
+    """
+    exp, meta = models.exp, models.meta
+    modality = modality_of(exp)  # config.yaml's: single cells are tables of latent dimensions
+    task = get_task(meta["task"])
+    first = joblib.load(models.preprocessors[0]) if models.preprocessors else None
+    ids, raw, extra = modality.read_new(source, exp, meta, first)
+    name = exp["model"]["name"]
+    if models.temperatures and (
+        len(models.temperatures) != len(models.checkpoints)
+        or any(name not in t for t in models.temperatures)
+    ):
+        raise InputError(
+            f"the calibration records do not give a {name} temperature for each of the "
+            f"{len(models.checkpoints)} fold models; rerun the workflow to refit them"
+        )
+    per_fold = []
+    for k, (ckpt, pre) in enumerate(zip(models.checkpoints, models.preprocessors, strict=True)):
+        fitted = joblib.load(pre)
+        X = modality.model_input(raw, fitted)  # noqa: N806
+        scores = learner_scores(exp, name, ckpt, X, fitted, task, meta)
+        if models.temperatures and task.probabilistic:
+            scores = task.apply_calibration(scores, models.temperatures[k][name])
+        per_fold.append(scores)
+    mean, sd = combine_folds(per_fold)
+    frame = pd.DataFrame({"id": ids, **extra})
+    return task.new_predictions(
+        frame, mean, sd, meta, len(per_fold), calibrated=bool(models.temperatures)
+    )

@@ -1,0 +1,246 @@
+"""What every modality defines: the interface the config checks, the steps and the report use.
+
+A modality is the kind of data an experiment learns from. Its object answers, for that data:
+which config keys it reads and which rules they follow, which files are its inputs, how they
+become the canonical dataset (checked before any training), what the deep model reads and
+which family it uses by default, how a fold is preprocessed, which baseline sits beside the deep
+model and what it reads, what the interpretation does, which figures and report facts it adds,
+and how new samples are read for prediction. Every method has the plain-table behaviour here;
+a modality overrides what differs.
+
+Modality modules are imported when the Snakefile checks a config, so the methods that drive
+heavy science (preprocessing, baselines, interpretation) load it when they run.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from dlpipe.tasks import Task, get_task
+
+
+class Modality:
+    """The plain-table behaviour every modality starts from."""
+
+    #: Name in ``data.modality``.
+    name: ClassVar[str]
+    #: What the deep model reads (:data:`dlpipe.models.INPUT_KINDS`).
+    inputs: ClassVar[str] = "features"
+    #: Model family used when the config names none.
+    default_model: ClassVar[str] = "mlp"
+    #: Keys of ``data`` that name input files, in the order of the prepare job's inputs.
+    file_keys: ClassVar[tuple[str, ...]] = ("path",)
+    #: Scheduling priority of an experiment's per-fold jobs (higher starts first).
+    priority: ClassVar[int] = 0
+    #: Kind of interpretation it writes and the report shows (``features`` or ``sequence``).
+    interpretation: ClassVar[str] = "features"
+    #: Keys of a ``predict`` job that give new samples of this modality.
+    prediction_inputs: ClassVar[tuple[str, ...]] = ("table",)
+    #: The same in words, for messages.
+    prediction_inputs_text: ClassVar[str] = "a table"
+    #: Whether the interpretation reads the folds' test predictions (to pick what to explain).
+    interpret_reads_predictions: ClassVar[bool] = False
+    #: Extras of pyproject (``dlpipe[...]``) its interpretation needs beyond the core.
+    interpret_extras: ClassVar[tuple[str, ...]] = ()
+
+    # --- configuration ----------------------------------------------------------------------
+
+    def task(self, exp: Mapping[str, Any]) -> Task:
+        """Return the task the data pose (the config's ``task``)."""
+        return get_task(exp["task"])
+
+    def check_config(self, key: str, exp: Mapping[str, Any]) -> None:
+        """Rules between keys of one experiment that the schema cannot express."""
+
+    def input_files(self, exp: Mapping[str, Any]) -> dict[str, str]:
+        """Map the input files an experiment names: ``{key under data: path}``, in a fixed order."""
+        data = exp["data"]
+        return {key: data[key] for key in self.file_keys if data.get(key)}
+
+    def with_inputs(self, exp: Mapping[str, Any], local: Sequence[str]) -> dict[str, Any]:
+        """Copy of ``exp`` whose input files are ``local`` (in the order of :meth:`input_files`).
+
+        With a remote default storage (S3, GCS), Snakemake stages a job's inputs at local paths
+        that differ from the config's.
+        """
+        out = copy.deepcopy(dict(exp))
+        for key, path in zip(self.input_files(exp), local, strict=True):
+            head, _, target = key.partition(".")
+            if target:
+                out["data"][head][target] = str(path)
+            else:
+                out["data"][head] = str(path)
+        return out
+
+    def prepare_inputs(self, name: str, exp: Mapping[str, Any]) -> dict[str, str]:
+        """Files of earlier jobs the prepare job reads besides the raw inputs."""
+        return {}
+
+    def check_prediction_job(self, key: str, job: Mapping[str, Any], given: str) -> None:
+        """Rules of a ``predict`` job of this modality (``given``: its one input key)."""
+
+    def report_files(self, name: str, exp: Mapping[str, Any]) -> dict[str, str]:
+        """Files of the modality's own report sections, keyed as the report rule's inputs."""
+        return {}
+
+    # --- data -------------------------------------------------------------------------------
+
+    def prepare(
+        self, name: str, exp: Mapping[str, Any], folder: Path, integrated: str | None = None
+    ) -> tuple[Any, dict[str, Any]]:
+        """Read and check the raw inputs; return the dataset and ``{input file: sha256}``.
+
+        ``folder`` is the experiment's results folder (for caches such as a FASTA index).
+        """
+        raise NotImplementedError
+
+    def describe_data(self, name: str, exp: Mapping[str, Any]) -> str:
+        """Check an experiment's data as the prepare step does; one line for ``dlpipe check``."""
+        raise NotImplementedError
+
+    def preprocess_fold(
+        self, data: Any, index: Mapping[str, np.ndarray], exp: Mapping[str, Any]
+    ) -> tuple[dict[str, Any], Any, dict[str, Any]]:
+        """Fit on the fold's training side; return its sides, the fitted object, a summary."""
+        from dlpipe.preprocess import preprocess_fold  # lazy: scikit-learn, 0.7 s
+
+        return preprocess_fold(data, index, exp["preprocess"], int(exp["seed"]))
+
+    # --- learners ---------------------------------------------------------------------------
+
+    def baseline_name(self, exp: Mapping[str, Any], task: Task) -> str:
+        """Name the baseline learner in tables and figures (``task``: the data's task)."""
+        return task.baseline_name
+
+    def learners(self, exp: Mapping[str, Any], task: Task) -> list[str]:
+        """Name the learners an experiment evaluates: the deep model, then the baseline."""
+        names = [exp["model"]["name"]]
+        if exp["baseline"]["enabled"]:
+            names.append(self.baseline_name(exp, task))
+        return names
+
+    def make_baseline(self, exp: Mapping[str, Any], task: Task) -> Any:
+        """Return the unfitted baseline (the task's linear model on the preprocessed features)."""
+        return task.make_baseline(
+            exp["baseline"], int(exp["seed"]), exp["training"]["class_weights"] == "balanced"
+        )
+
+    # --- figures, interpretation, report ----------------------------------------------------
+
+    def figures(self, meta: Mapping[str, Any]) -> list[str]:
+        """Figures the modality adds to the task's (file names)."""
+        return []
+
+    def draw_figures(self, dataset: str, meta: Mapping[str, Any], out: Path) -> None:
+        """Draw :meth:`figures` from the experiment's dataset into ``out``."""
+
+    def interpret(
+        self,
+        exp: Mapping[str, Any],
+        task: Task,
+        data: Any,
+        meta: Mapping[str, Any],
+        folds: Any,
+        predictions: Any,
+        checkpoints: Mapping[int, str],
+        preprocessors: Mapping[int, str],
+        out: Path,
+    ) -> dict[str, Any]:
+        """Explain the fold models on held-out samples; write tables and figures into ``out``.
+
+        Tables: integrated gradients per class (or target) and permutation importance, per fold
+        on its test rows with its own model (``feature_importance.tsv``, ``features.png``).
+
+        Returns
+        -------
+        dict
+            What the summary of the interpretation records.
+        """
+        import joblib  # lazy: with scikit-learn, unpickles the fold preprocessors
+
+        from dlpipe import interpret  # lazy: torch and captum, 3 s
+        from dlpipe.plots import interpretation as figures  # lazy: matplotlib, logomaker
+
+        fitted = {fold: joblib.load(path) for fold, path in preprocessors.items()}
+        table = interpret.tabular_importance(
+            exp, task, meta, data.features, data.y, folds, checkpoints, fitted
+        )
+        table.to_csv(out / "feature_importance.tsv", sep="\t", index=False, float_format="%.6g")
+        figures.feature_bars(
+            table, task.categorical, int(exp["interpret"]["top_features"]), out / "features.png"
+        )
+        return {"features": int(table["feature"].nunique()), "figures": ["features.png"]}
+
+    def data_facts(self, meta: Mapping[str, Any], exp: Mapping[str, Any]) -> list[tuple[str, Any]]:
+        """Rows of the report's data table: source, checksum, samples, features, labels."""
+        m = meta["meta"]
+        items: list[tuple[str, Any]] = [
+            ("source", m["source"]),
+            ("sha256", m["sha256"][:16] + "…"),
+            ("samples", m["n_samples"]),
+            ("features", f"{m['n_features']} ({m['n_categorical']} categorical)"),
+            ("missing feature values (imputed per fold)", m["missing_values"]),
+            ("task", exp["task"]),
+        ]
+        if get_task(meta["task"]).categorical:
+            counts = m["class_counts"]
+            items.append(("classes", ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()))))
+        else:
+            items.append(("targets", ", ".join(meta["target_columns"])))
+        if meta.get("group_column"):
+            items.append(("groups", f"{m.get('n_groups')} in column {meta['group_column']}"))
+        return items
+
+    def preprocessing_text(self, exp: Mapping[str, Any]) -> str | None:
+        """Say what is fitted before training, for the report (``None``: the table steps)."""
+        return None
+
+    def baseline_text(self, exp: Mapping[str, Any]) -> str:
+        """Describe the baseline in words."""
+        base = exp["baseline"]
+        if self.task(exp).probabilistic:
+            return f"logistic regression (C={base['C']})"
+        return f"ridge regression (alpha={base['alpha']})"
+
+    def fitted_text(self, exp: Mapping[str, Any]) -> str:
+        """Say what was fitted on each fold's training side, for the DOME summary."""
+        smote = ", SMOTE" if exp["preprocess"]["smote"] else ""
+        return (
+            f"preprocessing (imputation, feature filters, normalisation{smote}) and model "
+            "weights: training side of each fold"
+        )
+
+    def training_text(self, exp: Mapping[str, Any]) -> str:
+        """Training settings the modality adds to the DOME summary."""
+        return ""
+
+    def model_inputs_text(
+        self, meta: Mapping[str, Any], summaries: Sequence[Mapping[str, Any]]
+    ) -> str:
+        """Say what the deep model reads, for the DOME summary."""
+        return f"{summaries[0]['n_model_features']} preprocessed features"
+
+    def explained_text(self) -> str:
+        """How the interpretation explains the model, for the DOME summary."""
+        return "; explained by integrated gradients and permutation importance"
+
+    # --- new samples ------------------------------------------------------------------------
+
+    def read_new(
+        self,
+        source: Mapping[str, Any],
+        exp: Mapping[str, Any],
+        meta: Mapping[str, Any],
+        first_preprocessor: Any,
+    ) -> tuple[np.ndarray, Any, dict[str, Any]]:
+        """Ids, model inputs before each fold's preprocessing, and extra id columns."""
+        raise NotImplementedError
+
+    def model_input(self, raw: Any, fitted: Any) -> np.ndarray:
+        """Return a fold's model input from :meth:`read_new`'s (tables: its preprocessing)."""
+        return fitted.transform(raw)

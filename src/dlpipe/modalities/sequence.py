@@ -1,0 +1,615 @@
+"""Sequences: genome windows from a FASTA and BED files, or a FASTA of labelled sequences.
+
+:func:`prepare_sequence` reads the reference (pysam) and the BED files of positives, resizes the
+intervals, draws GC-matched negatives (or dinucleotide-shuffled ones) and assigns every window a
+CV group (chromosome, or genomic bin; overlapping windows share one); :func:`prepare_fasta` reads
+labelled DNA, RNA or protein sequences. Sequences are stored once as 1-byte codes; the deep model
+(a CNN by default) expands them to one-hot on the device, the baseline is the task's linear
+model on k-mer frequencies. Interpretation explains the top-scoring held-out sequences and finds
+the motifs the model learned.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from dlpipe.alphabet import LETTERS, encode, gc_content
+from dlpipe.datasets import SequenceDataset, check_class_sizes
+from dlpipe.errors import ConfigError, InputError
+from dlpipe.genomic import (
+    NegativeSampling,
+    clip_to_chromosomes,
+    fetch,
+    fit_length,
+    gc_matched_negatives,
+    genomic_groups,
+    label_windows,
+    overlaps,
+    resize,
+    shuffled_negatives,
+)
+from dlpipe.io.bed import check_chromosomes, read_bed
+from dlpipe.io.fasta import open_fasta, read_fasta_records, read_labelled_fasta
+from dlpipe.io.files import read_predictions, sha256
+from dlpipe.modalities.base import Modality
+from dlpipe.tasks import Task, get_task
+
+log = logging.getLogger(__name__)
+
+_COORD = re.compile(r"^(?P<chrom>[^:\s]+):(?P<start>\d+)-(?P<end>\d+)")
+_NEGATIVES_TEXT = {
+    "genome": "genome windows GC-matched to the positives, away from every positive",
+    "shuffle": "dinucleotide-shuffled copies of the positives (each in its source's fold)",
+}
+
+
+def prepare_sequence(
+    exp: Mapping[str, Any], name: str = "experiment", cache_dir: str | Path | None = None
+) -> SequenceDataset:
+    """Build the sequence dataset of an experiment: positives from its BED, GC-matched negatives.
+
+    Parameters
+    ----------
+    exp
+        The experiment's validated config (``data`` of modality ``sequence``, ``cv``, ``seed``).
+    name
+        Experiment name, for messages.
+    cache_dir
+        Writable folder for a FASTA index when the genome's folder is read-only.
+
+    Returns
+    -------
+    dlpipe.datasets.SequenceDataset
+        Codes, windows (with label, CV group and GC) and provenance.
+    """
+    data, cv = exp["data"], exp["cv"]
+    fasta = open_fasta(data["genome"], cache_dir)
+    lengths = dict(zip(fasta.references, fasta.lengths, strict=True))
+    beds = {}
+    for target, path in data["bed"].items():
+        beds[target] = read_bed(path)
+        check_chromosomes(beds[target], lengths, path)
+    bed_path = ", ".join(data["bed"].values())
+    bed = pd.concat(list(beds.values()), ignore_index=True)
+    length = int(data["sequence_length"])
+    positives = resize(bed, length, data["use_summit"])
+    counts: dict[str, int] = {"intervals_in_bed": len(bed)}
+    exclude = []
+    if data["blacklist"]:
+        black = read_bed(data["blacklist"])
+        check_chromosomes(black, lengths, data["blacklist"])
+        hit = overlaps(positives, black)
+        counts["positives_in_blacklist"] = int(hit.sum())
+        positives = positives[~hit]
+        exclude.append(black)
+    positives, counts["positives_at_chromosome_ends"] = clip_to_chromosomes(
+        positives, lengths, data["chrom_ends"]
+    )
+    before = len(positives)
+    positives = positives.drop_duplicates(["chrom", "start"]).reset_index(drop=True)
+    counts["duplicate_positive_windows"] = before - len(positives)
+    if positives.empty:
+        raise InputError(f"{bed_path}: no positive window is left after resizing and filtering")
+    pos_codes = fetch(fasta, positives)
+    pos_gc = gc_content(pos_codes)
+    settings = NegativeSampling(
+        ratio=data["negatives"]["ratio"],
+        flank=data["negatives"]["flank"],
+        max_n_fraction=data["negatives"]["max_n_fraction"],
+        gc_bins=data["negatives"]["gc_bins"],
+    )
+    if data["negatives"]["method"] == "shuffle":
+        negatives, neg_codes = shuffled_negatives(
+            positives, pos_codes, settings.ratio, int(exp["seed"])
+        )
+    else:
+        # Negatives keep their distance from the original intervals and the resized windows.
+        avoid = pd.concat([bed[["chrom", "start", "end"]], positives[["chrom", "start", "end"]]])
+        negatives, neg_codes = gc_matched_negatives(
+            fasta, avoid, pos_gc, length, settings, int(exp["seed"]), exclude
+        )
+    targets = list(beds)
+    multilabel = len(targets) > 1
+    positive_name = targets[0] if not multilabel else "positive"
+    classes = ["background", positive_name] if not multilabel else targets
+    windows = pd.concat(
+        [
+            positives[["chrom", "start", "end"]].assign(label=positive_name, gc=pos_gc),
+            negatives.reindex(columns=["chrom", "start", "end", "copy"]).assign(
+                label="background", gc=gc_content(neg_codes)
+            ),
+        ],
+        ignore_index=True,
+    )
+    if multilabel:
+        # DeepSEA-style: a window is positive for every target whose intervals it overlaps;
+        # a shuffled copy sits on its source's coordinates but is negative for every target.
+        matrix = label_windows(windows, beds)
+        matrix[len(positives) :] = 0
+        for j, target in enumerate(targets):
+            windows[f"y_{target}"] = matrix[:, j]
+    codes = np.concatenate([pos_codes, neg_codes])
+    _check_chromosome_plan(cv, windows, positives, list(lengths), bed_path)
+    by_bins = len(lengths) == 1 and cv["plan"] == "chromosome_kfold"
+    windows["group"] = genomic_groups(windows, data["bin_size"] if by_bins else None)
+    windows.index = pd.Index(
+        windows["chrom"]
+        + ":"
+        + windows["start"].astype(str)
+        + "-"
+        + windows["end"].astype(str)
+        + windows.pop("copy").fillna(""),
+        name="sample_id",
+    )
+    counts.update(
+        positives=int((windows["label"] != "background").sum()),
+        negatives=int((windows["label"] == "background").sum()),
+        groups=int(windows["group"].nunique()),
+    )
+    meta = {
+        "source": str(bed_path),
+        "genome": str(data["genome"]),
+        "sha256": {path: sha256(path) for path in data["bed"].values()},
+        "genome_sha256": sha256(data["genome"]),
+        "n_samples": len(windows),
+        "sequence_length": length,
+        "class_counts": (
+            {t: int(windows[f"y_{t}"].sum()) for t in targets}
+            if multilabel
+            else {"background": counts["negatives"], positive_name: counts["positives"]}
+        ),
+        "counts": counts,
+        "gc_positives": float(pos_gc.mean()),
+        "gc_negatives": float(windows.loc[windows["label"] == "background", "gc"].mean()),
+        "group_by": "genomic bins" if by_bins else "chromosome",
+        "negatives": data["negatives"]["method"],
+    }
+    log.info("%s: %s", name, counts)
+    return SequenceDataset(
+        codes=codes,
+        windows=windows,
+        classes=classes,
+        meta=meta,
+        task="multilabel" if multilabel else "classification",
+    )
+
+
+def _check_chromosome_plan(
+    cv: Mapping[str, Any],
+    windows: pd.DataFrame,
+    positives: pd.DataFrame,
+    references: list[str],
+    source: str,
+) -> None:
+    """Fail early when a chromosome-aware plan cannot work on these data."""
+    if cv["plan"] == "chromosome_holdout":
+        named = set(cv["val_chromosomes"]) | set(cv["test_chromosomes"])
+        unknown = sorted(named - set(references))
+        if unknown:
+            raise InputError(
+                f"cv.val_chromosomes / cv.test_chromosomes name {unknown}, which are not in the "
+                f"genome (it has {references[:5]}{' …' if len(references) > 5 else ''})"
+            )
+        for key in ("val_chromosomes", "test_chromosomes"):
+            if not positives["chrom"].isin(cv[key]).any():
+                raise InputError(
+                    f"{source}: no positive lies on cv.{key} {cv[key]}; choose chromosomes "
+                    "that hold positives"
+                )
+        if not (~positives["chrom"].isin(named)).any():
+            raise InputError(f"{source}: every positive lies on a val/test chromosome")
+    elif cv["plan"] == "chromosome_kfold" and len(references) > 1:
+        n_chrom = positives["chrom"].nunique()
+        if n_chrom < cv["n_splits"]:
+            raise InputError(
+                f"{source}: positives lie on {n_chrom} chromosome(s) "
+                f"({sorted(positives['chrom'].unique())[:5]}) but cv.chromosome_kfold needs at "
+                f"least cv.n_splits={cv['n_splits']}; lower n_splits or use chromosome_holdout"
+            )
+
+
+def prepare_fasta(exp: Mapping[str, Any], name: str = "experiment") -> SequenceDataset:
+    """Build a sequence dataset from a FASTA of labelled sequences (DNA, RNA or protein).
+
+    Sequences are centre-cropped or N-padded to ``data.sequence_length``. Headers of the form
+    ``chrom:start-end`` give genomic coordinates, which chromosome-aware CV plans need.
+    """
+    data, cv = exp["data"], exp["cv"]
+    path = data["fasta"]
+    ids, seqs, labels = read_labelled_fasta(path, data["labels"])
+    length = int(data["sequence_length"])
+    pad = "X" if data["alphabet"] == "protein" else "N"
+    lengths = np.array([len(s) for s in seqs])
+    codes = encode([fit_length(s, length, pad) for s in seqs], data["alphabet"])
+    coords = [_COORD.match(i) for i in ids]
+    windows = pd.DataFrame({"label": labels}, index=pd.Index(ids, name="sample_id"))
+    if all(coords):
+        windows["chrom"] = [m["chrom"] for m in coords]
+        windows["start"] = [int(m["start"]) for m in coords]
+        windows["end"] = [int(m["end"]) for m in coords]
+        windows["group"] = genomic_groups(windows.reset_index(drop=True), None)
+    elif cv["plan"] in ("chromosome_kfold", "chromosome_holdout"):
+        bad = ids[[m is None for m in coords].index(True)]
+        raise InputError(
+            f"{path}: cv.plan {cv['plan']} needs headers 'chrom:start-end', but {bad!r} is not"
+        )
+    else:
+        windows["chrom"], windows["start"], windows["end"] = "", 0, 0
+        windows["group"] = windows.index.to_numpy()
+    windows["gc"] = gc_content(codes) if data["alphabet"] != "protein" else np.nan
+    counts = windows["label"].value_counts()
+    check_class_sizes(counts, cv, f"{path}: the labels")
+    if cv["plan"] == "chromosome_kfold" and windows["chrom"].nunique() < cv["n_splits"]:
+        raise InputError(
+            f"{path}: sequences lie on {windows['chrom'].nunique()} chromosome(s) but "
+            f"chromosome_kfold needs at least cv.n_splits={cv['n_splits']}"
+        )
+    meta = {
+        "source": str(path),
+        "sha256": sha256(path),
+        "n_samples": len(windows),
+        "sequence_length": length,
+        "class_counts": {str(k): int(v) for k, v in counts.sort_index().items()},
+        "counts": {
+            "sequences": len(windows),
+            "cropped": int((lengths > length).sum()),
+            "padded": int((lengths < length).sum()),
+            "groups": int(windows["group"].nunique()),
+        },
+        "gc_by_class": {str(k): float(v) for k, v in windows.groupby("label")["gc"].mean().items()},
+        "group_by": "chromosome" if all(coords) else "sequence",
+    }
+    log.info("%s: %s", name, meta["counts"])
+    return SequenceDataset(
+        codes=codes,
+        windows=windows,
+        classes=sorted(counts.index),
+        alphabet=data["alphabet"],
+        meta=meta,
+    )
+
+
+def read_new_fasta(path: str | Path, length: int, alphabet: str) -> tuple[np.ndarray, np.ndarray]:
+    """Ids and codes of new sequences, centre-cropped or padded (N / X) to ``length``."""
+    records = read_fasta_records(path, "the FASTA of new sequences")
+    pad = "X" if alphabet == "protein" else "N"
+    ids = np.array([header.split()[0] for header, _ in records])
+    codes = encode([fit_length(seq, length, pad) for _, seq in records], alphabet)
+    return ids, codes
+
+
+def read_new_intervals(
+    bed: str | Path, genome: str | Path, length: int, use_summit: bool = True
+) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+    """Ids, codes and windows of new BED intervals, resized around summit or centre.
+
+    Windows running past a chromosome end are padded with N.
+    """
+    fasta = open_fasta(genome)
+    lengths = dict(zip(fasta.references, fasta.lengths, strict=True))
+    intervals = read_bed(bed)
+    check_chromosomes(intervals, lengths, str(bed))
+    windows = resize(intervals, length, use_summit).reset_index(drop=True)
+    codes = fetch(fasta, windows)
+    ids = (
+        windows["chrom"] + ":" + windows["start"].astype(str) + "-" + windows["end"].astype(str)
+    ).to_numpy()
+    return ids, codes, windows
+
+
+class Sequences(Modality):
+    """Fixed-length sequences as codes: a CNN (or DanQ, ResNet) beside k-mer logistic regression."""
+
+    name = "sequence"
+    inputs = "sequence"
+    default_model = "cnn"
+    file_keys: ClassVar[tuple[str, ...]] = ("genome", "blacklist", "fasta", "labels")
+    # The fold jobs (CNN training) and the interpretation after them are the longest chain of a
+    # run; started first, that chain overlaps the other experiments' work instead of running
+    # alone at the end. Without it Snakemake prefers jobs with larger inputs (tables, .h5ad).
+    priority = 1
+    interpretation = "sequence"
+    prediction_inputs = ("fasta", "bed")
+    prediction_inputs_text = "fasta, or bed with genome"
+    interpret_reads_predictions = True
+    interpret_extras = ("motifs",)
+
+    def task(self, exp: Mapping[str, Any]) -> Task:
+        """Several BED files make a classification multi-label (one target per file)."""
+        if len(exp["data"].get("bed") or {}) > 1:
+            return get_task("multilabel")
+        return get_task(exp["task"])
+
+    def check_config(self, key: str, exp: Mapping[str, Any]) -> None:
+        """Genome + BED or a FASTA; classification; chromosome plans; no SMOTE or VAE."""
+        data, cv = exp["data"], exp["cv"]
+        if exp["embed"]["enabled"]:
+            raise ConfigError(
+                f"config key {key}.embed.enabled: the VAE embeds tabular features, not sequences"
+            )
+        genomic = bool(data["genome"] or data["bed"])
+        if genomic == bool(data["fasta"]) or (genomic and not (data["genome"] and data["bed"])):
+            raise ConfigError(
+                f"config key {key}.data: a sequence experiment needs either data.genome "
+                "(reference FASTA) with data.bed ({target name: BED file of positives}), or "
+                "data.fasta (a FASTA of labelled sequences)"
+            )
+        if data["labels"] and not data["fasta"]:
+            raise ConfigError(f"config key {key}.data.labels: labels go with data.fasta")
+        for field in ("path", "label_column", "target_columns", "group_column", "layer"):
+            if data[field]:
+                raise ConfigError(
+                    f"config key {key}.data.{field}: sequence experiments take their samples "
+                    "from data.genome and data.bed; remove it"
+                )
+        if exp["task"] != "classification":
+            raise ConfigError(f"config key {key}.task: sequence experiments are classifications")
+        if genomic and data["alphabet"] != "dna":
+            raise ConfigError(
+                f"config key {key}.data.alphabet: genome windows are DNA; other alphabets need "
+                "a FASTA of sequences"
+            )
+        if exp["preprocess"]["smote"]:
+            raise ConfigError(
+                f"config key {key}.preprocess.smote: SMOTE interpolates feature vectors and "
+                "makes no sense for one-hot sequences; balance with data.negatives.ratio or "
+                "training.class_weights: balanced"
+            )
+        if cv["plan"] == "group_kfold":
+            raise ConfigError(
+                f"config key {key}.cv.plan: use chromosome_kfold for sequences (groups are "
+                "chromosomes or genomic bins)"
+            )
+        if cv["plan"] == "leave_one_out":
+            raise ConfigError(
+                f"config key {key}.cv.plan: leave_one_out trains one model per sequence and "
+                "ignores overlapping windows; use chromosome_kfold (or kfold for a FASTA of "
+                "unrelated sequences)"
+            )
+        if cv["plan"] == "chromosome_holdout":
+            if not cv["test_chromosomes"] or not cv["val_chromosomes"]:
+                raise ConfigError(
+                    f"config key {key}.cv: chromosome_holdout needs cv.val_chromosomes and "
+                    "cv.test_chromosomes"
+                )
+            both = set(cv["test_chromosomes"]) & set(cv["val_chromosomes"])
+            if both:
+                raise ConfigError(
+                    f"config key {key}.cv: chromosomes {sorted(both)} are in both "
+                    "val_chromosomes and test_chromosomes"
+                )
+
+    def input_files(self, exp: Mapping[str, Any]) -> dict[str, str]:
+        """Genome, blacklist, FASTA and labels, then the BED file of every target."""
+        files = super().input_files(exp)
+        bed = exp["data"].get("bed") or {}
+        files.update({f"bed.{target}": path for target, path in bed.items()})
+        return files
+
+    def check_prediction_job(self, key: str, job: Mapping[str, Any], given: str) -> None:
+        """BED input needs its genome."""
+        if given == "bed" and not job.get("genome"):
+            raise ConfigError(f"config key {key}.genome: bed input needs its reference genome")
+
+    def prepare(
+        self, name: str, exp: Mapping[str, Any], folder: Path, integrated: str | None = None
+    ) -> tuple[SequenceDataset, dict[str, Any]]:
+        """Genome windows (indexing a read-only genome in ``folder/genome_index``) or a FASTA."""
+        if exp["data"]["fasta"]:
+            data = prepare_fasta(exp, name)
+            return data, {data.meta["source"]: data.meta["sha256"]}
+        data = prepare_sequence(exp, name, cache_dir=folder / "genome_index")
+        return data, {
+            data.meta["source"]: data.meta["sha256"],
+            data.meta["genome"]: data.meta["genome_sha256"],
+        }
+
+    def describe_data(self, name: str, exp: Mapping[str, Any]) -> str:
+        """Sequences and classes of a FASTA; or the genome and its BED intervals, checked."""
+        if exp["data"]["fasta"]:
+            data = prepare_fasta(exp, name)
+            counts = data.meta.get("class_counts") or {}
+            detail = ", ".join(f"{k}: {v}" for k, v in counts.items())
+            return f"{name}: {data.meta['n_samples']} samples" + (f" ({detail})" if detail else "")
+        fasta = open_fasta(exp["data"]["genome"])
+        lengths = dict(zip(fasta.references, fasta.lengths, strict=True))
+        sizes = []
+        for target, path in exp["data"]["bed"].items():
+            bed = read_bed(path)
+            check_chromosomes(bed, lengths, path)
+            sizes.append(f"{target}: {len(bed)} intervals")
+        return f"{name}: genome of {len(lengths)} sequence(s); {', '.join(sizes)}"
+
+    def preprocess_fold(
+        self, data: Any, index: Mapping[str, np.ndarray], exp: Mapping[str, Any]
+    ) -> tuple[dict[str, Any], Any, dict[str, Any]]:
+        """Slice the codes; nothing is fitted (the summary counts overlaps across sides)."""
+        from dlpipe.preprocess import preprocess_sequence_fold  # lazy: scikit-learn, 0.7 s
+
+        return preprocess_sequence_fold(data, index)
+
+    def baseline_name(self, exp: Mapping[str, Any], task: Task) -> str:
+        """Name the task's linear model on k-mer frequencies."""
+        return f"kmer{exp['baseline']['k']}_{task.baseline_name}"
+
+    def make_baseline(self, exp: Mapping[str, Any], task: Task) -> Any:
+        """Standardised k-mer frequencies into the task's linear model."""
+        from dlpipe.baselines import on_kmers  # lazy: scikit-learn, 0.7 s
+
+        return on_kmers(super().make_baseline(exp, task), int(exp["baseline"]["k"]))
+
+    def figures(self, meta: Mapping[str, Any]) -> list[str]:
+        """GC content of positives and negatives (nucleotides)."""
+        return ["gc.png"] if meta.get("alphabet", "dna") != "protein" else []
+
+    def draw_figures(self, dataset: str, meta: Mapping[str, Any], out: Path) -> None:
+        """Histogram of the windows' GC content by class."""
+        from dlpipe.plots.performance import gc_histogram  # lazy: matplotlib, 0.4 s
+
+        if self.figures(meta):
+            gc_histogram(pd.read_parquet(dataset, columns=["label", "gc"]), out / "gc.png")
+
+    def interpret(
+        self,
+        exp: Mapping[str, Any],
+        task: Task,
+        data: Any,
+        meta: Mapping[str, Any],
+        folds: Any,
+        predictions: Any,
+        checkpoints: Mapping[int, str],
+        preprocessors: Mapping[int, str],
+        out: Path,
+    ) -> dict[str, Any]:
+        """Attributions of the top-scoring held-out sequences, learned motifs, JASPAR matches.
+
+        Writes ``selected.tsv``, ``attributions.npz``, ``motifs.tsv``, ``motifs.jaspar``,
+        ``attribution_logos.png`` and ``motif_logos.png`` into ``out``.
+        """
+        from dlpipe import interpret  # lazy: torch and captum, 3 s
+        from dlpipe.io.jaspar import write_jaspar  # lazy: pyjaspar and Biopython
+        from dlpipe.plots import interpretation as figures  # lazy: matplotlib, logomaker
+
+        settings = exp["interpret"]
+        oof = pd.concat([read_predictions(p) for p in predictions], ignore_index=True)
+        nucleotides = data.alphabet != "protein"
+        db = interpret.motif_database(settings) if nucleotides else []
+        codes = dict(zip(data.ids, data.codes, strict=True))
+        result = interpret.sequence_interpretation(exp, task, meta, codes, oof, checkpoints, db)
+        result["selected"].to_csv(out / "selected.tsv", sep="\t", index=False, float_format="%.6g")
+        flat = {}
+        for cls, arrays in result["arrays"].items():
+            for key, value in arrays.items():
+                flat[f"{cls}__{key}"] = value.astype(np.float32) if key != "ids" else value
+        np.savez_compressed(out / "attributions.npz", **flat)
+        result["motifs"].to_csv(out / "motifs.tsv", sep="\t", index=False, float_format="%.6g")
+        write_jaspar(result["motif_objects"], out / "motifs.jaspar")
+        figures.attribution_logos(
+            result["arrays"], out / "attribution_logos.png", letters=LETTERS[data.alphabet]
+        )
+        drawn = ["attribution_logos.png"]
+        if nucleotides:
+            by_id = {m.id: m for m in db}
+            figures.motif_logos(
+                result["motif_objects"], result["motifs"], by_id, out / "motif_logos.png"
+            )
+            drawn.append("motif_logos.png")
+        return {
+            "sequences": len(result["selected"]),
+            "motif_database": {
+                "release": settings["jaspar_release"],
+                "collection": settings["jaspar_collection"],
+                "tax_groups": settings["jaspar_tax_groups"],
+                "files": settings["motif_files"],
+                "profiles": len(db),
+            }
+            if nucleotides
+            else None,
+            "agreement": result["agreement"],
+            "ism_sequences": interpret.ISM_SEQUENCES,
+            "figures": drawn,
+        }
+
+    def data_facts(self, meta: Mapping[str, Any], exp: Mapping[str, Any]) -> list[tuple[str, Any]]:
+        """Genome, BED files, windows, negatives and CV groups; or the FASTA's sequences."""
+        m = meta["meta"]
+        counts = m["counts"]
+        if "genome" not in m:  # a FASTA of labelled sequences
+            gc = ", ".join(f"{k}: {v:.3f}" for k, v in m["gc_by_class"].items() if v == v)
+            return [
+                ("sequences", f"{m['source']} (sha256 {m['sha256'][:16]}…)"),
+                ("alphabet", meta["alphabet"]),
+                ("sequences × length", f"{m['n_samples']} × {m['sequence_length']}"),
+                ("classes", ", ".join(f"{k}: {v}" for k, v in m["class_counts"].items())),
+                ("mean GC by class", gc or "–"),
+                ("resized", f"{counts['cropped']} centre-cropped, {counts['padded']} padded"),
+                ("CV groups", f"{counts['groups']} ({m['group_by']})"),
+            ]
+        items = [
+            ("genome", f"{m['genome']} (sha256 {m['genome_sha256'][:16]}…)"),
+            ("positives", ", ".join(f"{p} (sha256 {h[:16]}…)" for p, h in m["sha256"].items())),
+            ("windows", f"{m['n_samples']} × {m['sequence_length']} bp"),
+            ("classes", ", ".join(f"{k}: {v}" for k, v in m["class_counts"].items())),
+            ("negatives", _NEGATIVES_TEXT[m.get("negatives", "genome")]),
+            (
+                "mean GC positives / negatives",
+                f"{m['gc_positives']:.3f} / {m['gc_negatives']:.3f}",
+            ),
+            ("CV groups", f"{counts['groups']} ({m['group_by']}); overlapping windows share one"),
+        ]
+        skipped = {k: v for k, v in counts.items() if k not in ("positives", "negatives", "groups")}
+        items.append(("interval bookkeeping", ", ".join(f"{k}: {v}" for k, v in skipped.items())))
+        return items
+
+    def preprocessing_text(self, exp: Mapping[str, Any]) -> str | None:
+        """Nothing is fitted before training; strands are augmented."""
+        rc = "on" if exp["training"]["reverse_complement"] else "off"
+        return (
+            "Sequences are stored as 1-byte codes and one-hot encoded on the device; "
+            f"reverse-complement augmentation {rc}. Nothing is fitted before training."
+        )
+
+    def baseline_text(self, exp: Mapping[str, Any]) -> str:
+        """k-mer frequencies and logistic regression."""
+        base = exp["baseline"]
+        return f"{base['k']}-mer frequencies + logistic regression (C={base['C']})"
+
+    def fitted_text(self, exp: Mapping[str, Any]) -> str:
+        """Only the weights: sequences need no fitted preprocessing."""
+        return "model weights: training side of each fold (sequences need no fitted preprocessing)"
+
+    def training_text(self, exp: Mapping[str, Any]) -> str:
+        """Reverse-complement augmentation."""
+        return f", reverse-complement augmentation {exp['training']['reverse_complement']}"
+
+    def model_inputs_text(
+        self, meta: Mapping[str, Any], summaries: Sequence[Mapping[str, Any]]
+    ) -> str:
+        """One-hot sequence of the experiment's length."""
+        return f"one-hot {meta['alphabet'].upper()} of {meta['length']} positions"
+
+    def explained_text(self) -> str:
+        """Attributions and motif discovery."""
+        return (
+            "; explained by integrated gradients, DeepLiftShap and in-silico mutagenesis with "
+            "motif discovery"
+        )
+
+    def read_new(
+        self,
+        source: Mapping[str, Any],
+        exp: Mapping[str, Any],
+        meta: Mapping[str, Any],
+        first_preprocessor: Any,
+    ) -> tuple[np.ndarray, Any, dict[str, Any]]:
+        """Codes of a FASTA (cropped or padded) or of BED intervals (resized like training)."""
+        if source.get("table"):
+            raise InputError("a sequence experiment predicts FASTA or BED input, not a table")
+        if source.get("fasta"):
+            ids, codes = read_new_fasta(source["fasta"], int(meta["length"]), meta["alphabet"])
+            return ids, codes, {}
+        if source.get("bed"):
+            if not source.get("genome"):
+                raise InputError(f"{source['bed']}: BED input needs its reference genome (FASTA)")
+            ids, codes, windows = read_new_intervals(
+                source["bed"],
+                source["genome"],
+                int(meta["length"]),
+                bool(exp.get("data", {}).get("use_summit", True)),
+            )
+            return ids, codes, {"name": windows["name"].to_numpy()}
+        raise InputError("nothing to predict: give a table, a FASTA file or a BED file")
+
+    def model_input(self, raw: Any, fitted: Any) -> np.ndarray:
+        """Codes need no fitted preprocessing."""
+        return raw
+
+
+MODALITY = Sequences()

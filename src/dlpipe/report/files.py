@@ -1,0 +1,25 @@
+"""What the report shows of one experiment: the files the workflow wrote for it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class ExperimentFiles:
+    """The files of one experiment that the report shows."""
+
+    name: str
+    config: Mapping[str, Any]
+    dataset_meta: str
+    provenance: str
+    metrics: str
+    preprocess_summaries: Sequence[str]
+    figures: Sequence[str] = field(default_factory=list)
+    #: Extra HTML blocks by place (``after_data``, ``after_metrics``); see dlpipe.report.latent.
+    sections: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    #: Further facts: ``histories``, ``calibrations`` (lists of files), ``interpret`` (folder),
+    #: ``n_parameters`` (of the deep model, when no interpretation counted them).
+    extras: Mapping[str, Any] = field(default_factory=dict)

@@ -1,0 +1,76 @@
+"""Rule ``compare`` (rules/compare.smk): leaderboards of learners sharing data and folds."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+from dlpipe.compare import comparison_key, fold_scores, fold_size_ratio, leaderboard
+from dlpipe.io.files import read_json
+from dlpipe.modalities import task_of
+
+log = logging.getLogger(__name__)
+
+
+def compare_step(
+    experiments: Mapping[str, Mapping[str, Any]],
+    files: Mapping[str, Mapping[str, Any]],
+    leaderboard_tsv: str,
+    pairs_tsv: str,
+) -> pd.DataFrame:
+    """Leaderboards of every group of comparable experiments, with paired tests over folds.
+
+    Parameters
+    ----------
+    experiments
+        The experiments' configs by name.
+    files
+        Per experiment: ``metrics`` (``metrics.tsv``), ``meta`` (``dataset.json``), ``folds``
+        (``folds.tsv``) and ``summaries`` (the folds' ``preprocess.json``).
+    leaderboard_tsv, pairs_tsv
+        Outputs.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The leaderboard (all groups), with a ``group`` column.
+    """
+    groups: dict[str, list[str]] = {}
+    for name in experiments:
+        key = comparison_key(read_json(files[name]["meta"]), files[name]["folds"])
+        groups.setdefault(key, []).append(name)
+    boards, pair_tables = [], []
+    for number, (_, names) in enumerate(sorted(groups.items(), key=lambda kv: kv[1][0]), 1):
+        metric = task_of(experiments[names[0]]).primary_metric
+        entries = []
+        summaries = []
+        for name in names:
+            metrics = pd.read_csv(files[name]["metrics"], sep="\t")
+            summaries += [read_json(p) for p in files[name]["summaries"]]
+            for learner in dict.fromkeys(metrics["learner"]):
+                entries.append(
+                    {
+                        "experiment": name,
+                        "learner": learner,
+                        "scores": fold_scores(metrics, learner, metric),
+                    }
+                )
+        ratio = fold_size_ratio(summaries)
+        board, pairs = leaderboard(entries, metric, ratio)
+        label = f"group {number}: " + ", ".join(names)
+        board.insert(0, "group", label)
+        board["test_train_ratio"] = ratio
+        pairs.insert(0, "group", label)
+        boards.append(board)
+        pair_tables.append(pairs)
+        log.info("%s: %s best on %s", label, board.iloc[0]["learner"], metric)
+    table = pd.concat(boards, ignore_index=True)
+    table.to_csv(leaderboard_tsv, sep="\t", index=False, float_format="%.6g")
+    pairs = [p for p in pair_tables if len(p)] or pair_tables[:1]
+    pd.concat(pairs, ignore_index=True).to_csv(
+        pairs_tsv, sep="\t", index=False, float_format="%.6g"
+    )
+    return table

@@ -1,0 +1,212 @@
+"""Rules ``evaluate`` and ``aggregate`` (rules/evaluate.smk): score folds, then summarise them.
+
+``evaluate`` calibrates each fold's learners on its validation side and scores them on its
+test side; ``aggregate`` summarises the folds, pools their predictions and draws the figures.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import joblib
+import pandas as pd
+import yaml
+
+from dlpipe.io.files import read_json, read_predictions, write_json
+from dlpipe.metrics import summarise_folds
+from dlpipe.modalities import modality_of
+from dlpipe.preprocess import FoldArrays
+from dlpipe.tasks import figure_names, get_task
+
+log = logging.getLogger(__name__)
+
+
+def calibrate_step(
+    exp: Mapping[str, Any],
+    fold: int,
+    val: str,
+    model: str,
+    baseline: str | None,
+    preprocessor: str,
+    meta: str,
+    out_json: str,
+) -> dict[str, Any]:
+    """Fit each learner's temperature on the fold's validation side and write them as JSON.
+
+    Parameters
+    ----------
+    exp
+        The experiment's config (``model.name``, ``baseline``, ``data.modality``,
+        ``calibration.enabled``).
+    fold
+        The fold number (recorded in the output).
+    val
+        The fold's ``val.npz``; the only rows this step reads (it is given no test side).
+    model, baseline
+        The deep model's checkpoint and the baseline's joblib file (or ``None``).
+    preprocessor
+        The fold's fitted preprocessor.
+    meta
+        The dataset's ``dataset.json``.
+    out_json
+        Where to write ``{"learners": {name: {"temperature", "val_before", "val_after"}}}``;
+        ``learners`` is empty when the task has no probabilities and with
+        ``calibration.enabled: false``.
+
+    Returns
+    -------
+    dict
+        What was written.
+    """
+    from dlpipe.learners import learner_scores  # lazy: torch, 1.2 s
+
+    info = read_json(meta)
+    task = get_task(info["task"])
+    enabled = bool(exp.get("calibration", {}).get("enabled", True))
+    result: dict[str, Any] = {
+        "fold": fold,
+        "task": task.name,
+        "fitted_on": "validation",
+        "enabled": enabled and task.probabilistic,
+        "learners": {},
+    }
+    if not result["enabled"]:
+        write_json(result, out_json)
+        return result
+    fitted = joblib.load(preprocessor)
+    va = FoldArrays.load(val)
+    result["n_val"] = len(va.ids)
+    files = dict(zip(modality_of(exp).learners(exp, task), [model, baseline], strict=False))
+    for learner, path in files.items():
+        scores = learner_scores(exp, learner, path, va.X, fitted, task, info)
+        temperature = task.calibrate(va.y, scores)
+        after = task.apply_calibration(scores, temperature)
+        result["learners"][learner] = {
+            "temperature": temperature,
+            "val_before": task.calibration_metrics(va.y, scores),
+            "val_after": task.calibration_metrics(va.y, after),
+        }
+        log.info(
+            "fold %d %s: temperature %s on %d validation rows",
+            fold,
+            learner,
+            temperature,
+            len(va.ids),
+        )
+    write_json(result, out_json)
+    return result
+
+
+def evaluate_step(
+    exp: Mapping[str, Any],
+    fold: int,
+    test: str,
+    model: str,
+    baseline: str | None,
+    preprocessor: str,
+    meta: str,
+    predictions_tsv: str,
+    metrics_json: str,
+    calibration: str | None = None,
+) -> dict[str, Any]:
+    """Score the deep model and the baseline on the fold's test side, the only step reading it.
+
+    With ``calibration`` (the fold's ``calibration.json``, fitted on its validation side) the
+    predictions also hold each learner's temperature-scaled probabilities (``calprob_*``).
+    """
+    from dlpipe.learners import learner_scores  # lazy: torch, 1.2 s
+
+    info = read_json(meta)
+    task = get_task(info["task"])
+    temperatures = {}
+    if calibration is not None:
+        fitted_t = read_json(calibration)["learners"]
+        temperatures = {name: rec["temperature"] for name, rec in fitted_t.items()}
+    fitted = joblib.load(preprocessor)
+    te = FoldArrays.load(test)
+    files = dict(zip(modality_of(exp).learners(exp, task), [model, baseline], strict=False))
+    tables, results = [], {}
+    for learner, path in files.items():
+        scores = learner_scores(exp, learner, path, te.X, fitted, task, info)
+        calibrated = None
+        if learner in temperatures:
+            calibrated = task.apply_calibration(scores, temperatures[learner])
+        table = task.prediction_table(te.ids, fold, learner, te.y, scores, info, calibrated)
+        results[learner] = task.table_metrics(table, info)
+        tables.append(table)
+    pd.concat(tables).to_csv(predictions_tsv, sep="\t", index=False, float_format="%.8g")
+    write_json(results, metrics_json)
+    return results
+
+
+def aggregate_step(
+    exp: Mapping[str, Any],
+    metrics_files: Sequence[str],
+    prediction_files: Sequence[str],
+    meta: str,
+    metrics_tsv: str,
+    oof_tsv: str,
+    config_yaml: str | None = None,
+) -> pd.DataFrame:
+    """Summarise metrics over folds (mean, sd, 95 % CI, pooled) and pool the predictions.
+
+    With ``config_yaml`` the experiment's full config (defaults filled in) is written beside
+    the metrics, so the results folder says exactly how it was made.
+    """
+    info = read_json(meta)
+    task = get_task(info["task"])
+    if config_yaml is not None:
+        Path(config_yaml).write_text(yaml.safe_dump(dict(exp), sort_keys=True))
+    per_fold = {}
+    for path in metrics_files:
+        fold = int(Path(path).parent.name)
+        per_fold[fold] = read_json(path)
+    oof = pd.concat([read_predictions(p) for p in prediction_files], ignore_index=True)
+    # The deep model first, then its baseline, in the tables and figures.
+    learners = modality_of(exp).learners(exp, task)
+    order = {name: i for i, name in enumerate(learners)}
+    oof = oof.sort_values(
+        ["learner", "fold", "id"], key=lambda col: col.map(order) if col.name == "learner" else col
+    ).reset_index(drop=True)
+    pooled = {
+        learner: task.table_metrics(rows, info)
+        for learner, rows in oof.groupby("learner", sort=False)
+    }
+    summary = summarise_folds(per_fold, task.metric_names, pooled, learners=learners)
+    summary.to_csv(metrics_tsv, sep="\t", index=False, float_format="%.6g")
+    oof.to_csv(oof_tsv, sep="\t", index=False, float_format="%.8g")
+    return summary
+
+
+def figures_step(
+    exp: Mapping[str, Any],
+    oof_tsv: str,
+    history_files: Sequence[str],
+    meta: str,
+    outdir: str,
+    dataset: str | None = None,
+) -> list[str]:
+    """Draw the experiment's figures from pooled predictions and training histories.
+
+    The task draws its own (ROC/PR curves, confusion matrices, reliability diagrams, or
+    scatter plots), then the training curves, then the modality's (``dataset`` given: the GC
+    content of sequence windows).
+    """
+    from dlpipe.plots.performance import training_curves  # lazy: matplotlib, 0.4 s
+
+    info = read_json(meta)
+    task = get_task(info["task"])
+    modality = modality_of(exp)
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    oof = read_predictions(oof_tsv)
+    histories = {int(Path(p).parent.name): pd.read_csv(p, sep="\t") for p in history_files}
+    task.draw_figures(oof, info, out)
+    training_curves(histories, out / "training.png")
+    extra = modality.figures(info) if dataset else []
+    if extra:
+        modality.draw_figures(dataset, info, out)
+    return [str(out / name) for name in figure_names(task, extra)]

@@ -1,0 +1,36 @@
+"""Rule ``preprocess`` (rules/preprocess.smk): fit on a fold's training side, write its sides."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import joblib
+
+from dlpipe.datasets import load_dataset
+from dlpipe.io.files import write_json
+from dlpipe.modalities import modality_of
+from dlpipe.split import fold_indices, read_folds
+
+
+def preprocess_step(
+    exp: Mapping[str, Any],
+    fold: int,
+    dataset: str,
+    meta: str,
+    folds_tsv: str,
+    outputs: Mapping[str, str],
+) -> dict[str, Any]:
+    """Fit preprocessing on the fold's training side and write train/val/test arrays.
+
+    ``exp`` holds the experiment's ``task``, ``seed``, ``preprocess`` and ``data.modality``;
+    ``outputs`` maps ``train``, ``val``, ``test``, ``preprocessor`` and ``summary`` to paths.
+    """
+    data = load_dataset(dataset, meta)
+    index = fold_indices(read_folds(folds_tsv), fold, data.ids)
+    arrays, fitted, summary = modality_of(exp).preprocess_fold(data, index, exp)
+    for side, arr in arrays.items():
+        arr.save(outputs[side])
+    joblib.dump(fitted, outputs["preprocessor"])
+    write_json(summary, outputs["summary"])
+    return summary

@@ -1,0 +1,66 @@
+"""Rules ``train`` and ``baseline`` (rules/train.smk): the fold's deep model and its baseline."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import joblib
+
+from dlpipe.datasets import learner_input
+from dlpipe.io.files import read_json
+from dlpipe.modalities import modality_of
+from dlpipe.preprocess import FittedPreprocessor, FoldArrays
+from dlpipe.tasks import get_task
+
+
+def train_step(
+    exp: Mapping[str, Any],
+    train: str,
+    val: str,
+    preprocessor: str,
+    meta: str,
+    checkpoint: str,
+    history: str,
+    threads: int = 1,
+    state_dir: str | None = None,
+) -> None:
+    """Train the deep model of one fold (Lightning) and write checkpoint and history.
+
+    ``state_dir`` keeps resumable checkpoints between attempts (see :func:`dlpipe.train.fit`).
+    """
+    from dlpipe.train import fit  # lazy: Lightning, 4 s
+
+    info = read_json(meta)
+    task = get_task(info["task"])
+    exp = {**exp, "task": info["task"]}  # the data's task: multilabel for several BEDs
+    fitted: FittedPreprocessor = joblib.load(preprocessor)
+    tr, va = FoldArrays.load(train), FoldArrays.load(val)
+    y_tr, y_va = task.scaled_targets(tr.y, fitted), task.scaled_targets(va.y, fitted)
+    X_tr, X_va = (learner_input(a.X, info, "model", fitted) for a in (tr, va))  # noqa: N806
+    fit(
+        (X_tr, y_tr),
+        (X_va, y_va),
+        exp,
+        task,
+        task.n_outputs(info),
+        checkpoint,
+        history,
+        threads,
+        state_dir,
+    )
+
+
+def baseline_step(
+    exp: Mapping[str, Any], train: str, preprocessor: str, meta: str, model_out: str
+) -> None:
+    """Fit the scikit-learn baseline on the same training rows as the deep model."""
+    info = read_json(meta)
+    task = get_task(info["task"])
+    exp = {**exp, "task": info["task"]}
+    fitted: FittedPreprocessor = joblib.load(preprocessor)
+    tr = FoldArrays.load(train)
+    y = task.scaled_targets(tr.y, fitted)
+    model = modality_of(exp).make_baseline(exp, task)
+    model.fit(learner_input(tr.X, info, "baseline", fitted), y)
+    joblib.dump(model, model_out)

@@ -1,0 +1,60 @@
+"""What a workflow user reads first stays true to the code: config guide, catalog, licence."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dlpipe.config import config_schema
+from dlpipe.modalities import modality_names
+from dlpipe.models import available_models
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG_README = (ROOT / "config" / "README.md").read_text()
+#: Sections of an experiment whose every key the config guide names.
+SECTIONS = ("experiment", "data", "negatives", "training", "preprocess", "cv", "baseline",
+            "resources", "integration", "embed", "calibration", "interpret",
+            "prediction")  # fmt: skip
+
+
+@pytest.mark.parametrize("section", SECTIONS)
+def test_config_guide_names_every_key_of_the_schema(section: str) -> None:
+    keys = config_schema()["$defs"][section]["properties"]
+    missing = [k for k in keys if not re.search(rf"`{re.escape(k)}`", CONFIG_README)]
+    assert not missing, f"config/README.md does not explain {section} keys {missing}"
+
+
+def test_config_guide_names_every_registered_model_and_modality() -> None:
+    for name in [*available_models(), *modality_names()]:
+        assert f"`{name}`" in CONFIG_README or f"**{name}**" in CONFIG_README, name
+
+
+def test_repository_schema_is_the_shipped_one() -> None:
+    linked = ROOT / "config" / "schema" / "config.schema.yaml"
+    shipped = ROOT / "src" / "dlpipe" / "schemas" / "config.schema.yaml"
+    assert linked.resolve() == shipped.resolve()
+
+
+def test_workflow_catalog_metadata_is_complete() -> None:
+    meta = yaml.safe_load((ROOT / ".snakemake-workflow-catalog.yml").read_text())
+    usage = meta["usage"]
+    assert usage["mandatory-flags"]["flags"]
+    assert usage["mandatory-flags"]["desc"]
+    stack = usage["software-stack-deployment"]
+    assert set(stack) == {"conda", "singularity", "singularity+conda"}
+    assert any(stack.values())
+    assert usage["report"] is True
+    assert (ROOT / "config" / "config.yaml").is_file()
+    assert (ROOT / "config" / "README.md").is_file()
+
+
+def test_licence_file_matches_pyproject() -> None:
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["license"]["text"]
+    licence = (ROOT / "LICENSE").read_text()
+    assert declared == "MIT"
+    assert licence.startswith("MIT License")
+    assert "Permission is hereby granted, free of charge" in licence

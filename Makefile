@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/snakemake --cores $(CORES)
+	$(BIN)/dlpipe run config/config.yaml --cores $(CORES)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -2,6 +2,7 @@
 #
 # snakemake --cores 4                         run the experiments of config/config.yaml
 # snakemake --cores 4 --configfile my.yaml    run your own experiments instead
+import os
 import sys
 
 from snakemake.utils import min_version, validate
@@ -15,8 +16,8 @@ if (Path(workflow.basedir) / "src" / "dlpipe").is_dir():
 
 from dlpipe.config import validate_config  # noqa: E402
 from dlpipe.errors import DlpipeError  # noqa: E402
-from dlpipe.schema import schema_path  # noqa: E402
-from dlpipe.workflow import check_inputs  # noqa: E402
+from dlpipe.schema import load_yaml, schema_path  # noqa: E402
+from dlpipe.workflow import DAMAGED_ENV, check_inputs, damaged_warnings  # noqa: E402
 
 # A --configfile replaces the demo instead of being merged into it.
 if not config:
@@ -26,6 +27,9 @@ if not config:
 
 # Stop before any job with one message naming the key or file at fault.
 try:
+    # Snakemake's YAML reading keeps the last of two equal keys; dlpipe's refuses them.
+    for path in workflow.configfiles:
+        load_yaml(path)
     validate_config(config)
     # Inputs in remote storage (--default-storage-provider) are checked when staged; the jobs
     # of a cluster run the Snakefile again and need not look for them a second time.
@@ -36,6 +40,11 @@ try:
         check_inputs(config)
 except DlpipeError as error:
     sys.exit(f"dlpipe error: {error}")
+# A fold checkpoint damaged since training: dlpipe run retrains it (--forcerun); plain
+# Snakemake is told how.
+if workflow.is_main_process and not os.environ.get(DAMAGED_ENV):
+    for line in damaged_warnings("results", config["experiments"]):
+        print(line, file=sys.stderr)
 validate(config, str(schema_path()))
 
 

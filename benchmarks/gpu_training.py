@@ -55,7 +55,7 @@ def prepare_fold(name: str, exp: dict[str, Any], folder: Path) -> dict[str, str]
             ("train", "npz"),
             ("val", "npz"),
             ("test", "npz"),
-            ("preprocessor", "joblib"),
+            ("preprocessor", "skops"),
             ("summary", "json"),
         )
     }

@@ -14,6 +14,7 @@ from dlpipe.workflow import (
 
 EXPERIMENTS = list(config["experiments"])
 PREDICTIONS = list(config.get("predict", {}))
+MANIFEST_FILES = ["config.yaml", "dataset.json", "provenance.json", "metrics.tsv"]
 
 
 wildcard_constraints:
@@ -72,7 +73,7 @@ def fold_models(wildcards):
     exp = exp_config(wildcards)
     files = {"model": f"results/{wildcards.exp}/{wildcards.fold}/model.ckpt"}
     if exp["baseline"]["enabled"]:
-        files["baseline"] = f"results/{wildcards.exp}/{wildcards.fold}/baseline.joblib"
+        files["baseline"] = f"results/{wildcards.exp}/{wildcards.fold}/baseline.skops"
     return files
 
 
@@ -107,6 +108,26 @@ def compare_inputs(wildcards):
     return files
 
 
+def manifest_inputs(wildcards):
+    """The files of a trained experiment that its manifest records: its config and dataset
+    record, and per fold the models, fitted preprocessing, temperatures and training record.
+    """
+    exp = wildcards.exp
+    per_fold_files = [
+        "model.ckpt",
+        "preprocessor.skops",
+        "calibration.json",
+        "history.tsv",
+    ]
+    per_fold_files += ["preprocess.json", "metrics.json"]
+    if exp_config(wildcards)["baseline"]["enabled"]:
+        per_fold_files.append("baseline.skops")
+    files = [f"results/{exp}/{name}" for name in MANIFEST_FILES]
+    for name in per_fold_files:
+        files += per_fold(f"results/{{exp}}/{{fold}}/{name}")(wildcards)
+    return files
+
+
 def prediction_job(wildcards):
     return config["predict"][wildcards.job]
 
@@ -122,11 +143,12 @@ def prediction_inputs(wildcards):
     files = {
         "data": prediction_files(job),
         "meta": f"results/{exp}/dataset.json",
+        "manifest": f"results/{exp}/manifest.json",
         "models": expand(
             "results/{exp}/{fold}/model.ckpt", exp=exp, fold=folds_of(exp)
         ),
         "preprocessors": expand(
-            "results/{exp}/{fold}/preprocessor.joblib", exp=exp, fold=folds_of(exp)
+            "results/{exp}/{fold}/preprocessor.skops", exp=exp, fold=folds_of(exp)
         ),
     }
     if calibrated(exp):
@@ -181,6 +203,7 @@ def report_inputs(wildcards):
     for exp in EXPERIMENTS:
         files[f"{exp}_meta"] = f"results/{exp}/dataset.json"
         files[f"{exp}_provenance"] = f"results/{exp}/provenance.json"
+        files[f"{exp}_manifest"] = f"results/{exp}/manifest.json"
         files[f"{exp}_metrics"] = f"results/{exp}/metrics.tsv"
         files[f"{exp}_figures"] = f"results/{exp}/figures"
         files[f"{exp}_summaries"] = expand(

@@ -5,7 +5,7 @@ rule evaluate:
         unpack(fold_models),
         val="results/{exp}/{fold}/val.npz",
         test="results/{exp}/{fold}/test.npz",
-        preprocessor="results/{exp}/{fold}/preprocessor.joblib",
+        preprocessor="results/{exp}/{fold}/preprocessor.skops",
         meta="results/{exp}/dataset.json",
     output:
         predictions="results/{exp}/{fold}/predictions.tsv",

@@ -6,7 +6,7 @@ rule interpret:
         meta="results/{exp}/dataset.json",
         folds="results/{exp}/folds.tsv",
         models=per_fold("results/{exp}/{fold}/model.ckpt"),
-        preprocessors=per_fold("results/{exp}/{fold}/preprocessor.joblib"),
+        preprocessors=per_fold("results/{exp}/{fold}/preprocessor.skops"),
     output:
         report(
             directory("results/{exp}/interpret"),

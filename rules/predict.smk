@@ -1,3 +1,17 @@
+rule manifest:
+    """Record the sha256 of every file of a trained experiment; prediction reads only these."""
+    input:
+        manifest_inputs,
+    output:
+        "results/{exp}/manifest.json",
+    log:
+        "logs/manifest/{exp}.log",
+    conda:
+        "../envs/dlpipe.yaml"
+    script:
+        "../workflow/scripts/manifest.py"
+
+
 rule predict:
     """Predict the new samples of one job of the config's predict section with the k fold models."""
     input:

@@ -8,7 +8,7 @@ rule preprocess:
         train="results/{exp}/{fold}/train.npz",
         val="results/{exp}/{fold}/val.npz",
         test="results/{exp}/{fold}/test.npz",
-        preprocessor="results/{exp}/{fold}/preprocessor.joblib",
+        preprocessor="results/{exp}/{fold}/preprocessor.skops",
         summary="results/{exp}/{fold}/preprocess.json",
     log:
         "logs/preprocess/{exp}/{fold}.log",

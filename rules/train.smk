@@ -3,7 +3,7 @@ rule train:
     input:
         train="results/{exp}/{fold}/train.npz",
         val="results/{exp}/{fold}/val.npz",
-        preprocessor="results/{exp}/{fold}/preprocessor.joblib",
+        preprocessor="results/{exp}/{fold}/preprocessor.skops",
         meta="results/{exp}/dataset.json",
     output:
         model="results/{exp}/{fold}/model.ckpt",
@@ -33,10 +33,10 @@ rule baseline:
     """Fit the scikit-learn baseline on the same training rows as the deep model."""
     input:
         train="results/{exp}/{fold}/train.npz",
-        preprocessor="results/{exp}/{fold}/preprocessor.joblib",
+        preprocessor="results/{exp}/{fold}/preprocessor.skops",
         meta="results/{exp}/dataset.json",
     output:
-        model="results/{exp}/{fold}/baseline.joblib",
+        model="results/{exp}/{fold}/baseline.skops",
     log:
         "logs/baseline/{exp}/{fold}.log",
     benchmark:

@@ -132,3 +132,57 @@ def write_checkpoint() -> CheckpointWriter:
         return path
 
     return write
+
+
+def seal(folder: Path, exp: dict[str, Any], model: dict[str, Any]) -> Path:
+    """Write config.yaml (with the fold models' ``model`` section) and the manifest of a results
+    folder built by hand, as the workflow does for one it trained."""
+    import yaml
+
+    from dlpipe.io.files import MANIFEST, write_manifest
+
+    (folder / "config.yaml").write_text(yaml.safe_dump({**exp, "model": model}))
+    names = [p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()]
+    write_manifest(folder, names, folder / MANIFEST)
+    return folder
+
+
+#: Folds, temperatures and model settings of :func:`table_results`.
+RESULTS_FOLDS = 3
+RESULTS_TEMPERATURES = [1.0, 2.0, 0.5]
+RESULTS_MLP = {"name": "mlp", "hidden_layers": [4], "batch_norm": False, "dropout": 0.0}
+
+
+@pytest.fixture
+def table_results(
+    tmp_path: Path, make_exp: ExpBuilder, binary_csv: Path, write_checkpoint: CheckpointWriter
+) -> Path:
+    """results/cls of a tabular experiment: 3 small MLPs with their own preprocessors and
+    temperatures, config.yaml and manifest.json, as the workflow writes them."""
+    import torch
+
+    from dlpipe.io.files import write_json
+    from dlpipe.io.fitted import save_fitted
+    from dlpipe.modalities.tabular import prepare_tabular
+    from dlpipe.models import build_model
+    from dlpipe.preprocess import preprocess_fold
+    from dlpipe.split import fold_indices, make_folds
+    from dlpipe.tasks import get_task
+
+    exp = make_exp(binary_csv, cv={"n_splits": RESULTS_FOLDS})
+    data = prepare_tabular(exp)
+    folder = tmp_path / "results" / "cls"
+    folder.mkdir(parents=True)
+    data.save(folder / "dataset.parquet", folder / "dataset.json")
+    folds = make_folds(data.ids, exp["cv"], 0, labels=get_task(data.task).stratify(data.y))
+    for k in range(RESULTS_FOLDS):
+        _, fitted, _ = preprocess_fold(data, fold_indices(folds, k, data.ids), exp["preprocess"], 0)
+        (folder / str(k)).mkdir()
+        save_fitted(fitted, folder / str(k) / "preprocessor.skops")
+        torch.manual_seed(k)
+        model = build_model("mlp", 6, 2, hidden_layers=[4], batch_norm=False, dropout=0.0)
+        write_checkpoint(folder / str(k) / "model.ckpt", model, "mlp", 6, 2, hidden_layers=[4],
+                         batch_norm=False, dropout=0.0)  # fmt: skip
+        write_json({"learners": {"mlp": {"temperature": RESULTS_TEMPERATURES[k]}}},
+                   folder / str(k) / "calibration.json")  # fmt: skip
+    return seal(folder, exp, RESULTS_MLP)

@@ -3,10 +3,16 @@
 The library tests call :func:`dlpipe.modalities.tabular.prepare_tabular` on small synthetic
 tables with one defect each; the CLI tests run Snakemake on a bad config or bad data and check
 that the user sees the one-line ``dlpipe error:`` message and that nothing is left behind.
+
+:data:`CASES` names every known bad input a user met and the tests that hold dlpipe to a clear
+message (or warning) for it; a test checks that each named test exists.
 """
 
 from __future__ import annotations
 
+import errno
+import gzip
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,12 +23,121 @@ import pandas as pd
 import pytest
 import yaml
 
+from dlpipe.cli import main
 from dlpipe.config import validate_config
 from dlpipe.datasets import TabularDataset
 from dlpipe.errors import ConfigError, DlpipeError, InputError
+from dlpipe.io.bed import read_bed
+from dlpipe.learners import FoldModels, predict_new
+from dlpipe.logs import step_logging
+from dlpipe.modalities.sequence import prepare_fasta, read_new_fasta
 from dlpipe.modalities.tabular import prepare_tabular
+from dlpipe.schema import load_yaml
+from dlpipe.steps.check import check_step
+from dlpipe.steps.predict import predict_results_step
 
 ROOT = Path(__file__).resolve().parents[1]
+
+#: Known bad inputs and faults → the tests (``module::function``) that cover them.
+CASES: dict[str, list[str]] = {
+    # A results folder is data, not code.
+    "tampered preprocessor or baseline file (a pickle that runs code)": [
+        "test_results_folder::test_a_planted_pickle_executes_nothing_even_under_a_forged_manifest",
+        "test_results_folder::test_predict_refuses_a_tampered_preprocessor_and_runs_none_of_it",
+        "test_results_folder::test_a_skops_file_naming_a_foreign_function_is_refused_before_loading",
+        "test_results_folder::test_a_checkpoint_holding_code_is_refused_and_runs_nothing",
+    ],
+    "file of a results folder replaced, added or missing": [
+        "test_results_folder::test_a_swapped_config_is_refused",
+        "test_results_folder::test_a_fold_model_the_manifest_does_not_record_is_refused",
+        "test_results_folder::test_a_missing_or_foreign_manifest_is_refused",
+        "test_results_folder::test_the_workflow_predict_job_checks_its_files_against_the_manifest",
+    ],
+    # Silent wrong results.
+    "labels differing only in case or surrounding space": [
+        "test_bad_input::test_labels_differing_only_in_case_or_space_are_refused",
+        "test_bad_input::test_fasta_labels_differing_in_case_are_refused",
+        "test_singlecell::test_labels_differing_only_in_case_or_space_are_refused",
+    ],
+    "duplicated column names": [
+        "test_bad_input::test_duplicated_column_names_are_refused_before_pandas_renames_them",
+    ],
+    "duplicated YAML keys (a config block given twice)": [
+        "test_bad_input::test_config_files_are_read_strictly",
+        "test_snakemake::test_dlpipe_run_checks_everything_before_handing_over_to_snakemake",
+    ],
+    "empty FASTA record": ["test_bad_input::test_an_empty_fasta_record_is_refused_not_padded"],
+    "zero-length BED intervals (warning)": [
+        "test_bad_input::test_zero_length_bed_intervals_are_warned_about",
+    ],
+    "fold model missing from a results folder": [
+        "test_results_folder::test_a_missing_fold_model_is_refused_unless_allowed",
+    ],
+    # Tracebacks.
+    "truncated .csv.gz (check, prepare, predict) or .bed.gz": [
+        "test_bad_input::test_truncated_gzip_table_is_named_as_truncated",
+        "test_bad_input::test_predict_on_a_truncated_gzip_table",
+        "test_bad_input::test_truncated_gzip_bed_is_named",
+        "test_reader_properties::test_a_truncated_gzip_table_is_an_input_error_or_its_intact_prefix",
+    ],
+    "predict on a table with inf, text or repeated ids": [
+        "test_bad_input::test_predict_validates_its_table_like_prepare",
+        "test_bad_input::test_predict_without_imputation_refuses_empty_features",
+    ],
+    "damaged model.ckpt (truncated, altered, empty, not a checkpoint)": [
+        "test_results_folder::test_a_damaged_checkpoint_names_the_file_and_the_fix",
+        "test_results_folder::test_a_checkpoint_of_another_model_is_refused",
+    ],
+    "unwritable folder or full disk": [
+        "test_bad_input::test_a_refused_write_is_one_message_and_removes_partial_outputs",
+        "test_bad_input::test_predict_into_a_folder_that_does_not_exist_is_one_message",
+    ],
+    "workflow with a damaged model.ckpt retrains the fold, not re-evaluates it": [
+        "test_results_folder::test_damaged_checkpoints_are_set_aside_not_deleted",
+        "test_snakemake::test_a_damaged_checkpoint_is_retrained_and_results_of_other_configs_are_named",
+    ],
+    # Vague messages.
+    "YAML syntax error or missing config file through the workflow": [
+        "test_bad_input::test_config_files_are_read_strictly",
+        "test_snakemake::test_dlpipe_run_checks_everything_before_handing_over_to_snakemake",
+    ],
+    "config holding YTE code (__use_yte__)": [
+        "test_bad_input::test_config_files_are_read_strictly"
+    ],
+    "gzip data (or Parquet) named .csv; .gz name on plain text": [
+        "test_bad_input::test_a_binary_file_named_csv_says_what_it_is",
+        "test_bad_input::test_a_file_named_gz_that_is_not_compressed",
+    ],
+    "protein FASTA with the DNA alphabet": [
+        "test_bad_input::test_a_protein_fasta_read_as_dna_names_file_record_and_key",
+    ],
+    "predict on single-cell results with a table": [
+        "test_bad_input::test_predict_on_single_cell_results_gives_the_single_cell_refusal",
+    ],
+    "dlpipe check with n_splits larger than the sample count": [
+        "test_bad_input::test_check_refuses_more_folds_than_samples",
+    ],
+    "dlpipe check with hold-out chromosomes absent from the genome": [
+        "test_bad_input::test_check_refuses_hold_out_chromosomes_absent_from_the_genome",
+    ],
+    "another config rewrites the report without the earlier experiments": [
+        "test_snakemake::test_a_damaged_checkpoint_is_retrained_and_results_of_other_configs_are_named",
+    ],
+    # Any bytes at all.
+    "arbitrary bytes as a table, FASTA or BED file": [
+        "test_reader_properties::test_any_bytes_named_as_a_table_give_a_table_or_an_input_error",
+        "test_reader_properties::test_any_bytes_named_fasta_give_records_or_an_input_error",
+        "test_reader_properties::test_any_bytes_named_bed_give_intervals_or_an_input_error",
+    ],
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_every_case_names_tests_that_exist(case: str) -> None:
+    for node in CASES[case]:
+        module, _, function = node.partition("::")
+        source = (ROOT / "tests" / f"{module}.py").read_text()
+        assert f"def {function}(" in source, f"{case}: {node} not found"
 
 
 def _frame(n: int = 12) -> pd.DataFrame:
@@ -459,3 +574,315 @@ def test_cli_missing_data_path_fails_before_any_job(tmp_path: Path) -> None:
     assert "Traceback" not in output
     assert "Building DAG of jobs" not in output
     assert not (tmp_path / "results").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# Never silent, never a traceback: the cases of a hostile but realistic user.
+
+
+@pytest.mark.parametrize(
+    ("labels", "shown"),
+    [
+        (["Benign ", "benign"], "'Benign ' (6 samples) and 'benign' (6 samples)"),
+        (["Tumour", "tumour"], "'Tumour' (6 samples) and 'tumour' (6 samples)"),
+        (["high  grade", "high grade"], "'high  grade' (6 samples) and 'high grade'"),
+    ],
+    ids=["trailing_space", "case", "inner_space"],
+)
+def test_labels_differing_only_in_case_or_space_are_refused(
+    tmp_path: Path, labels: list[str], shown: str
+) -> None:
+    frame = _frame()
+    frame["label"] = labels * 6
+    # Quoted so that the spaces are part of the field, as a spreadsheet export writes them.
+    frame.to_csv(tmp_path / "labels.csv", index=False, quoting=1)
+    _error(_exp(tmp_path / "labels.csv"), "labels differ only in case or spaces", shown,
+           "Write each class one way")  # fmt: skip
+
+
+@pytest.mark.parametrize("sep", [",", "\t"], ids=["csv", "tsv"])
+def test_duplicated_column_names_are_refused_before_pandas_renames_them(
+    tmp_path: Path, sep: str
+) -> None:
+    path = tmp_path / ("table.csv" if sep == "," else "table.tsv")
+    frame = _frame().rename(columns={"g2": "g1"})
+    frame.to_csv(path, sep=sep, index=False)
+    _error(_exp(path), "line 1: column names appear more than once: ['g1']", "rename them")
+
+
+def test_truncated_gzip_table_is_named_as_truncated(tmp_path: Path) -> None:
+    path = tmp_path / "table.csv.gz"
+    _frame(400).to_csv(path, index=False)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    _error(_exp(path), "the compressed file is truncated or damaged", "gzip -t")
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (lambda frame: gzip.compress(frame.to_csv(index=False).encode()), "gzip-compressed"),
+        (lambda frame: b"PAR1" + b"\0" * 64, "a Parquet file"),
+    ],
+    ids=["gzip", "parquet"],
+)
+def test_a_binary_file_named_csv_says_what_it_is(tmp_path: Path, content, expected: str) -> None:
+    path = tmp_path / "table.csv"
+    path.write_bytes(content(_frame()))
+    _error(_exp(path), f"the file is {expected}, not a text table as its name says")
+
+
+def test_a_file_named_gz_that_is_not_compressed(tmp_path: Path) -> None:
+    path = tmp_path / "table.csv.gz"
+    _frame().to_csv(path, index=False, compression=None)
+    _error(_exp(path), "named .gz but not gzip-compressed")
+
+
+def _fasta_exp(path: Path, alphabet: str = "dna", **cv: Any) -> dict[str, Any]:
+    spec = {"modality": "sequence", "fasta": str(path), "sequence_length": 12,
+            "alphabet": alphabet}  # fmt: skip
+    exp = {"task": "classification", "data": spec,
+           "cv": {"plan": "kfold", "n_splits": 2, **cv}}  # fmt: skip
+    return validate_config({"experiments": {"e": exp}})["experiments"]["e"]
+
+
+def _fasta(path: Path, records: list[tuple[str, str]]) -> Path:
+    path.write_text("".join(f">{header}\n{seq}\n" for header, seq in records))
+    return path
+
+
+def test_an_empty_fasta_record_is_refused_not_padded(tmp_path: Path) -> None:
+    records = [("s1|a", "ACGTACGTAC"), ("s2|b", ""), ("s3|a", "ACGTAAAAAC"), ("s4|b", "ACGGGC")]
+    path = _fasta(tmp_path / "seqs.fa", records)
+    with pytest.raises(InputError, match=r"seqs.fa: record 2 \(>s2\|b\) has no sequence"):
+        prepare_fasta(_fasta_exp(path))
+    with pytest.raises(InputError, match=r"record 2 \(>s2\|b\) has no sequence.*N's"):
+        read_new_fasta(path, 12, "dna")
+
+
+def test_fasta_labels_differing_in_case_are_refused(tmp_path: Path) -> None:
+    records = [(f"s{i}|{'Bound' if i % 3 else 'bound'}", "ACGTACGTAC") for i in range(12)]
+    path = _fasta(tmp_path / "seqs.fa", records)
+    with pytest.raises(InputError, match=r"differ only in case or spaces: 'Bound' \(8 samples\)"):
+        prepare_fasta(_fasta_exp(path))
+
+
+def test_a_protein_fasta_read_as_dna_names_file_record_and_key(tmp_path: Path) -> None:
+    records = [("s1|a", "ACGTACGTAC"), ("p2|b", "MKTAYIAKQR"), ("s3|a", "ACGTA"), ("s4|b", "ACGG")]
+    path = _fasta(tmp_path / "prot.fa", records)
+    with pytest.raises(InputError) as info:
+        prepare_fasta(_fasta_exp(path))
+    assert str(info.value) == (
+        f"{path}: record >p2, position 6: character 'I' is not in the dna alphabet; set "
+        "data.alphabet: protein"
+    )
+    with pytest.raises(InputError, match=r"prot.fa: record >p2.*the models read dna sequences"):
+        read_new_fasta(path, 12, "dna")
+
+
+def test_zero_length_bed_intervals_are_warned_about(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "peaks.bed"
+    path.write_text("chr1\t10\t20\nchr1\t30\t30\nchr2\t5\t5\n")
+    bed = read_bed(path)
+    assert len(bed) == 3
+    assert "2 interval(s) have length 0 (start = end; line(s) 2, 3)" in caplog.text
+    caplog.clear()
+    path.write_text("chr1\t10\t20\n")
+    read_bed(path)
+    assert "length 0" not in caplog.text
+
+
+def test_truncated_gzip_bed_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "peaks.bed.gz"
+    text = "".join(f"chr1\t{i * 10}\t{i * 10 + 5}\n" for i in range(5000))
+    data = gzip.compress(text.encode())
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match=r"peaks\.bed\.gz: the compressed file is truncated"):
+        read_bed(path)
+
+
+# --- the config file --------------------------------------------------------------------------
+
+
+def test_yaml_anchors_and_merge_keys_still_work(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "common: &c\n  seed: 1\n  task: classification\n"
+        "experiments:\n  e:\n    <<: *c\n    seed: 2\n  f: *c\n"
+    )
+    config = load_yaml(path)
+    assert config["experiments"]["e"] == {"seed": 2, "task": "classification"}  # override kept
+    assert config["experiments"]["f"] == {"seed": 1, "task": "classification"}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "experiments:\n  e:\n    task: classification\ntraining:\n  a: 1\ntraining:\n  b: 2\n",
+            "line 6, column 1: not valid YAML: key 'training' appears twice in one mapping "
+            "(lines 4 and 6)",
+        ),
+        ("experiments:\n  e:\n    seed: 1\n    seed: 2\n", "key 'seed' appears twice"),
+        ("experiments:\n  e: [1, 2\n", "line 3, column 1: not valid YAML"),
+        ("__use_yte__: true\nexperiments: {}\n", "__use_yte__ makes Snakemake run this config"),
+    ],
+    ids=["duplicate_block", "duplicate_key", "syntax", "yte"],
+)
+def test_config_files_are_read_strictly(tmp_path: Path, text: str, expected: str) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_yaml(path)
+    assert str(info.value).startswith(str(path))
+    assert expected in str(info.value)
+
+
+# --- dlpipe check: what the workflow would refuse later ------------------------------------
+
+
+def _check(tmp_path: Path, exp: dict[str, Any]) -> str:
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({"experiments": {"e": exp}}))
+    with pytest.raises(DlpipeError) as info:
+        check_step(tmp_path / "c.yaml")
+    assert main(["check", str(tmp_path / "c.yaml")]) == 1
+    return str(info.value)
+
+
+def test_check_refuses_more_folds_than_samples(tmp_path: Path) -> None:
+    _frame().to_csv(tmp_path / "t.csv", index=False)
+    data = {"path": str(tmp_path / "t.csv"), "id_column": "id", "label_column": "label"}
+    exp = {"task": "classification", "cv": {"plan": "kfold", "n_splits": 20}, "data": data}
+    message = _check(tmp_path, exp)
+    assert message == ("experiments.e: cv.n_splits=20 is larger than the number of samples (12)")
+
+
+def test_check_refuses_hold_out_chromosomes_absent_from_the_genome(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    genome = tmp_path / "genome.fa"
+    genome.write_text("".join(
+        f">chr{i}\n{''.join(rng.choice(list('ACGT'), 3000))}\n" for i in (1, 2, 3)
+    ))  # fmt: skip
+    (tmp_path / "peaks.bed").write_text(
+        "".join(f"chr{c}\t{s}\t{s + 50}\n" for c in (1, 2, 3) for s in range(100, 2800, 300))
+    )
+    exp = {"task": "classification",
+           "data": {"modality": "sequence", "genome": str(genome),
+                    "bed": {"site": str(tmp_path / "peaks.bed")}, "sequence_length": 100},
+           "cv": {"plan": "chromosome_holdout", "val_chromosomes": ["chr2"],
+                  "test_chromosomes": ["chrX"]}}  # fmt: skip
+    message = _check(tmp_path, exp)
+    assert (
+        "cv.val_chromosomes / cv.test_chromosomes name ['chrX'], which are not in the genome"
+        in (message)
+    )
+
+
+# --- prediction validates its table like prepare ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            lambda t: t.assign(f1=t["f1"].astype(object).where(t.index != 2, "inf")),
+            "feature column 'f1' holds infinite values at line 4 (id 002)",
+        ),
+        (
+            lambda t: t.assign(f3=t["f3"].astype(object).where(t.index != 1, "high")),
+            "feature column 'f3' is not numeric: 'high' at line 3 (id 001)",
+        ),
+        (
+            lambda t: t.assign(id=["000", "001", "000", "003", "004"]),
+            "sample ids appear more than once at line 2 (id 000), line 4 (id 000)",
+        ),
+    ],
+    ids=["inf", "text", "duplicate_id"],
+)
+def test_predict_validates_its_table_like_prepare(
+    table_results: Path, binary_csv: Path, tmp_path: Path, change, expected: str
+) -> None:
+    new = change(pd.read_csv(binary_csv, dtype={"id": str}).head(5).drop(columns="y"))
+    new.to_csv(tmp_path / "new.csv", index=False)
+    with pytest.raises(InputError) as info:
+        predict_new(FoldModels.from_results(table_results), {"table": str(tmp_path / "new.csv")})
+    assert str(info.value).startswith(f"{tmp_path / 'new.csv'}: {expected}")
+
+
+def test_predict_on_a_truncated_gzip_table(table_results: Path, binary_csv: Path,
+                                           tmp_path: Path) -> None:  # fmt: skip
+    path = tmp_path / "new.csv.gz"
+    pd.concat([pd.read_csv(binary_csv, dtype={"id": str})] * 4).to_csv(path, index=False)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match=r"new\.csv\.gz: the compressed file is truncated"):
+        predict_results_step(table_results, path)
+    assert main(["predict", str(table_results), str(path)]) == 1
+
+
+def test_predict_without_imputation_refuses_empty_features(
+    table_results: Path, binary_csv: Path, tmp_path: Path
+) -> None:
+    new = pd.read_csv(binary_csv, dtype={"id": str}).head(5).drop(columns="y")
+    new.loc[3, "f0"] = np.nan
+    new.to_csv(tmp_path / "new.csv", index=False)
+    models = FoldModels.from_results(table_results)
+    models.exp = {**models.exp, "preprocess": {**models.exp["preprocess"], "impute": "none"}}
+    with pytest.raises(InputError, match=r"'f0' is empty at line 5 \(id 003\).*impute: none"):
+        predict_new(models, {"table": str(tmp_path / "new.csv")})
+    models.exp["preprocess"]["impute"] = "median"
+    assert len(predict_new(models, {"table": str(tmp_path / "new.csv")})) == 5
+
+
+def test_predict_on_single_cell_results_gives_the_single_cell_refusal(
+    table_results: Path, binary_csv: Path
+) -> None:
+    models = FoldModels.from_results(table_results)
+    models.exp = {**models.exp, "data": {**models.exp["data"], "modality": "singlecell"}}
+    with pytest.raises(InputError, match="a single-cell experiment classifies cells on the latent"):
+        predict_new(models, {"table": str(binary_csv)})
+
+
+# --- a step that cannot write -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("code", "fix"),
+    [(errno.EACCES, "make its folder writable"), (errno.ENOSPC, "free space there")],
+    ids=["permission", "disk_full"],
+)
+def test_a_refused_write_is_one_message_and_removes_partial_outputs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], code: int, fix: str
+) -> None:
+    out = tmp_path / "out.tsv"
+    target = tmp_path / "e" / "0" / "model.ckpt"
+
+    def step() -> None:
+        with step_logging(tmp_path / "job.log", [str(out)]):
+            out.write_text("partial")
+            # Root ignores permission bits: the refusal the file system would give, raised here.
+            raise OSError(code, os.strerror(code), str(target))
+
+    with pytest.raises(SystemExit) as info:
+        step()
+    assert info.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"dlpipe error: cannot write {target}: {os.strerror(code)}; {fix}")
+    assert err.count("\n") == 1
+    assert not out.exists()
+    assert "cannot write" in (tmp_path / "job.log").read_text()
+
+
+def test_predict_into_a_folder_that_does_not_exist_is_one_message(
+    table_results: Path, binary_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    new = tmp_path / "new.csv"
+    pd.read_csv(binary_csv, dtype={"id": str}).head(3).drop(columns="y").to_csv(new, index=False)
+    out = tmp_path / "absent" / "out.tsv"
+    assert main(["predict", str(table_results), str(new), "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"dlpipe error: {out}: cannot be written (")
+    assert "non-existent directory" in err
+    assert err.count("\n") == 1

@@ -6,7 +6,6 @@ import inspect
 from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
 import pandas as pd
 import pytest
@@ -22,6 +21,7 @@ from dlpipe.calibrate import (
     reliability_table,
 )
 from dlpipe.io.files import read_json, write_json
+from dlpipe.io.fitted import save_fitted
 from dlpipe.metrics import softmax
 from dlpipe.models import build_model
 from dlpipe.preprocess import FittedPreprocessor, FoldArrays
@@ -118,8 +118,8 @@ def overconfident_fold(tmp_path: Path, write_checkpoint) -> dict[str, Path]:
         ids = np.array([f"{side}{i}" for i in range(n)])
         FoldArrays(x, y, ids).save(tmp_path / f"{side}.npz")
         files[side] = tmp_path / f"{side}.npz"
-    joblib.dump(FittedPreprocessor(None, ["a", "b"], ["a", "b"]), tmp_path / "pre.joblib")
-    files["pre"] = tmp_path / "pre.joblib"
+    save_fitted(FittedPreprocessor(None, ["a", "b"], ["a", "b"]), tmp_path / "pre.skops")
+    files["pre"] = tmp_path / "pre.skops"
     write_json({"task": "classification", "classes": ["no", "yes"]}, tmp_path / "dataset.json")
     files["meta"] = tmp_path / "dataset.json"
     return files

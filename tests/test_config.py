@@ -285,7 +285,7 @@ def test_load_yaml_errors_name_the_file(tmp_path: Path) -> None:
         load_yaml(tmp_path / "no.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("experiments: [unclosed\n")
-    with pytest.raises(ConfigError, match=re.escape(f"{bad}: not valid YAML")):
+    with pytest.raises(ConfigError, match=re.escape(f"{bad}, line 2, column 1: not valid YAML")):
         load_yaml(bad)
     scalar = tmp_path / "scalar.yaml"
     scalar.write_text("just a string\n")

@@ -86,14 +86,14 @@ def test_model_class_from_a_config_trains_evaluates_and_reloads(
     prepare_step("e", exp, f["dataset.parquet"], f["dataset.json"], f["provenance.json"], ".")
     split_step(exp, f["dataset.parquet"], f["dataset.json"], str(out / "folds.tsv"))
     sides = {k: str(out / f"{k}.npz") for k in ("train", "val", "test")}
-    files = {**sides, "preprocessor": str(out / "pre.joblib"), "summary": str(out / "pre.json")}
+    files = {**sides, "preprocessor": str(out / "pre.skops"), "summary": str(out / "pre.json")}
     preprocess_step(exp, 0, f["dataset.parquet"], f["dataset.json"], str(out / "folds.tsv"), files)
     ckpt = str(out / "model.ckpt")
     train_step(exp, sides["train"], sides["val"], files["preprocessor"], f["dataset.json"], ckpt,
                str(out / "history.tsv"))  # fmt: skip
     baseline_step(exp, sides["train"], files["preprocessor"], f["dataset.json"],
-                  str(out / "baseline.joblib"))  # fmt: skip
-    results = evaluate_step(exp, 0, sides["test"], ckpt, str(out / "baseline.joblib"),
+                  str(out / "baseline.skops"))  # fmt: skip
+    results = evaluate_step(exp, 0, sides["test"], ckpt, str(out / "baseline.skops"),
                             files["preprocessor"], f["dataset.json"],
                             str(out / "predictions.tsv"), str(out / "metrics.json"))  # fmt: skip
     assert set(results) == {"TinyNet", "logistic_regression"}

@@ -6,12 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import joblib
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 import yaml
+from conftest import RESULTS_FOLDS, RESULTS_MLP, RESULTS_TEMPERATURES, seal
 
 from dlpipe.alphabet import encode
 from dlpipe.calibrate import apply_temperature
@@ -20,6 +20,7 @@ from dlpipe.config import validate_config
 from dlpipe.errors import ConfigError, InputError
 from dlpipe.genomic import fit_length
 from dlpipe.io.files import write_json
+from dlpipe.io.fitted import load_fitted, save_fitted
 from dlpipe.io.tables import input_kind
 from dlpipe.learners import FoldModels, combine_folds, predict_new
 from dlpipe.metrics import softmax
@@ -30,8 +31,9 @@ from dlpipe.preprocess import SequenceInput, preprocess_fold
 from dlpipe.split import fold_indices, make_folds
 from dlpipe.tasks import get_task
 
-K = 3
-TEMPERATURES = [1.0, 2.0, 0.5]
+K = RESULTS_FOLDS
+TEMPERATURES = RESULTS_TEMPERATURES
+MLP = RESULTS_MLP
 
 
 def test_combine_folds_gives_mean_and_sample_sd() -> None:
@@ -49,29 +51,6 @@ def test_input_kind_from_the_file_name() -> None:
     assert input_kind("peaks.narrowPeak") == "bed"
     assert input_kind("x.bed") == "bed"
     assert input_kind("new.csv") == "table"
-
-
-@pytest.fixture
-def table_results(tmp_path: Path, make_exp, binary_csv: Path, write_checkpoint) -> Path:
-    """results/cls of a tabular experiment: k linear models with their own preprocessors."""
-    exp = make_exp(binary_csv, cv={"n_splits": K})
-    data = prepare_tabular(exp)
-    folder = tmp_path / "results" / "cls"
-    folder.mkdir(parents=True)
-    data.save(folder / "dataset.parquet", folder / "dataset.json")
-    (folder / "config.yaml").write_text(yaml.safe_dump(exp))
-    folds = make_folds(data.ids, exp["cv"], 0, labels=get_task(data.task).stratify(data.y))
-    for k in range(K):
-        _, fitted, _ = preprocess_fold(data, fold_indices(folds, k, data.ids), exp["preprocess"], 0)
-        (folder / str(k)).mkdir()
-        joblib.dump(fitted, folder / str(k) / "preprocessor.joblib")
-        torch.manual_seed(k)
-        model = build_model("mlp", 6, 2, hidden_layers=[4], batch_norm=False, dropout=0.0)
-        write_checkpoint(folder / str(k) / "model.ckpt", model, "mlp", 6, 2, hidden_layers=[4],
-                         batch_norm=False, dropout=0.0)  # fmt: skip
-        write_json({"learners": {"mlp": {"temperature": TEMPERATURES[k]}}},
-                   folder / str(k) / "calibration.json")  # fmt: skip
-    return folder
 
 
 def _new_table(binary_csv: Path, path: Path) -> pd.DataFrame:
@@ -93,7 +72,7 @@ def test_predict_a_table_with_k_models(table_results: Path, binary_csv: Path) ->
     # Each model: its own preprocessor, its own temperature; then mean and sd over models.
     per_model = []
     for k in range(K):
-        fitted = joblib.load(table_results / str(k) / "preprocessor.joblib")
+        fitted = load_fitted(table_results / str(k) / "preprocessor.skops")
         raw = softmax(raw_outputs(load_model(table_results / str(k) / "model.ckpt"),
                                   fitted.transform(new)))  # fmt: skip
         per_model.append(apply_temperature(raw, TEMPERATURES[k]))
@@ -109,17 +88,28 @@ def test_predict_a_table_with_k_models(table_results: Path, binary_csv: Path) ->
 def test_damaged_or_partial_calibration_records(table_results: Path) -> None:
     record = table_results / "1" / "calibration.json"
     record.write_text('{"learners": {"mlp": {"temperature": 2.0}')  # cut short
+    with pytest.raises(InputError, match=r"1/calibration.json: changed since the workflow"):
+        FoldModels.from_results(table_results)
+    # Damaged before the manifest was written: the record itself is checked.
+    exp = yaml.safe_load((table_results / "config.yaml").read_text())
+    seal(table_results, exp, MLP)
     with pytest.raises(InputError, match=r"1/calibration.json, line 1, column \d+: not valid JSON"):
         FoldModels.from_results(table_results)
-    write_json({"learners": {"mlp": {"temperature": 0.0}}}, record)
-    with pytest.raises(InputError, match=r"learners.mlp.temperature is 0.0, not a positive"):
-        FoldModels.from_results(table_results)
-    write_json({"fold": 1}, record)
-    with pytest.raises(InputError, match="not a dlpipe calibration record"):
-        FoldModels.from_results(table_results)
-    # A fold without its record: no fold model is calibrated, rather than some of them.
+    for content, message in (
+        ({"learners": {"mlp": {"temperature": 0.0}}}, "learners.mlp.temperature is 0.0, not a"),
+        ({"fold": 1}, "not a dlpipe calibration record"),
+    ):
+        write_json(content, record)
+        seal(table_results, exp, MLP)
+        with pytest.raises(InputError, match=message):
+            FoldModels.from_results(table_results)
+    # A fold whose record the manifest does not hold: no fold model is calibrated, rather
+    # than some of them.
     record.unlink()
-    assert FoldModels.from_results(table_results).temperatures == []
+    seal(table_results, exp, MLP)
+    models = FoldModels.from_results(table_results)
+    assert models.temperatures == []
+    assert len(models.checkpoints) == K
 
 
 def test_a_table_without_a_training_column_is_refused(
@@ -140,17 +130,16 @@ def sequence_results(tmp_path: Path, write_checkpoint) -> Path:
     meta = {"modality": "sequence", "task": "classification", "classes": ["background", "site"],
             "alphabet": "dna", "length": 20, "meta": {}}  # fmt: skip
     write_json(meta, folder / "dataset.json")
-    exp = {"model": {"name": "cnn"}, "data": {"modality": "sequence", "use_summit": True},
-           "task": "classification"}  # fmt: skip
-    (folder / "config.yaml").write_text(yaml.safe_dump(exp))
+    exp = {"data": {"modality": "sequence", "use_summit": True}, "task": "classification"}
     for k in range(K):
         (folder / str(k)).mkdir()
         torch.manual_seed(k)
         model = build_model("cnn", 4, 2, filters=[4], kernel_sizes=[5], pool=1, batch_norm=False)
         write_checkpoint(folder / str(k) / "model.ckpt", model, "cnn", 4, 2, filters=[4],
                          kernel_sizes=[5], pool=1, batch_norm=False)  # fmt: skip
-        joblib.dump(SequenceInput("dna", 20), folder / str(k) / "preprocessor.joblib")
-    return folder
+        save_fitted(SequenceInput("dna", 20), folder / str(k) / "preprocessor.skops")
+    cnn = {"name": "cnn", "filters": [4], "kernel_sizes": [5], "pool": 1, "batch_norm": False}
+    return seal(folder, exp, cnn)
 
 
 def test_predict_a_fasta_crops_and_pads_to_the_model_length(
@@ -259,7 +248,6 @@ def test_regression_predictions_are_on_the_original_scale(
     folder = tmp_path / "reg"
     folder.mkdir()
     data.save(folder / "dataset.parquet", folder / "dataset.json")
-    (folder / "config.yaml").write_text(yaml.safe_dump(exp))
     folds = make_folds(data.ids, exp["cv"], 0, labels=get_task(data.task).stratify(data.y))
     fitted = {}
     for k in range(2):
@@ -267,13 +255,14 @@ def test_regression_predictions_are_on_the_original_scale(
             data, fold_indices(folds, k, data.ids), exp["preprocess"], 0
         )
         (folder / str(k)).mkdir()
-        joblib.dump(fitted[k], folder / str(k) / "preprocessor.joblib")
+        save_fitted(fitted[k], folder / str(k) / "preprocessor.skops")
         model = build_model("mlp", 5, 2, hidden_layers=[], batch_norm=False)
         with torch.no_grad():  # predicts 0 (the training mean) for both standardised targets
             model.head.weight.zero_()
             model.head.bias.zero_()
         write_checkpoint(folder / str(k) / "model.ckpt", model, "mlp", 5, 2, hidden_layers=[],
                          batch_norm=False)  # fmt: skip
+    seal(folder, exp, {"name": "mlp", "hidden_layers": [], "batch_norm": False})
     new = pd.read_csv(regression_csv).drop(columns=["t1", "t2"]).head(4)
     new.to_csv(tmp_path / "new.tsv", sep="\t", index=False)
     out = predict_new(FoldModels.from_results(folder), {"table": str(tmp_path / "new.tsv")})

@@ -242,10 +242,10 @@ def test_workflow_resumes_a_training_job_killed_with_sigkill(tmp_path: Path) -> 
     ref = tmp_path / "ref"
     ref.mkdir()
     train_step(exp, str(fold / "train.npz"), str(fold / "val.npz"),
-               str(fold / "preprocessor.joblib"), str(tmp_path / "results/e/dataset.json"),
+               str(fold / "preprocessor.skops"), str(tmp_path / "results/e/dataset.json"),
                str(ref / "model.ckpt"), str(ref / "history.tsv"), threads=1)  # fmt: skip
     evaluate_step(exp, 0, str(fold / "test.npz"), str(ref / "model.ckpt"), None,
-                  str(fold / "preprocessor.joblib"), str(tmp_path / "results/e/dataset.json"),
+                  str(fold / "preprocessor.skops"), str(tmp_path / "results/e/dataset.json"),
                   str(ref / "predictions.tsv"), str(ref / "metrics.json"),
                   str(fold / "calibration.json"))  # fmt: skip
     assert (fold / "history.tsv").read_text() == (ref / "history.tsv").read_text()

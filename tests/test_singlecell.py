@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import anndata as ad
-import joblib
 import numpy as np
 import pandas as pd
 import pytest
@@ -30,6 +29,7 @@ from dlpipe.config import validate_config
 from dlpipe.errors import ConfigError, InputError
 from dlpipe.integration import integrate, save_integration
 from dlpipe.integration_benchmark import scib_table
+from dlpipe.io.fitted import load_fitted
 from dlpipe.io.h5ad import count_problem, read_counts
 from dlpipe.modalities.singlecell import check_singlecell, latent_dataset
 
@@ -238,6 +238,14 @@ def test_rare_labelled_class_is_checked_against_the_cv_plan(tmp_path: Path) -> N
     adata.obs.loc[adata.obs_names[:2], "cell_type"] = "pDC"
     path = _write(adata, tmp_path / "rare.h5ad")
     _error(read_counts(path, None), _exp(path), "{'pDC': 2}", "n_splits=3")
+
+
+def test_labels_differing_only_in_case_or_space_are_refused(tmp_path: Path) -> None:
+    adata = _counts()
+    adata.obs["cell_type"] = adata.obs["cell_type"].astype(object)
+    adata.obs.loc[adata.obs_names[:5], "cell_type"] = "nk "
+    path = _write(adata, tmp_path / "spelled.h5ad")
+    _error(read_counts(path, None), _exp(path), "labels differ only in case or spaces", "'nk '")
 
 
 @pytest.mark.parametrize(
@@ -509,7 +517,7 @@ def test_workflow_integrates_classifies_and_embeds(tmp_path: Path) -> None:
     # The deep model read the 4 scVI dimensions, the baseline the 5 principal components.
     state = torch.load(results / "cells" / "0" / "model.ckpt", weights_only=True)
     assert state["hyper_parameters"]["n_inputs"] == 4
-    assert joblib.load(results / "cells" / "0" / "baseline.joblib").n_features_in_ == 5
+    assert load_fitted(results / "cells" / "0" / "baseline.skops").n_features_in_ == 5
 
     recon = pd.read_csv(results / "bulk" / "embedding" / "reconstruction.tsv", sep="\t")
     assert recon.shape[0] == 9

@@ -123,10 +123,11 @@ def test_tiny_config_runs_end_to_end_and_reruns_identically(tiny: Path) -> None:
     (tiny / "changed.yaml").write_text(yaml.safe_dump(config))
     changed = _snakemake(tiny, "--configfile", "changed.yaml", "-n")
     assert changed.returncode == 0, changed.stderr[-3000:]
-    # Exactly that experiment's training, what depends on it, the leaderboard and the report.
+    # Exactly that experiment's training, what depends on it (its manifest included), the
+    # leaderboard and the report.
     assert _planned_jobs(changed.stdout + changed.stderr) == Counter(
         {("train", "reg"): 3, ("evaluate", "reg"): 3, ("aggregate", "reg"): 1,
-         ("compare", None): 1, ("report", None): 1, ("all", None): 1}
+         ("manifest", "reg"): 1, ("compare", None): 1, ("report", None): 1, ("all", None): 1}
     )  # fmt: skip
     assert "reason: Params have changed since last execution" in changed.stdout
     # (`--list-changes params` of Snakemake 9.27 lists every output with recorded params,
@@ -180,6 +181,110 @@ def test_tiny_run_predicts_new_data_reports_trust_and_packs_a_snakemake_report(t
     with zipfile.ZipFile(tiny / "report.zip") as archive:
         names = {Path(n).name for n in archive.namelist()}
     assert {"reliability.png", "features.png", "leaderboard.tsv", "newcls.tsv"} <= names
+
+
+@pytest.mark.workflow
+def test_a_damaged_checkpoint_is_retrained_and_results_of_other_configs_are_named(
+    tiny: Path,
+) -> None:
+    run = _snakemake(tiny, "--configfile", "config.yaml", "--quiet")  # no-op after the tests above
+    assert run.returncode == 0, run.stderr[-3000:]
+    results = tiny / "results"
+    before = _digests(tiny)
+    manifest = yaml.safe_load((results / "cls" / "manifest.json").read_text())["files"]
+    assert {"config.yaml", "dataset.json", "1/model.ckpt", "1/preprocessor.skops",
+            "1/baseline.skops", "1/calibration.json"} <= set(manifest)  # fmt: skip
+    ckpt = results / "cls" / "1" / "model.ckpt"
+    intact = ckpt.read_bytes()
+    ckpt.write_bytes(intact[: len(intact) // 2])
+    predict = subprocess.run(
+        [str(BIN / "dlpipe"), "predict", "results/cls", "new.csv"],
+        cwd=tiny, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert predict.returncode == 1
+    assert predict.stderr.startswith(
+        "dlpipe error: results/cls/1/model.ckpt: changed since the workflow wrote it"
+    ), predict.stderr
+    # Plain Snakemake (which would rerun nothing: what depends on the file exists) is told how
+    # to retrain it; dlpipe run plans the retraining (dry run) and then does it.
+    plain = _snakemake(tiny, "--configfile", "config.yaml", "-n")
+    assert plain.returncode == 0
+    assert (
+        "dlpipe: results/cls/1/model.ckpt is damaged (truncated or altered since training); "
+        "retrain its fold with --forcerun results/cls/1/model.ckpt"
+    ) in plain.stderr
+
+    def dlpipe_run(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [str(BIN / "dlpipe"), "run", "config.yaml", "--cores", "2", *args]
+        return subprocess.run(command, cwd=tiny, capture_output=True, text=True, check=False)
+
+    dry = dlpipe_run("-n")
+    assert "results/cls/1/model.ckpt is damaged; a run sets it aside" in dry.stderr
+    assert _planned_jobs(dry.stdout + dry.stderr)["train", "cls"] == 1
+    assert ckpt.is_file()  # a dry run changes nothing
+    rerun = dlpipe_run()
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "results/cls/1/model.ckpt is damaged; set aside as model.ckpt.damaged" in rerun.stderr
+    assert "Traceback" not in rerun.stderr
+    jobs = _planned_jobs(rerun.stderr)
+    assert jobs["train", "cls"] == 1
+    assert jobs["evaluate", "cls"] == 1
+    # Retrained, not re-evaluated: the same model (training is deterministic), the same numbers.
+    assert ckpt.read_bytes() == intact
+    assert _digests(tiny) == before
+    assert (ckpt.parent / "model.ckpt.damaged").stat().st_size == len(intact) // 2
+
+    # A config of the regression alone: the report covers it and names the other experiment.
+    config = yaml.safe_load((tiny / "config.yaml").read_text())
+    del config["experiments"]["cls"], config["predict"]
+    (tiny / "reg_only.yaml").write_text(yaml.safe_dump(config))
+    only = _snakemake(tiny, "--configfile", "reg_only.yaml", "--quiet")
+    assert only.returncode == 0, only.stderr[-3000:]
+    html = (results / "report.html").read_text()
+    assert "This report covers the 1 experiment(s) of its config: reg." in html
+    assert "the results folder also holds 1 experiment(s) of another config (cls)" in html
+    assert (results / "cls" / "metrics.tsv").is_file()  # kept
+    board = pd.read_csv(results / "comparison" / "leaderboard.tsv", sep="\t")
+    assert set(board["experiment"]) == {"reg"}
+    restored = _snakemake(tiny, "--configfile", "config.yaml", "--quiet")
+    assert restored.returncode == 0, restored.stderr[-3000:]
+    assert "Not included" not in (results / "report.html").read_text()
+
+
+@pytest.mark.workflow
+def test_dlpipe_run_checks_everything_before_handing_over_to_snakemake(tiny: Path) -> None:
+    def dlpipe(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(BIN / "dlpipe"), *args], cwd=tiny, capture_output=True,
+                              text=True, check=False)  # fmt: skip
+
+    version = dlpipe("--version")
+    assert version.stdout.strip().startswith("dlpipe ")
+    text = (tiny / "config.yaml").read_text()
+    cases = {
+        "syntax.yaml": (text + "  bad: [1, 2\n", ", column 1: not valid YAML"),
+        "twice.yaml": (text + "predict: {}\n", "key 'predict' appears twice in one mapping"),
+        "yte.yaml": ("__use_yte__: true\n" + text, "__use_yte__ makes Snakemake run this config"),
+    }
+    for name, (content, message) in cases.items():
+        (tiny / name).write_text(content)
+        run = dlpipe("run", name, "-n")
+        assert run.returncode == 1, name
+        assert run.stderr.startswith(f"dlpipe error: {name}"), run.stderr
+        assert message in run.stderr, run.stderr
+        assert "Traceback" not in run.stderr
+        assert "running:" not in run.stderr  # never handed over
+    missing = dlpipe("run", "absent.yaml")
+    assert missing.stderr == "dlpipe error: absent.yaml: config file not found\n"
+    # Plain Snakemake keeps the last of two equal keys; the Snakefile reads the file again.
+    twice = _snakemake(tiny, "--configfile", "twice.yaml", "-n")
+    assert twice.returncode != 0
+    assert f"dlpipe error: {tiny / 'twice.yaml'}, line " in twice.stderr
+    assert "appears twice" in twice.stderr
+    ok = dlpipe("run", "config.yaml", "-n")
+    assert ok.returncode == 0, ok.stderr[-3000:]
+    assert "config and data are valid" in ok.stderr
+    assert "--configfile config.yaml --cores all -n" in ok.stderr
+    assert "Nothing to be done" in ok.stdout + ok.stderr
 
 
 @pytest.mark.workflow

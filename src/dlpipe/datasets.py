@@ -125,6 +125,34 @@ class TabularDataset:
         return cls(table=table, **info)
 
 
+def check_label_spellings(counts: pd.Series, where: str) -> None:
+    """Fail when two labels differ only in case or spaces (``Benign `` and ``benign``).
+
+    Such labels would become separate classes without a word, almost always by mistake.
+
+    Parameters
+    ----------
+    counts
+        Samples per label, the labels as written.
+    where
+        File and column, for the message.
+    """
+    sizes = {str(label): int(n) for label, n in counts.items()}
+    spellings: dict[str, list[str]] = {}
+    for label in sizes:
+        spellings.setdefault(" ".join(str(label).split()).casefold(), []).append(str(label))
+    clashes = [sorted(group) for group in spellings.values() if len(group) > 1]
+    if clashes:
+        shown = "; ".join(
+            " and ".join(f"{label!r} ({sizes[label]} samples)" for label in group)
+            for group in clashes[:3]
+        )
+        raise InputError(
+            f"{where}: labels differ only in case or spaces: {shown}; they would be separate "
+            "classes. Write each class one way"
+        )
+
+
 def check_class_sizes(counts: pd.Series, cv: Mapping[str, Any], where: str) -> None:
     """Fail unless there are two classes or more, each as large as the CV plan needs.
 
@@ -136,7 +164,13 @@ def check_class_sizes(counts: pd.Series, cv: Mapping[str, Any], where: str) -> N
         The experiment's ``cv`` config.
     where
         File and column, for the message.
+
+    Raises
+    ------
+    InputError
+        Also for labels that differ only in case or spaces (see :func:`check_label_spellings`).
     """
+    check_label_spellings(counts, where)
     if len(counts) < 2:
         raise InputError(
             f"{where} holds a single class ({counts.index[0]!r}); a classification needs at "

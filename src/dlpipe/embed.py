@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from dlpipe.models.checkpoint import read_checkpoint
 from dlpipe.models.vae import GaussianVAE
 from dlpipe.train import fit_module
 
@@ -136,7 +137,7 @@ def fit_vae(
 
 def load_vae(checkpoint: str | Path) -> GaussianVAE:
     """Rebuild the VAE of a checkpoint written by :func:`fit_vae` (CPU, eval mode)."""
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    state = read_checkpoint(checkpoint)
     hp = state["hyper_parameters"]
     vae = GaussianVAE(
         hp["n_inputs"], hp["n_latent"], list(hp["hidden_layers"]), hp["dropout"], hp["batch_norm"]

@@ -1,7 +1,7 @@
 """The learners of an experiment: what each reads, its scores, and the fold models as one predictor.
 
 An experiment evaluates two learners in every fold: the deep model (``model.ckpt``) and, unless
-disabled, its baseline (``baseline.joblib``), named by the modality
+disabled, its baseline (``baseline.skops``), named by the modality
 (:meth:`dlpipe.modalities.base.Modality.learners`). Each reads its own columns of a fold's
 arrays (single cells: the scVI latent space for the deep model, the PCA for the baseline) and
 gives probabilities or values through the task. For new data, the k fold models of an
@@ -15,22 +15,25 @@ results/EXP NEW_INPUT`` both go through :func:`predict_new`.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
 import pandas as pd
 
 from dlpipe.datasets import learner_input
 from dlpipe.errors import InputError
-from dlpipe.io.files import read_json
+from dlpipe.io.files import MANIFEST, read_json, read_manifest, verify_files
+from dlpipe.io.fitted import load_fitted
 from dlpipe.modalities import modality_of
 from dlpipe.models.checkpoint import load_model, raw_outputs
 from dlpipe.schema import load_yaml
 from dlpipe.tasks import Task, get_task
+
+log = logging.getLogger(__name__)
 
 
 def learner_role(exp: Mapping[str, Any], learner: str) -> str:
@@ -46,6 +49,7 @@ def learner_scores(
     fitted: Any,
     task: Task,
     meta: Mapping[str, Any],
+    model_config: Mapping[str, Any] | None = None,
 ) -> np.ndarray:
     """Class (or target) probabilities, or original-scale predictions, of one learner.
 
@@ -56,7 +60,7 @@ def learner_scores(
     learner
         The learner's name.
     model_path
-        Its ``model.ckpt`` or ``baseline.joblib``.
+        Its ``model.ckpt`` or ``baseline.skops``.
     X
         The fold's preprocessed rows (every column; the learner reads its own).
     fitted
@@ -65,6 +69,9 @@ def learner_scores(
         The data's task.
     meta
         The experiment's ``dataset.json``.
+    model_config
+        The experiment's ``model`` section; when given, a checkpoint of another model is
+        refused (see :func:`dlpipe.models.checkpoint.load_model`).
 
     Returns
     -------
@@ -74,9 +81,9 @@ def learner_scores(
     role = learner_role(exp, learner)
     X = learner_input(X, meta, role, fitted)  # noqa: N806
     if role == "model":
-        out = task.scores(raw_outputs(load_model(model_path), X))
+        out = task.scores(raw_outputs(load_model(model_path, model_config), X))
     else:
-        out = task.baseline_scores(joblib.load(model_path), X, task.n_outputs(meta))
+        out = task.baseline_scores(load_fitted(model_path), X, task.n_outputs(meta))
     return task.finish(out, fitted)
 
 
@@ -131,10 +138,12 @@ class FoldModels:
     meta
         The experiment's ``dataset.json``.
     checkpoints, preprocessors
-        One ``model.ckpt`` and ``preprocessor.joblib`` per fold, in fold order.
+        One ``model.ckpt`` and ``preprocessor.skops`` per fold, in fold order.
     temperatures
         Per fold, each learner's temperature (see :func:`read_temperatures`); empty when
         calibration did not run.
+    model_config
+        The experiment's ``model`` section, which every checkpoint must have been trained with.
     """
 
     exp: Mapping[str, Any]
@@ -142,10 +151,29 @@ class FoldModels:
     checkpoints: Sequence[str]
     preprocessors: Sequence[str]
     temperatures: Sequence[Mapping[str, float]] = field(default_factory=list)
+    model_config: Mapping[str, Any] | None = None
 
     @classmethod
-    def from_results(cls, folder: str | Path) -> FoldModels:
-        """Read an experiment's results folder (``results/EXP``) written by the workflow."""
+    def from_results(cls, folder: str | Path, allow_missing_folds: bool = False) -> FoldModels:
+        """Read an experiment's results folder (``results/EXP``) written by the workflow.
+
+        Every file read is first checked against the folder's ``manifest.json``: a file
+        missing, changed since the workflow wrote it, or not recorded there is refused.
+
+        Parameters
+        ----------
+        folder
+            The results folder of one experiment.
+        allow_missing_folds
+            Predict with the fold models that remain when some are missing (a warning says
+            how many); by default a missing fold model is an error, since the mean and spread
+            over fewer models are not what the experiment measured.
+
+        Raises
+        ------
+        InputError
+            If the folder is not a complete, unaltered results folder of one experiment.
+        """
         folder = Path(folder)
         for name in ("dataset.json", "config.yaml"):
             if not (folder / name).is_file():
@@ -153,21 +181,56 @@ class FoldModels:
                     f"{folder}: no {name}; give the results folder of one experiment "
                     "(results/EXPERIMENT) after the workflow has run it"
                 )
+        manifest = folder / MANIFEST
+        recorded = read_manifest(manifest)
         folds = sorted(
-            (p for p in folder.iterdir() if p.name.isdigit() and (p / "model.ckpt").is_file()),
-            key=lambda p: int(p.name),
+            {int(name.split("/")[0]) for name in recorded if name.endswith("/model.ckpt")}
         )
+        foreign = [
+            p / "model.ckpt"
+            for p in folder.iterdir()
+            if p.name.isdigit() and int(p.name) not in folds and (p / "model.ckpt").exists()
+        ]
+        if foreign:
+            raise InputError(
+                f"{foreign[0]}: a fold model the manifest ({manifest}) does not record; dlpipe "
+                "predicts only with the models the workflow wrote. Remove it"
+            )
+        needed = {k: [f"{k}/model.ckpt", f"{k}/preprocessor.skops"] for k in folds}
+        calibrated = all(f"{k}/calibration.json" in recorded for k in folds)
+        if calibrated:
+            for k in folds:
+                needed[k].append(f"{k}/calibration.json")
+        missing = [k for k in folds if not all((folder / n).is_file() for n in needed[k])]
+        if missing and not allow_missing_folds:
+            raise InputError(
+                f"{folder}: the files of fold model(s) {', '.join(map(str, missing))} of "
+                f"{len(folds)} are missing ({folder / needed[missing[0]][0]} …); rerun the "
+                "workflow to retrain them, or predict with the others (--allow-missing-folds)"
+            )
+        folds = [k for k in folds if k not in missing]
         if not folds:
             raise InputError(f"{folder}: holds no fold model (N/model.ckpt)")
-        calibrations = [p / "calibration.json" for p in folds]
-        # Calibrated only when every fold is: a mean over mixed models would be neither.
-        complete = all(c.is_file() for c in calibrations)
+        if missing:
+            log.warning(
+                "%s: fold model(s) %s missing; predicting with %d of %d models",
+                folder,
+                ", ".join(map(str, missing)),
+                len(folds),
+                len(folds) + len(missing),
+            )
+        files = ["config.yaml", "dataset.json"] + [n for k in folds for n in needed[k]]
+        verify_files(manifest, [folder / n for n in files])
+        exp = load_yaml(folder / "config.yaml")
         return cls(
-            exp=load_yaml(folder / "config.yaml"),
+            exp=exp,
             meta=read_json(folder / "dataset.json"),
-            checkpoints=[str(p / "model.ckpt") for p in folds],
-            preprocessors=[str(p / "preprocessor.joblib") for p in folds],
-            temperatures=read_temperatures(calibrations) if complete else [],
+            checkpoints=[str(folder / str(k) / "model.ckpt") for k in folds],
+            preprocessors=[str(folder / str(k) / "preprocessor.skops") for k in folds],
+            temperatures=read_temperatures(
+                [folder / str(k) / "calibration.json" for k in folds] if calibrated else []
+            ),
+            model_config=exp["model"],
         )
 
 
@@ -211,7 +274,7 @@ def predict_new(models: FoldModels, source: Mapping[str, Any]) -> pd.DataFrame:
     exp, meta = models.exp, models.meta
     modality = modality_of(exp)  # config.yaml's: single cells are tables of latent dimensions
     task = get_task(meta["task"])
-    first = joblib.load(models.preprocessors[0]) if models.preprocessors else None
+    first = load_fitted(models.preprocessors[0]) if models.preprocessors else None
     ids, raw, extra = modality.read_new(source, exp, meta, first)
     name = exp["model"]["name"]
     if models.temperatures and (
@@ -224,9 +287,9 @@ def predict_new(models: FoldModels, source: Mapping[str, Any]) -> pd.DataFrame:
         )
     per_fold = []
     for k, (ckpt, pre) in enumerate(zip(models.checkpoints, models.preprocessors, strict=True)):
-        fitted = joblib.load(pre)
+        fitted = load_fitted(pre)
         X = modality.model_input(raw, fitted)  # noqa: N806
-        scores = learner_scores(exp, name, ckpt, X, fitted, task, meta)
+        scores = learner_scores(exp, name, ckpt, X, fitted, task, meta, models.model_config)
         if models.temperatures and task.probabilistic:
             scores = task.apply_calibration(scores, models.temperatures[k][name])
         per_fold.append(scores)

@@ -85,7 +85,7 @@ def _check_non_negative(X: np.ndarray, step: str) -> None:  # noqa: N803
         )
 
 
-def _variance_score(X: np.ndarray, y: Any = None) -> np.ndarray:  # noqa: N803
+def variance_score(X: np.ndarray, y: Any = None) -> np.ndarray:  # noqa: N803
     """Score features by variance so SelectKBest keeps the most variable (y is ignored)."""
     return np.nanvar(np.asarray(X, dtype=np.float64), axis=0)
 
@@ -120,7 +120,7 @@ def build_feature_transformer(
             steps.append((step, Log1p() if step == "log1p" else CPMLog1p()))
     steps.append(("variance", VarianceThreshold(pre["variance_threshold"])))
     if pre["top_k_features"]:
-        steps.append(("top_k", SelectKBest(_variance_score, k=pre["top_k_features"])))
+        steps.append(("top_k", SelectKBest(variance_score, k=pre["top_k_features"])))
     for step in normalisers:
         if step == "zscore":
             steps.append((step, StandardScaler()))

@@ -18,6 +18,7 @@ PACKAGES = (
     "pandas",
     "scikit-learn",
     "imbalanced-learn",
+    "skops",
     "scipy",
     "anndata",
     "pysam",

@@ -32,6 +32,32 @@ def schema_path() -> Path:
     return Path(str(resources.files("dlpipe").joinpath(SCHEMA_FILE)))
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """Safe YAML that refuses a key given twice in one mapping (PyYAML keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":merge"):
+                continue  # merge keys (<<: *defaults) and complex keys: PyYAML's own rules
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"key {key!r} appears twice in one mapping (lines {seen[key]} and {line}); "
+                    "YAML would keep only the last. Merge the two blocks into one",
+                    key_node.start_mark,
+                )
+            seen[key] = line
+        return super().construct_mapping(node, deep)
+
+
+#: The key by which Snakemake treats a config file as a YTE template (Python code it runs).
+YTE_KEY = "__use_yte__"
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping, with a clear error for a missing or malformed file.
 
@@ -44,16 +70,33 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     -------
     dict
         The parsed mapping.
+
+    Raises
+    ------
+    ConfigError
+        If the file is missing, is not valid YAML (naming line and column), repeats a key in
+        one mapping, is not a mapping, or is a YTE template (``__use_yte__``).
     """
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
+        data = yaml.load(path.read_text(), Loader=_StrictLoader)  # a SafeLoader: no objects
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        what = " ".join(filter(None, [err.context, err.problem]))
+        raise ConfigError(f"{path}{where}: not valid YAML: {what}") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the config must be a mapping with an 'experiments' key")
+    if YTE_KEY in data:
+        raise ConfigError(
+            f"{path}: {YTE_KEY} makes Snakemake run this config as a YTE template (Python code "
+            "in the config); dlpipe reads configs as plain data only. Write the values out and "
+            f"remove {YTE_KEY}"
+        )
     return data
 
 

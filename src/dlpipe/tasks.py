@@ -503,3 +503,30 @@ def selectable_tasks() -> list[str]:
 def figure_names(task: Task, extra: Sequence[str] = ()) -> list[str]:
     """File names of an experiment's figures: the task's, the training curves, the modality's."""
     return [*task.figures, "training.png", *extra]
+
+
+def dataset_folds(data: Any, exp: Mapping[str, Any]) -> pd.DataFrame:
+    """Assign a dataset's samples to train, val and test in every fold of the CV plan.
+
+    Parameters
+    ----------
+    data
+        A dataset of :mod:`dlpipe.datasets` (ids, labels, groups, chromosomes, task).
+    exp
+        The experiment's config (``cv`` and ``seed``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        See :func:`dlpipe.split.make_folds`; stratified as the data's task says.
+    """
+    from dlpipe.split import make_folds  # lazy: scikit-learn, 0.7 s; the Snakefile imports tasks
+
+    return make_folds(
+        data.ids,
+        exp["cv"],
+        int(exp["seed"]),
+        labels=get_task(data.task).stratify(data.y),
+        groups=data.groups,
+        chromosomes=data.chromosomes,
+    )

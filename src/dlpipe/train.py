@@ -430,6 +430,7 @@ def fit_module(
             train_loader,
             make_loader(X_val, y_val, batch_size, shuffle=False, seed=seed),
             ckpt_path=resume,
+            weights_only=True,
         )
         shutil.copyfile(folder / BEST, checkpoint)
         shutil.copyfile(folder / HISTORY, history)

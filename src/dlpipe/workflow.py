@@ -11,6 +11,7 @@ matplotlib or anndata (tests/test_imports.py).
 from __future__ import annotations
 
 import copy
+import zipfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,57 @@ def check_inputs(config: Mapping[str, Any]) -> None:
                     f"config key predict.{name}.{key}: file {job[key]!r} not found (relative "
                     f"paths start at {Path.cwd()})"
                 )
+
+
+def damaged_checkpoints(results: str | Path, experiments: Iterable[str]) -> list[Path]:
+    """Fold checkpoints of ``results/EXP/N/model.ckpt`` that are not intact zip archives.
+
+    A checkpoint is a zip archive with a CRC per member, so truncation or altered bytes are
+    found without loading torch. The workflow sets such files aside (see
+    :func:`set_aside_damaged`) so that Snakemake retrains the fold instead of evaluating it.
+    """
+    damaged = []
+    for name in experiments:
+        for path in sorted(Path(results, name).glob("[0-9]*/model.ckpt")):
+            try:
+                with zipfile.ZipFile(path) as archive:
+                    if archive.testzip() is None:
+                        continue
+            except (zipfile.BadZipFile, OSError, EOFError, ValueError):
+                pass
+            damaged.append(path)
+    return damaged
+
+
+def set_aside_damaged(results: str | Path, experiments: Iterable[str]) -> list[Path]:
+    """Rename damaged fold checkpoints to ``model.ckpt.damaged``; return their new paths.
+
+    Renamed rather than deleted, so nothing is lost; the missing ``model.ckpt`` makes the
+    next run retrain that fold (and redo what depends on it).
+    """
+    moved = []
+    for path in damaged_checkpoints(results, experiments):
+        target = path.with_name(path.name + ".damaged")
+        path.replace(target)
+        moved.append(target)
+    return moved
+
+
+#: Set by ``dlpipe run`` for the Snakefile when it has dealt with damaged checkpoints itself.
+DAMAGED_ENV = "DLPIPE_DAMAGED_CHECKPOINTS_HANDLED"
+
+
+def damaged_warnings(results: str | Path, experiments: Iterable[str]) -> list[str]:
+    """Lines telling a user of plain Snakemake which fold checkpoints are damaged, and the fix.
+
+    Snakemake does not rerun a job whose output is damaged, nor one whose output is missing
+    while what depends on it exists; ``--forcerun`` does (and ``dlpipe run`` adds it).
+    """
+    return [
+        f"dlpipe: {path} is damaged (truncated or altered since training); retrain its fold with "
+        f"--forcerun {path}, or run the workflow with dlpipe run, which does so"
+        for path in damaged_checkpoints(results, experiments)
+    ]
 
 
 def rebase_paths(config: Mapping[str, Any], root: str | Path) -> dict[str, Any]:

@@ -21,4 +21,5 @@ with step_logging(snakemake.log[0], list(snakemake.output)):
         list(snakemake.input.preprocessors),
         list(snakemake.input.get("calibrations", [])),
         snakemake.output[0],
+        snakemake.input.manifest,
     )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import logging
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -10,6 +12,8 @@ import numpy as np
 import pandas as pd
 
 from dlpipe.errors import InputError
+
+log = logging.getLogger(__name__)
 
 BED_COLUMNS = ("chrom", "start", "end", "name", "score", "strand")
 
@@ -39,20 +43,30 @@ def read_bed(path: str | Path) -> pd.DataFrame:
         raise InputError(f"{path}: BED file not found; check data.bed in the config")
     opener = gzip.open if path.suffix in (".gz", ".bgz") else open
     rows, lines = [], []
-    with opener(path, "rt") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip() or line.startswith(("#", "track", "browser")):
-                continue
-            fields = line.rstrip("\n\r").split("\t")
-            if len(fields) < 3:
-                fields = line.split()
-            if len(fields) < 3:
-                raise InputError(
-                    f"{path}, line {number}: a BED line needs at least 3 tab-separated columns "
-                    "(chrom, start, end)"
-                )
-            rows.append(fields)
-            lines.append(number)
+    try:
+        with opener(path, "rt") as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip() or line.startswith(("#", "track", "browser")):
+                    continue
+                fields = line.rstrip("\n\r").split("\t")
+                if len(fields) < 3:
+                    fields = line.split()
+                if len(fields) < 3:
+                    raise InputError(
+                        f"{path}, line {number}: a BED line needs at least 3 tab-separated "
+                        "columns (chrom, start, end)"
+                    )
+                rows.append(fields)
+                lines.append(number)
+    except (EOFError, zlib.error, gzip.BadGzipFile) as err:
+        raise InputError(
+            f"{path}: the compressed file is truncated or damaged ({err}); copy or compress it "
+            "again (gzip -t tests a .gz file)"
+        ) from None
+    except UnicodeDecodeError:
+        raise InputError(
+            f"{path}: not a text BED file (is it compressed without a .gz name, or binary?)"
+        ) from None
     if not rows:
         raise InputError(f"{path}: the BED file holds no intervals")
     width = max(len(r) for r in rows)
@@ -77,6 +91,18 @@ def read_bed(path: str | Path) -> pd.DataFrame:
         raise InputError(
             f"{path}, line {lines[i]}: start {out['start'].iloc[i]} is after end "
             f"{out['end'].iloc[i]}; BED intervals are 0-based, half-open [start, end)"
+        )
+    empty = np.flatnonzero((out["start"] == out["end"]).to_numpy())
+    if len(empty):
+        shown = ", ".join(str(lines[i]) for i in empty[:3])
+        log.warning(
+            "%s: %d interval(s) have length 0 (start = end; line(s) %s%s); each is taken as the "
+            "point at its start and gets a window centred there. If they are not points, fix "
+            "their coordinates",
+            path,
+            len(empty),
+            shown,
+            " …" if len(empty) > 3 else "",
         )
     out["name"] = frame[3] if width > 3 else ""
     out["strand"] = frame[5].replace("", ".") if width > 5 else "."

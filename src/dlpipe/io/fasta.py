@@ -74,6 +74,14 @@ def read_fasta_records(path: str | Path, key: str = "data.fasta") -> list[tuple[
         raise InputError(f"{path}: not a readable FASTA file ({err})") from None
     if not records:
         raise InputError(f"{path}: the FASTA holds no sequences")
+    empty = [(i, header) for i, (header, sequence) in enumerate(records, 1) if not sequence]
+    if empty:
+        shown = ", ".join(f"record {i} (>{header})" for i, header in empty[:3])
+        more = f" and {len(empty) - 3} more" if len(empty) > 3 else ""
+        raise InputError(
+            f"{path}: {shown}{more} has no sequence; it would be read as a sequence of N's. "
+            "Remove the empty record(s) or give their sequence"
+        )
     return records
 
 

@@ -59,3 +59,98 @@ def read_json(path: str | Path) -> Any:
 def read_predictions(path: str | Path) -> pd.DataFrame:
     """Read a predictions TSV of the evaluate step (ids and labels kept as text)."""
     return pd.read_csv(path, sep="\t", dtype={"id": str, "y_true": str, "y_pred": str})
+
+
+#: The record of the files of a trained experiment (``results/EXP/manifest.json``).
+MANIFEST = "manifest.json"
+
+
+def write_manifest(folder: str | Path, names: list[str], out: str | Path) -> dict[str, Any]:
+    """Record the sha256 of files of an experiment's results folder.
+
+    Parameters
+    ----------
+    folder
+        The experiment's results folder (``results/EXP``).
+    names
+        The files, relative to ``folder`` (``config.yaml``, ``0/model.ckpt`` …).
+    out
+        Where to write the manifest.
+
+    Returns
+    -------
+    dict
+        What was written: ``{"format": 1, "files": {name: sha256}}``.
+    """
+    folder = Path(folder)
+    record = {"format": 1, "files": {name: sha256(folder / name) for name in sorted(names)}}
+    write_json(record, out)
+    return record
+
+
+def read_manifest(path: str | Path) -> dict[str, str]:
+    """Read the ``{file: sha256}`` of a manifest written by :func:`write_manifest`.
+
+    Raises
+    ------
+    InputError
+        If the file is missing or is not a dlpipe manifest.
+    """
+    if not Path(path).is_file():
+        raise InputError(
+            f"{path}: missing: the workflow records the files of an experiment there, and "
+            "prediction reads only recorded files. Rerun the workflow (dlpipe run CONFIG) to "
+            "write it"
+        )
+    record = read_json(path)
+    files = record.get("files") if isinstance(record, dict) else None
+    valid = (
+        isinstance(files, dict)
+        and record.get("format") == 1
+        and all(isinstance(k, str) and isinstance(v, str) for k, v in files.items())
+    )
+    if not valid:
+        raise InputError(f"{path}: not a dlpipe manifest; rerun the workflow to rewrite it")
+    return dict(files)
+
+
+def verify_files(manifest: str | Path, paths: list[str | Path]) -> None:
+    """Check that files of a results folder are the ones its manifest records.
+
+    Parameters
+    ----------
+    manifest
+        ``results/EXP/manifest.json``; names in it are relative to its folder.
+    paths
+        The files about to be read, inside that folder.
+
+    Raises
+    ------
+    InputError
+        Naming the first file that is missing, not in the manifest (foreign), or changed since
+        the workflow wrote it.
+    """
+    folder = Path(manifest).parent.resolve()
+    recorded = read_manifest(manifest)
+    for path in paths:
+        path = Path(path)
+        try:
+            name = path.resolve().relative_to(folder).as_posix()
+        except ValueError:
+            name = None
+        if name not in recorded:
+            raise InputError(
+                f"{path}: not a file of the experiment its manifest ({manifest}) records; dlpipe "
+                "reads only the files the workflow wrote. Remove it, or rerun the workflow"
+            )
+        if not path.is_file():
+            raise InputError(
+                f"{path}: missing from the results folder (the manifest records it); rerun the "
+                "workflow to rewrite it"
+            )
+        if sha256(path) != recorded[name]:
+            raise InputError(
+                f"{path}: changed since the workflow wrote it (its sha256 differs from "
+                f"{manifest}); the file is damaged or was replaced, so it is not read. Delete it "
+                "and rerun the workflow to rewrite it"
+            )

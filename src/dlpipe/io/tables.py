@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import gzip
 import warnings
+import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,32 @@ def input_kind(path: str | Path) -> str:
     return "table"
 
 
+#: First bytes of formats a text table may have been confused with.
+_MAGIC = {b"\x1f\x8b": "gzip-compressed", b"PAR1": "a Parquet file", b"PK\x03\x04": "a zip archive"}
+_MAGIC_FIX = {
+    "gzip-compressed": "add .gz to its name (e.g. .csv.gz)",
+    "a Parquet file": "name it .parquet",
+    "a zip archive": "unzip it",
+}
+
+
+def _check_content(path: Path) -> None:
+    """Refuse a text table whose bytes say it is something else (gzip data named .csv)."""
+    compressed = path.suffix.lower() in (".gz", ".bgz")
+    with open(path, "rb") as handle:
+        start = handle.read(4)
+    for magic, what in _MAGIC.items():
+        if start.startswith(magic) and not (compressed and magic == b"\x1f\x8b"):
+            raise InputError(
+                f"{path}: the file is {what}, not a text table as its name says; {_MAGIC_FIX[what]}"
+            )
+    if compressed and not start.startswith(b"\x1f\x8b"):
+        raise InputError(
+            f"{path}: named .gz but not gzip-compressed; remove .gz from its name or compress it "
+            "with gzip"
+        )
+
+
 def _open_text(path: Path) -> Any:
     opener = gzip.open if path.suffix.lower() in (".gz", ".bgz") else open
     return opener(path, "rt", errors="replace", newline="")
@@ -88,8 +115,17 @@ def _first_line(path: Path) -> str:
     try:
         with _open_text(path) as handle:
             return handle.readline()
-    except (OSError, EOFError) as err:
+    except (EOFError, zlib.error, gzip.BadGzipFile) as err:
+        raise _damaged(path, err) from None
+    except OSError as err:
         raise InputError(f"{path}: cannot be read: {err}") from None
+
+
+def _damaged(path: Path, err: Exception) -> InputError:
+    return InputError(
+        f"{path}: the compressed file is truncated or damaged ({err}); copy or compress it "
+        "again (gzip -t tests a .gz file)"
+    )
 
 
 def _records(path: Path, sep: str) -> Iterator[tuple[int, list[str]]]:
@@ -134,6 +170,14 @@ def _read_delimited(
         raise InputError(f"{path}: the file is empty; it needs a header line and data rows")
     advice = "check the delimiter and that every line has as many fields as the header"
     names = next(csv.reader([header], delimiter=sep), [])
+    # pandas renames a repeated name (mean_radius, mean_radius.1) without a word.
+    seen: set[str] = set()
+    repeated = sorted({n for n in names if n in seen or seen.add(n)})
+    if repeated:
+        raise InputError(
+            f"{path}, line 1: column names appear more than once: {repeated[:5]}; rename them so "
+            "every column has its own name"
+        )
     # Ids, labels and groups are taken literally (a class called 'NA' or 'None' stays a
     # class); elsewhere pandas' usual missing-value spellings (NA, NaN, null, ...) apply.
     missing = {c: [""] if c in exact_columns else _NA_VALUES for c in names}
@@ -220,7 +264,11 @@ def read_table(
     if layer is not None and fmt != "h5ad":
         raise InputError(f"{path}: data.layer is set but the file is not .h5ad")
     if fmt in _DELIMITERS:
-        table = _read_delimited(path, fmt, text_columns or [], exact_columns or [])
+        _check_content(path)
+        try:
+            table = _read_delimited(path, fmt, text_columns or [], exact_columns or [])
+        except (EOFError, zlib.error, gzip.BadGzipFile) as err:
+            raise _damaged(path, err) from None
     elif fmt == "parquet":
         try:
             table = pd.read_parquet(path)

@@ -21,7 +21,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from dlpipe.tasks import Task, get_task
+from dlpipe.errors import InputError
+from dlpipe.io.fitted import load_fitted
+from dlpipe.tasks import Task, dataset_folds, get_task
 
 
 class Modality:
@@ -103,6 +105,25 @@ class Modality:
         """Check an experiment's data as the prepare step does; one line for ``dlpipe check``."""
         raise NotImplementedError
 
+    def check_split(self, name: str, data: Any, exp: Mapping[str, Any]) -> None:
+        """Assign the folds of a prepared dataset as the split step will, to fail now if not.
+
+        Raises
+        ------
+        InputError
+            When the CV plan cannot split these data (more folds than samples or groups, a
+            class too small for a side), naming the experiment.
+        """
+        try:
+            dataset_folds(data, exp)
+        except InputError as err:
+            raise InputError(f"experiments.{name}: {err}") from None
+        except ValueError as err:  # scikit-learn's splitters refuse some small data
+            raise InputError(
+                f"experiments.{name}: cv.plan {exp['cv']['plan']!r} cannot split these data "
+                f"({err}); lower cv.n_splits or use more samples"
+            ) from None
+
     def preprocess_fold(
         self, data: Any, index: Mapping[str, np.ndarray], exp: Mapping[str, Any]
     ) -> tuple[dict[str, Any], Any, dict[str, Any]]:
@@ -161,12 +182,10 @@ class Modality:
         dict
             What the summary of the interpretation records.
         """
-        import joblib  # lazy: with scikit-learn, unpickles the fold preprocessors
-
         from dlpipe import interpret  # lazy: torch and captum, 3 s
         from dlpipe.plots import interpretation as figures  # lazy: matplotlib, logomaker
 
-        fitted = {fold: joblib.load(path) for fold, path in preprocessors.items()}
+        fitted = {fold: load_fitted(path) for fold, path in preprocessors.items()}
         table = interpret.tabular_importance(
             exp, task, meta, data.features, data.y, folds, checkpoints, fitted
         )

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from dlpipe.alphabet import LETTERS, encode, gc_content
+from dlpipe.alphabet import ALPHABETS, LETTERS, encode, gc_content
 from dlpipe.datasets import SequenceDataset, check_class_sizes
 from dlpipe.errors import ConfigError, InputError
 from dlpipe.genomic import (
@@ -136,7 +136,7 @@ def prepare_sequence(
         for j, target in enumerate(targets):
             windows[f"y_{target}"] = matrix[:, j]
     codes = np.concatenate([pos_codes, neg_codes])
-    _check_chromosome_plan(cv, windows, positives, list(lengths), bed_path)
+    _check_chromosome_plan(cv, positives, list(lengths), bed_path)
     by_bins = len(lengths) == 1 and cv["plan"] == "chromosome_kfold"
     windows["group"] = genomic_groups(windows, data["bin_size"] if by_bins else None)
     windows.index = pd.Index(
@@ -183,7 +183,6 @@ def prepare_sequence(
 
 def _check_chromosome_plan(
     cv: Mapping[str, Any],
-    windows: pd.DataFrame,
     positives: pd.DataFrame,
     references: list[str],
     source: str,
@@ -225,9 +224,8 @@ def prepare_fasta(exp: Mapping[str, Any], name: str = "experiment") -> SequenceD
     path = data["fasta"]
     ids, seqs, labels = read_labelled_fasta(path, data["labels"])
     length = int(data["sequence_length"])
-    pad = "X" if data["alphabet"] == "protein" else "N"
     lengths = np.array([len(s) for s in seqs])
-    codes = encode([fit_length(s, length, pad) for s in seqs], data["alphabet"])
+    codes = encode_records(path, ids, seqs, length, data["alphabet"], "data.alphabet")
     coords = [_COORD.match(i) for i in ids]
     windows = pd.DataFrame({"label": labels}, index=pd.Index(ids, name="sample_id"))
     if all(coords):
@@ -276,13 +274,77 @@ def prepare_fasta(exp: Mapping[str, Any], name: str = "experiment") -> SequenceD
     )
 
 
+def encode_records(
+    path: str | Path,
+    ids: Sequence[str],
+    seqs: Sequence[str],
+    length: int,
+    alphabet: str,
+    key: str | None,
+) -> np.ndarray:
+    """Crop or pad (N / X) sequences of a FASTA to ``length`` and encode them.
+
+    Parameters
+    ----------
+    path
+        The FASTA, for messages.
+    ids, seqs
+        Its records.
+    length
+        The experiment's sequence length.
+    alphabet
+        ``dna``, ``rna`` or ``protein``.
+    key
+        The config key that chose the alphabet; ``None`` for new sequences of a trained
+        experiment (whose alphabet is fixed).
+
+    Raises
+    ------
+    InputError
+        Naming the file, the record, the letter, and the alphabet it fits if another one does.
+    """
+    pad = "X" if alphabet == "protein" else "N"
+    try:
+        return encode([fit_length(s, length, pad) for s in seqs], alphabet)
+    except InputError:
+        pass
+    for record, seq in zip(ids, seqs, strict=True):
+        try:
+            encode(seq, alphabet)
+        except InputError as err:
+            fits = [a for a in ALPHABETS if a != alphabet and _encodes(seq, a)]
+            if key is not None:
+                fix = f"set {key}: {fits[0]}" if fits else f"fix the sequence or {key}"
+            else:
+                fix = f"the models read {alphabet} sequences" + (
+                    f"; these look like {fits[0]}" if fits else ""
+                )
+            where = str(err).partition(": ")[2] or str(err)
+            raise InputError(f"{path}: record >{record}, {_position(err)}{where}; {fix}") from None
+    raise InputError(f"{path}: the sequences cannot be encoded as {alphabet}")
+
+
+def _encodes(seq: str, alphabet: str) -> bool:
+    try:
+        encode(seq, alphabet)
+    except InputError:
+        return False
+    return True
+
+
+def _position(err: InputError) -> str:
+    """``position N: `` of an :func:`encode` message about one sequence."""
+    head = str(err).partition(": ")[0]
+    return head.partition(", ")[2] + ": " if ", position" in head else ""
+
+
 def read_new_fasta(path: str | Path, length: int, alphabet: str) -> tuple[np.ndarray, np.ndarray]:
     """Ids and codes of new sequences, centre-cropped or padded (N / X) to ``length``."""
     records = read_fasta_records(path, "the FASTA of new sequences")
-    pad = "X" if alphabet == "protein" else "N"
-    ids = np.array([header.split()[0] for header, _ in records])
-    codes = encode([fit_length(seq, length, pad) for _, seq in records], alphabet)
-    return ids, codes
+    ids = [header.split()[0] for header, _ in records]
+    seqs = [seq for _, seq in records]
+    codes = encode_records(path, ids, seqs, length, alphabet, None)
+    return np.array(ids), codes
 
 
 def read_new_intervals(
@@ -404,6 +466,7 @@ class Sequences(Modality):
         """Genome windows (indexing a read-only genome in ``folder/genome_index``) or a FASTA."""
         if exp["data"]["fasta"]:
             data = prepare_fasta(exp, name)
+            self.check_split(name, data, exp)
             return data, {data.meta["source"]: data.meta["sha256"]}
         data = prepare_sequence(exp, name, cache_dir=folder / "genome_index")
         return data, {
@@ -415,16 +478,21 @@ class Sequences(Modality):
         """Sequences and classes of a FASTA; or the genome and its BED intervals, checked."""
         if exp["data"]["fasta"]:
             data = prepare_fasta(exp, name)
+            self.check_split(name, data, exp)
             counts = data.meta.get("class_counts") or {}
             detail = ", ".join(f"{k}: {v}" for k, v in counts.items())
             return f"{name}: {data.meta['n_samples']} samples" + (f" ({detail})" if detail else "")
         fasta = open_fasta(exp["data"]["genome"])
         lengths = dict(zip(fasta.references, fasta.lengths, strict=True))
-        sizes = []
+        sizes, beds = [], []
         for target, path in exp["data"]["bed"].items():
             bed = read_bed(path)
             check_chromosomes(bed, lengths, path)
             sizes.append(f"{target}: {len(bed)} intervals")
+            beds.append(bed)
+        # Windows are sampled by the prepare step; the plan's chromosomes can be checked now.
+        source = ", ".join(map(str, exp["data"]["bed"].values()))
+        _check_chromosome_plan(exp["cv"], pd.concat(beds), list(lengths), source)
         return f"{name}: genome of {len(lengths)} sequence(s); {', '.join(sizes)}"
 
     def preprocess_fold(

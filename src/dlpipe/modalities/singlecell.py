@@ -308,6 +308,12 @@ class SingleCell(Modality):
         check_singlecell(adata, exp, name)
         batches = adata.obs[exp["data"]["batch_column"]].astype(str).value_counts()
         labelled = int(labels_of(adata, exp["data"]["label_column"]).notna().sum())
+        cv = exp["cv"]
+        if cv["plan"] != "holdout" and labelled < int(cv["n_splits"]):
+            raise InputError(
+                f"experiments.{name}: cv.n_splits={cv['n_splits']} is larger than the number of "
+                f"labelled cells ({labelled}); lower cv.n_splits"
+            )
         return (
             f"{name}: {adata.n_obs} cells × {adata.n_vars} genes of raw counts in "
             f"{len(batches)} batches, {labelled} labelled"

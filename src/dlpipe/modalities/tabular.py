@@ -239,16 +239,41 @@ def read_new_table(
     input_columns: Sequence[str],
     categorical: Sequence[str],
     id_column: str | None,
+    imputed: bool = True,
 ) -> tuple[np.ndarray, pd.DataFrame]:
-    """Ids and feature columns of a new table, checked against what the models expect.
+    """Ids and feature columns of a new table, checked as :func:`prepare_tabular` checks data.
+
+    Parameters
+    ----------
+    path
+        The new table.
+    input_columns
+        The feature columns the models were trained on.
+    categorical
+        Those of them that are categorical (text).
+    id_column
+        Column of sample ids (rows are numbered ``row1`` … without one).
+    imputed
+        Whether the fold preprocessing imputes missing values; if not, an empty feature field
+        is refused (a model given NaN answers NaN).
 
     Returns
     -------
     tuple
         ``(ids, features)``: numeric features as float, categorical ones as text.
+
+    Raises
+    ------
+    InputError
+        Naming the file, column and line of a missing column, repeated id, non-numeric,
+        infinite or (without imputation) missing value.
     """
-    text = [c for c in [id_column, *categorical] if c]
-    table = read_table(path, text_columns=text)
+    path = str(path)
+    fmt = infer_format(path)
+    # Ids are taken literally, as prepare takes them (a sample called NA stays NA).
+    table = read_table(
+        path, text_columns=list(categorical), exact_columns=[id_column] if id_column else []
+    )
     missing = [c for c in input_columns if c not in table.columns]
     if missing:
         raise InputError(
@@ -256,11 +281,17 @@ def read_new_table(
             f"e.g. {missing[:5]}; the new table needs every training feature column"
         )
     if id_column and id_column in table.columns:
-        ids = table[id_column].astype(str).to_numpy()
+        ids = table[id_column].astype(str)
     elif "obs_names" in table.columns:
-        ids = table["obs_names"].astype(str).to_numpy()
+        ids = table["obs_names"].astype(str)
     else:
-        ids = np.array([f"row{i + 1}" for i in range(len(table))])
+        ids = pd.Series([f"row{i + 1}" for i in range(len(table))])
+    dup = np.flatnonzero(ids.duplicated(keep=False).to_numpy())
+    if len(dup):
+        raise InputError(
+            f"{path}: sample ids appear more than once at {_locate(path, fmt, dup, ids)}; every "
+            "row needs its own id, or its predictions cannot be told apart"
+        )
     features = table[list(input_columns)].copy()
     for col in input_columns:
         if col in categorical:
@@ -271,10 +302,25 @@ def read_new_table(
         if len(bad):
             raise InputError(
                 f"{path}: feature column {col!r} is not numeric: {features[col].iloc[bad[0]]!r} "
-                f"in data row {bad[0] + 1}"
+                f"at {_locate(path, fmt, bad, ids)}"
             )
-        features[col] = values.astype(np.float64)
-    return ids, features
+        arr = values.to_numpy(dtype=np.float64)
+        infinite = np.flatnonzero(np.isinf(arr))
+        if len(infinite):
+            raise InputError(
+                f"{path}: feature column {col!r} holds infinite values at "
+                f"{_locate(path, fmt, infinite, ids)}; replace them"
+                + (" or leave them empty to impute" if imputed else "")
+            )
+        if not imputed and np.isnan(arr).any():
+            rows = np.flatnonzero(np.isnan(arr))
+            raise InputError(
+                f"{path}: feature column {col!r} is empty at {_locate(path, fmt, rows, ids)} and "
+                "the experiment was trained without imputation (preprocess.impute: none); fill "
+                "the values"
+            )
+        features[col] = arr
+    return ids.to_numpy(), features
 
 
 class Tabular(Modality):
@@ -352,8 +398,9 @@ class Tabular(Modality):
         return data, {data.meta["source"]: data.meta["sha256"]}
 
     def describe_data(self, name: str, exp: Mapping[str, Any]) -> str:
-        """Check the table; count samples and classes."""
+        """Check the table and that its folds can be made; count samples and classes."""
         data = prepare_tabular(exp, name)
+        self.check_split(name, data, exp)
         counts = data.meta.get("class_counts") or {}
         detail = ", ".join(f"{k}: {v}" for k, v in counts.items())
         return f"{name}: {data.meta['n_samples']} samples" + (f" ({detail})" if detail else "")
@@ -376,6 +423,7 @@ class Tabular(Modality):
             first_preprocessor.input_columns,
             meta.get("categorical_columns") or [],
             id_column,
+            imputed=exp.get("preprocess", {}).get("impute", "none") != "none",
         )
         return ids, features, {}
 

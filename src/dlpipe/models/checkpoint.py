@@ -10,38 +10,105 @@ the modules it may name.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from dlpipe.errors import InputError
 from dlpipe.models import build_model
 
 
-def load_model(checkpoint: str | Path) -> nn.Module:
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint's tensors and plain values (``weights_only=True``) on the CPU.
+
+    Raises
+    ------
+    InputError
+        If the file is missing, truncated, altered or not a checkpoint, naming it and how to
+        retrain it (torch's own message may advise unsafe loading, so it is not passed on).
+    """
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise InputError(f"{path}: missing; rerun the workflow to train it") from None
+    except Exception as err:  # noqa: BLE001 - zip, pickle and storage errors of a damaged file
+        raise InputError(
+            f"{path}: damaged or not a dlpipe checkpoint ({type(err).__name__}); delete it and "
+            "rerun the workflow (dlpipe run CONFIG) to retrain this fold"
+        ) from None
+    if not isinstance(state, dict) or not {"state_dict", "hyper_parameters"} <= set(state):
+        raise InputError(
+            f"{path}: not a dlpipe checkpoint (no weights and hyperparameters); delete it and "
+            "rerun the workflow to retrain this fold"
+        )
+    return state
+
+
+def load_model(checkpoint: str | Path, expected: Mapping[str, Any] | None = None) -> nn.Module:
     """Rebuild the model of a dlpipe checkpoint on the CPU, in eval mode.
 
     Parameters
     ----------
     checkpoint
         A ``model.ckpt`` written by :func:`dlpipe.train.fit`.
+    expected
+        The experiment's ``model`` section: a checkpoint trained with another is refused (a
+        fold model of another experiment put in its place).
 
     Returns
     -------
     torch.nn.Module
         The registered model family with the best epoch's weights.
+
+    Raises
+    ------
+    InputError
+        If the file is damaged, not a dlpipe checkpoint, of another model, or its weights do
+        not fit the model it names.
     """
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    state = read_checkpoint(checkpoint)
     hparams = state["hyper_parameters"]
-    model = build_model(hparams["model_config"], hparams["n_inputs"], hparams["n_outputs"])
+    try:
+        config, n_inputs, n_outputs = (
+            hparams["model_config"],
+            hparams["n_inputs"],
+            hparams["n_outputs"],
+        )
+    except (KeyError, TypeError):
+        raise InputError(
+            f"{checkpoint}: not a dlpipe checkpoint (no model settings); delete it and rerun the "
+            "workflow to retrain this fold"
+        ) from None
+    if expected is not None and _plain(config) != _plain(expected):
+        raise InputError(
+            f"{checkpoint}: trained with another model ({_plain(config)}) than the experiment's "
+            f"config.yaml names ({_plain(expected)}); the file comes from another experiment. "
+            "Delete it and rerun the workflow to retrain this fold"
+        )
+    model = build_model(config, n_inputs, n_outputs)
     weights = {
         key.removeprefix("model."): value
         for key, value in state["state_dict"].items()
         if key.startswith("model.")
     }
-    model.load_state_dict(weights)
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError:
+        raise InputError(
+            f"{checkpoint}: its weights do not fit the model it names; delete it and rerun the "
+            "workflow to retrain this fold"
+        ) from None
     return model.eval()
+
+
+def _plain(value: Any) -> Any:
+    """Return settings as JSON sees them (tuples and lists alike), for comparison and messages."""
+    return json.loads(json.dumps(value, sort_keys=True, default=str))
 
 
 def parameter_count(checkpoint: str | Path) -> int:

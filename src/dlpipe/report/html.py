@@ -21,7 +21,7 @@ th{background:#f0f0f0}td:first-child,th:first-child{text-align:left}
 .best{font-weight:bold}.note{color:#555;font-size:.9em}
 img{max-width:100%;border:1px solid #eee;margin:.4em 0}
 details{margin:.6em 0}pre{background:#f7f7f7;padding:.8em;overflow-x:auto;font-size:.8em}
-nav a{margin-right:1em}
+nav a{margin-right:1em}.coverage{border-left:3px solid #888;padding-left:.6em}
 """
 
 

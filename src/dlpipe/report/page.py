@@ -155,11 +155,26 @@ def summary_table(experiments: Sequence[ExperimentFiles]) -> str:
     return html.table(pd.DataFrame(rows))
 
 
+def coverage_note(names: Sequence[str], others: Sequence[str]) -> str:
+    """Say which experiments the report (and its leaderboard) covers, and which it leaves out."""
+    listed = ", ".join(html.esc(n) for n in names)
+    text = f"This report covers the {len(names)} experiment(s) of its config: {listed}."
+    if others:
+        left = ", ".join(html.esc(n) for n in others)
+        text += (
+            f" <strong>Not included:</strong> the results folder also holds {len(others)} "
+            f"experiment(s) of another config ({left}); their results are kept but are not in "
+            "this report or its leaderboard. To compare them, run one config that names them all."
+        )
+    return f'<p class="coverage">{text}</p>'
+
+
 def build_report(
     experiments: Sequence[ExperimentFiles],
     title: str,
     out_html: str,
     comparison: Mapping[str, str] | None = None,
+    others: Sequence[str] = (),
 ) -> None:
     """Write the HTML report of all experiments.
 
@@ -173,12 +188,16 @@ def build_report(
         Output path.
     comparison
         ``leaderboard`` and ``pairs`` TSV files of the compare step, if it ran.
+    others
+        Experiments whose results lie in the same results folder but that this config does not
+        run: named as not included, so that earlier work does not vanish without a word.
     """
     pairs = pd.read_csv(comparison["pairs"], sep="\t") if comparison else None
     nav = " ".join(f'<a href="#{html.esc(e.name)}">{html.esc(e.name)}</a>' for e in experiments)
     parts = [
         f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>{html.esc(title)}</title>"
         f"<style>{html.CSS}</style></head><body><h1>{html.esc(title)}</h1><nav>{nav}</nav>",
+        coverage_note([e.name for e in experiments], others),
         "<h2>Summary</h2>",
         '<p class="note">Mean over test folds [95 % CI]; details per experiment below.</p>',
         summary_table(experiments),

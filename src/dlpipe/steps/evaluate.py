@@ -11,11 +11,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import joblib
 import pandas as pd
 import yaml
 
 from dlpipe.io.files import read_json, read_predictions, write_json
+from dlpipe.io.fitted import load_fitted
 from dlpipe.metrics import summarise_folds
 from dlpipe.modalities import modality_of
 from dlpipe.preprocess import FoldArrays
@@ -46,7 +46,7 @@ def calibrate_step(
     val
         The fold's ``val.npz``; the only rows this step reads (it is given no test side).
     model, baseline
-        The deep model's checkpoint and the baseline's joblib file (or ``None``).
+        The deep model's checkpoint and the baseline's file (or ``None``).
     preprocessor
         The fold's fitted preprocessor.
     meta
@@ -76,7 +76,7 @@ def calibrate_step(
     if not result["enabled"]:
         write_json(result, out_json)
         return result
-    fitted = joblib.load(preprocessor)
+    fitted = load_fitted(preprocessor)
     va = FoldArrays.load(val)
     result["n_val"] = len(va.ids)
     files = dict(zip(modality_of(exp).learners(exp, task), [model, baseline], strict=False))
@@ -125,7 +125,7 @@ def evaluate_step(
     if calibration is not None:
         fitted_t = read_json(calibration)["learners"]
         temperatures = {name: rec["temperature"] for name, rec in fitted_t.items()}
-    fitted = joblib.load(preprocessor)
+    fitted = load_fitted(preprocessor)
     te = FoldArrays.load(test)
     files = dict(zip(modality_of(exp).learners(exp, task), [model, baseline], strict=False))
     tables, results = [], {}

@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import joblib
-
 from dlpipe.datasets import load_dataset
 from dlpipe.io.files import write_json
+from dlpipe.io.fitted import save_fitted
 from dlpipe.modalities import modality_of
 from dlpipe.split import fold_indices, read_folds
 
@@ -31,6 +30,6 @@ def preprocess_step(
     arrays, fitted, summary = modality_of(exp).preprocess_fold(data, index, exp)
     for side, arr in arrays.items():
         arr.save(outputs[side])
-    joblib.dump(fitted, outputs["preprocessor"])
+    save_fitted(fitted, outputs["preprocessor"])
     write_json(summary, outputs["summary"])
     return summary

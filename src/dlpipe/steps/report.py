@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,8 @@ from dlpipe.report.files import ExperimentFiles
 from dlpipe.report.latent import extra_sections
 from dlpipe.report.page import build_report
 from dlpipe.tasks import figure_names
+
+log = logging.getLogger(__name__)
 
 
 def report_step(
@@ -61,4 +64,23 @@ def report_step(
             "leaderboard": files["comparison_leaderboard"],
             "pairs": files["comparison_pairs"],
         }
-    build_report(entries, title, out_html, comparison)
+    others = other_experiments(Path(out_html).parent, experiments)
+    if others:
+        log.warning(
+            "%s also holds results of experiments this config does not run (%s); the report "
+            "names them as not included",
+            Path(out_html).parent,
+            ", ".join(others),
+        )
+    build_report(entries, title, out_html, comparison, others)
+
+
+def other_experiments(results: Path, experiments: Mapping[str, Any]) -> list[str]:
+    """Experiments with results in ``results`` (a ``dataset.json``) that the config does not run."""
+    if not results.is_dir():
+        return []
+    return sorted(
+        p.name
+        for p in results.iterdir()
+        if p.name not in experiments and (p / "dataset.json").is_file()
+    )

@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import joblib
-
 from dlpipe.datasets import learner_input
 from dlpipe.io.files import read_json
+from dlpipe.io.fitted import load_fitted, save_fitted
 from dlpipe.modalities import modality_of
 from dlpipe.preprocess import FittedPreprocessor, FoldArrays
 from dlpipe.tasks import get_task
@@ -34,7 +33,7 @@ def train_step(
     info = read_json(meta)
     task = get_task(info["task"])
     exp = {**exp, "task": info["task"]}  # the data's task: multilabel for several BEDs
-    fitted: FittedPreprocessor = joblib.load(preprocessor)
+    fitted: FittedPreprocessor = load_fitted(preprocessor)
     tr, va = FoldArrays.load(train), FoldArrays.load(val)
     y_tr, y_va = task.scaled_targets(tr.y, fitted), task.scaled_targets(va.y, fitted)
     X_tr, X_va = (learner_input(a.X, info, "model", fitted) for a in (tr, va))  # noqa: N806
@@ -58,9 +57,9 @@ def baseline_step(
     info = read_json(meta)
     task = get_task(info["task"])
     exp = {**exp, "task": info["task"]}
-    fitted: FittedPreprocessor = joblib.load(preprocessor)
+    fitted: FittedPreprocessor = load_fitted(preprocessor)
     tr = FoldArrays.load(train)
     y = task.scaled_targets(tr.y, fitted)
     model = modality_of(exp).make_baseline(exp, task)
     model.fit(learner_input(tr.X, info, "baseline", fitted), y)
-    joblib.dump(model, model_out)
+    save_fitted(model, model_out)

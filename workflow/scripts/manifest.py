@@ -1,0 +1,16 @@
+"""Rule manifest: call dlpipe.steps.predict.manifest_step."""
+
+import sys
+from pathlib import Path
+
+# The library of this checkout when the workflow runs from one (rules, scripts and science of
+# one version); the installed dlpipe when the workflow files stand alone.
+SRC = Path(snakemake.scriptdir).resolve().parents[1] / "src"
+if (SRC / "dlpipe").is_dir():
+    sys.path.insert(0, str(SRC))
+
+from dlpipe.steps import step_logging
+from dlpipe.steps.predict import manifest_step
+
+with step_logging(snakemake.log[0], list(snakemake.output)):
+    manifest_step(list(snakemake.input), snakemake.output[0])

@@ -113,24 +113,39 @@ def direct(config_path: str, outdir: str) -> None:
                 early_stopping_patience=cfg["patience"], plan_kwargs={"lr": cfg["learning_rate"]},
                 **train)  # fmt: skip
     adata.obsm["X_scVI"] = model.get_latent_representation()
-    labels = adata.obs[data["label_column"]].astype(object)
-    adata.obs["labels"] = labels.where(labels.notna(), "Unknown").astype("category")
-    scanvi = scvi.model.SCANVI.from_scvi_model(model, "Unknown", labels_key="labels")
-    scanvi.train(max_epochs=cfg["scanvi_max_epochs"], **train)
-    proba = scanvi.predict(soft=True)
-    adata.obs["prediction"], adata.obs["probability"] = proba.idxmax(axis=1), proba.max(axis=1)
+    methods = cfg.get("methods", ["pca", "scvi"])
+    if "scanvi" in methods:
+        labels = adata.obs[data["label_column"]].astype(object)
+        hidden = adata.obs[data["batch_column"]].isin(cfg.get("hide_labels", []))
+        adata.obs["labels"] = labels.where(labels.notna() & ~hidden, "Unknown").astype("category")
+        scanvi = scvi.model.SCANVI.from_scvi_model(model, "Unknown", labels_key="labels")
+        scanvi.train(max_epochs=cfg["scanvi_max_epochs"], **train)
+        proba = scanvi.predict(soft=True)
+        adata.obs["prediction"] = proba.idxmax(axis=1)
+        adata.obs["probability"] = proba.max(axis=1)
+        adata.obsm["X_scANVI"] = scanvi.get_latent_representation()
     sc.pp.normalize_total(adata, target_sum=1e4)
     sc.pp.log1p(adata)
     sc.tl.pca(adata, n_comps=cfg["n_pcs"], svd_solver="arpack", random_state=seed)
-    sc.pp.neighbors(adata, n_neighbors=cfg["n_neighbors"], use_rep="X_pca", random_state=seed)
-    sc.tl.umap(adata, random_state=seed)
-    adata.obsm["X_umap_pca"] = adata.obsm.pop("X_umap")
+    if "harmony" in methods:
+        import harmonypy  # scanpy 1.11's harmony_integrate transposes harmonypy 2's output
+
+        out = harmonypy.run_harmony(adata.obsm["X_pca"], adata.obs, data["batch_column"],
+                                    random_state=seed, verbose=False, ncores=1)  # fmt: skip
+        adata.obsm["X_pca_harmony"] = out.Z_corr
+    for key in ("X_pca", "X_pca_harmony", "X_scANVI"):
+        if key in adata.obsm:
+            sc.pp.neighbors(adata, n_neighbors=cfg["n_neighbors"], use_rep=key,
+                            random_state=seed)  # fmt: skip
+            sc.tl.umap(adata, random_state=seed)
+            adata.obsm[f"X_umap_{key}"] = adata.obsm.pop("X_umap")
     sc.pp.neighbors(adata, n_neighbors=cfg["n_neighbors"], use_rep="X_scVI", random_state=seed)
     sc.tl.umap(adata, random_state=seed)
     sc.tl.leiden(adata, resolution=cfg["leiden_resolution"], random_state=seed,
                  flavor="igraph", n_iterations=2, directed=False)  # fmt: skip
     model.save(Path(outdir) / "scvi", overwrite=True)
-    scanvi.save(Path(outdir) / "scanvi", overwrite=True)
+    if "scanvi" in methods:
+        scanvi.save(Path(outdir) / "scanvi", overwrite=True)
     for key in [k for k in adata.uns if k.startswith("_scvi")]:
         del adata.uns[key]
     adata.write_h5ad(Path(outdir) / "integrated.h5ad", compression="gzip")

@@ -1,5 +1,5 @@
 rule integrate:
-    """Integrate the batches of a single-cell experiment with scVI (and scANVI label transfer)."""
+    """Embed a single-cell experiment's cells with each integration method (scVI, Harmony …)."""
     input:
         counts=data_files,
     output:
@@ -25,7 +25,7 @@ rule integrate:
 
 
 rule integration_metrics:
-    """Score scVI against the unintegrated PCA (scib-metrics) and draw the UMAPs."""
+    """Score the methods against the unintegrated PCA (scib-metrics), state the verdict, draw UMAPs."""
     input:
         adata="results/{exp}/integrated.h5ad",
     output:
@@ -41,6 +41,7 @@ rule integration_metrics:
             category="{exp}",
             labels={"figure": "integration UMAPs"},
         ),
+        verdict="results/{exp}/integration/verdict.json",
     log:
         "logs/integration_metrics/{exp}.log",
     benchmark:
@@ -51,3 +52,25 @@ rule integration_metrics:
         exp=sections("data", "integration"),
     script:
         "../workflow/scripts/integration_metrics.py"
+
+
+rule label_transfer:
+    """Table scANVI's transferred labels and draw their confidence and composition per batch."""
+    input:
+        adata="results/{exp}/integrated.h5ad",
+    output:
+        tsv="results/{exp}/integration/label_transfer.tsv",
+        png=report(
+            "results/{exp}/integration/label_transfer.png",
+            caption="../workflow/report/label_transfer.rst",
+            category="{exp}",
+            labels={"figure": "label transfer"},
+        ),
+    log:
+        "logs/label_transfer/{exp}.log",
+    conda:
+        "../envs/dlpipe.yaml"
+    params:
+        exp=sections("data", "integration"),
+    script:
+        "../workflow/scripts/label_transfer.py"

@@ -6,6 +6,7 @@ types with their own marker genes, and a batch effect that scales a third of the
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -23,17 +24,21 @@ import torch
 import yaml
 
 from dlpipe import integration_benchmark
-from dlpipe.cells import EMBEDDINGS, LATENT_KEY, PCA_KEY
+from dlpipe.cells import LATENT_KEY, PCA_KEY, embeddings
 from dlpipe.cli import main
 from dlpipe.config import validate_config
 from dlpipe.errors import ConfigError, InputError
-from dlpipe.integration import integrate, save_integration
+from dlpipe.integration import integrate, save_integration, transfer_summary
 from dlpipe.integration_benchmark import scib_table
 from dlpipe.io.fitted import load_fitted
 from dlpipe.io.h5ad import count_problem, read_counts
 from dlpipe.modalities.singlecell import check_singlecell, latent_dataset
+from dlpipe.report.latent import transfer_section
 
 TYPES = ("B", "NK", "T")
+#: Methods of the shared integration fixture, as the scib table names them.
+METHODS = ["pca", "harmony", "scvi", "scanvi"]
+EMBEDDINGS = embeddings(METHODS)
 
 
 def _counts(
@@ -220,16 +225,40 @@ def test_scanvi_with_every_label_missing(tmp_path: Path) -> None:
     adata = _counts()
     adata.obs["cell_type"] = np.nan
     path = _write(adata, tmp_path / "unlabelled.h5ad")
-    exp = _exp(path, integration={"method": "scanvi"})
+    exp = _exp(path, integration={"methods": ["pca", "scvi", "scanvi"]})
     _error(
         read_counts(path, None),
         exp,
-        "integration.method scanvi transfers labels from labelled cells",
-        "empty for all 120 cells",
-        "set integration.method: scvi",
+        "integration.methods lists scanvi, which transfers labels from labelled cells",
+        "remove scanvi from integration.methods",
     )
     # Without scANVI the classification still needs labels.
     _error(read_counts(path, None), _exp(path), "the cell-type classification needs labelled")
+
+
+def test_hidden_batches_must_exist_and_hold_labels(tmp_path: Path) -> None:
+    path = _write(_counts(), tmp_path / "cells.h5ad")
+    scanvi = {"methods": ["pca", "scvi", "scanvi"]}
+    _error(
+        read_counts(path, None),
+        _exp(path, integration={**scanvi, "hide_labels": ["b3"]}),
+        "integration.hide_labels names batch(es) ['b3']",
+        "its batches are ['b1', 'b2']",
+    )
+    # Hiding every labelled batch leaves scANVI nothing to learn from.
+    _error(read_counts(path, None),
+           _exp(path, integration={**scanvi, "hide_labels": ["b1", "b2"]}),
+           "no cell of obs column 'cell_type' has a label scANVI may see")  # fmt: skip
+    unlabelled = _counts()
+    unlabelled.obs["cell_type"] = unlabelled.obs["cell_type"].astype(object)
+    unlabelled.obs.loc[unlabelled.obs["batch"] == "b2", "cell_type"] = np.nan
+    path = _write(unlabelled, tmp_path / "half.h5ad")
+    _error(
+        read_counts(path, None),
+        _exp(path, integration={**scanvi, "hide_labels": ["b2"]}),
+        "whose cells have no label",
+        "nothing to score the transfer against",
+    )
 
 
 def test_rare_labelled_class_is_checked_against_the_cv_plan(tmp_path: Path) -> None:
@@ -263,6 +292,15 @@ def test_labels_differing_only_in_case_or_space_are_refused(tmp_path: Path) -> N
         ({"cv": {"plan": "group_kfold"}}, "needs the obs column of groups"),
         ({"embed": {"enabled": True}}, "scVI already is the VAE"),
         ({"integration": {"n_top_genes": 12, "n_latent": 20}}, "12 genes cannot carry a 20-dim"),
+        ({"integration": {"methods": ["pca", "harmony"]}}, r"\['scvi'\] must be listed"),
+        ({"integration": {"methods": ["harmony", "scvi"]}}, r"\['pca'\] must be listed"),
+        ({"integration": {"hide_labels": ["b2"]}}, "only scANVI's label transfer uses it"),
+        ({"integration": {"methods": ["pca", "scvi", "umap"]}}, "'umap' is not allowed"),
+        # The key of earlier versions is named with its replacement.
+        (
+            {"integration": {"method": "scanvi"}},
+            "'method' was replaced by 'methods', a list of the integration methods compared",
+        ),
     ],
 )
 def test_config_errors(tmp_path: Path, change: dict[str, Any], message: str) -> None:
@@ -312,7 +350,7 @@ def integrated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """
     folder = tmp_path_factory.mktemp("integration")
     path = _write(_counts(100, unlabelled=100), folder / "counts.h5ad")
-    exp = _exp(path, integration={"method": "scanvi", "scanvi_max_epochs": 2})
+    exp = _exp(path, integration={"methods": METHODS, "scanvi_max_epochs": 2})
     adata = read_counts(path, None)
     check_singlecell(adata, exp, "sc")
     result = integrate(adata, exp)
@@ -330,6 +368,9 @@ def test_latent_space_shape_and_finiteness(integrated: dict[str, Any]) -> None:
     assert adata.obs["leiden"].nunique() >= 1
     summary = integrated["result"].summary
     assert summary["epochs_trained"] == 8
+    assert summary["methods"] == METHODS
+    assert adata.obsm["X_harmony"].shape == (200, 5)
+    assert adata.obsm["X_scANVI"].shape == (200, 4)
     assert summary["cells_per_batch"] == {"b1": 100, "b2": 100}
     assert (summary["labelled_cells"], summary["unlabelled_cells"]) == (100, 100)
     # Counts kept as a layer; X log-normalised.
@@ -341,12 +382,70 @@ def test_scanvi_labels_the_unlabelled_cells(integrated: dict[str, Any]) -> None:
     obs = integrated["result"].adata.obs
     assert set(obs["scanvi_prediction"].astype(str)) <= set(TYPES)
     assert obs["scanvi_probability"].between(0, 1).all()
-    unlabelled = integrated["result"].summary["scanvi"]["predicted_unlabelled"]
-    assert sum(unlabelled.values()) == 100
+    transfer = integrated["result"].summary["scanvi"]
+    assert transfer["n_targets"] == 100
+    assert sum(transfer["composition"]["b2"].values()) == 100
+    # Only the cells scANVI saw no label of get a transferred label; below 0.5 it is unknown.
+    targets = obs["scanvi_label"].notna().to_numpy()
+    assert targets.sum() == 100
+    assert not targets[:100].any()
+    low = obs["scanvi_probability"].to_numpy() < 0.5
+    assert (obs["scanvi_label"].astype(str)[targets & low] == "unknown").all()
+    kept = targets & ~low
+    np.testing.assert_array_equal(obs["scanvi_label"].astype(str)[kept],
+                                  obs["scanvi_prediction"].astype(str)[kept])  # fmt: skip
+    assert transfer["n_unknown"] == int((targets & low).sum())
     # The query batch repeats the reference's cell types: most are transferred correctly.
     truth = np.array([TYPES[i % 3] for i in range(200)])[100:]
     predicted = obs["scanvi_prediction"].astype(str).to_numpy()[100:]
     assert (predicted == truth).mean() > 0.5
+
+
+def _transfer_obs(labels: list[Any], batches: list[str], predicted: list[str],
+                  probability: list[float], seen: list[bool]) -> pd.DataFrame:  # fmt: skip
+    accepted = [p if q >= 0.5 else "unknown" for p, q in zip(predicted, probability, strict=True)]
+    return pd.DataFrame({
+        "batch": batches, "cell_type": labels, "scanvi_prediction": predicted,
+        "scanvi_probability": probability,
+        "scanvi_label": [None if s else a for s, a in zip(seen, accepted, strict=True)],
+    })  # fmt: skip
+
+
+def test_transfer_summary_scores_hidden_labels_and_flags_domination() -> None:
+    # Reference: 30 B, 30 NK, 30 T (seen). Query batch q: 20 cells, true labels hidden;
+    # scANVI calls 16 of them T (12 right), 2 B (right) and 2 below the threshold.
+    ref = ["B"] * 30 + ["NK"] * 30 + ["T"] * 30
+    truth = ["T"] * 12 + ["NK"] * 4 + ["B"] * 2 + ["NK"] * 2
+    predicted = ["T"] * 16 + ["B"] * 2 + ["NK"] * 2
+    probability = [0.9] * 18 + [0.3] * 2
+    obs = _transfer_obs(ref + truth, ["r"] * 90 + ["q"] * 20, ref + predicted,
+                        [1.0] * 90 + probability, [True] * 90 + [False] * 20)  # fmt: skip
+    summary = transfer_summary(obs, "batch", "cell_type", ["q"], 0.5)
+    assert (summary["n_reference"], summary["n_targets"], summary["n_unknown"]) == (90, 20, 2)
+    assert summary["composition"] == {"q": {"B": 2, "T": 16, "unknown": 2}}
+    # T is 16 of 18 accepted labels (89 %) but a third of the reference: flagged.
+    assert summary["dominated"] == {
+        "q": {"label": "T", "fraction": pytest.approx(16 / 18),
+              "reference_fraction": pytest.approx(1 / 3)}}  # fmt: skip
+    check = summary["hidden_check"]
+    assert check["cells"] == 20
+    assert check["coverage"] == pytest.approx(18 / 20)
+    assert check["accuracy_accepted"] == pytest.approx(14 / 18)
+    assert check["accuracy_most_probable"] == pytest.approx(16 / 20)  # 12 T, 2 B, 2 NK right
+    assert check["recall_most_probable"] == {"B": 1.0, "NK": pytest.approx(2 / 6), "T": 1.0}
+    assert check["support"] == {"B": 2, "NK": 6, "T": 12}
+    assert check["reference_support"] == {"B": 30, "NK": 30, "T": 30}
+    # The report names the type scANVI mostly missed.
+    html = transfer_section({**summary, "epochs": 10}, None)
+    assert "NK (2 of 6; 30 in the reference)" in html
+    assert "Batch q: 89% of the transferred labels are T" in html
+    # A batch whose composition follows the reference is not flagged; nor are too few cells.
+    even = _transfer_obs(ref + ref, ["r"] * 90 + ["q"] * 90, ref + ref, [1.0] * 180,
+                         [True] * 90 + [False] * 90)  # fmt: skip
+    assert transfer_summary(even, "batch", "cell_type", [], 0.5)["dominated"] == {}
+    few = _transfer_obs(ref + ["T"] * 5, ["r"] * 90 + ["q"] * 5, ref + ["T"] * 5,
+                        [1.0] * 95, [True] * 90 + [False] * 5)  # fmt: skip
+    assert transfer_summary(few, "batch", "cell_type", [], 0.5)["dominated"] == {}
 
 
 def test_integrated_file_opens_in_scanpy_and_model_reloads(integrated: dict[str, Any]) -> None:
@@ -363,15 +462,12 @@ def test_integrated_file_opens_in_scanpy_and_model_reloads(integrated: dict[str,
 
 def test_same_seed_same_latent_and_another_seed_differs(integrated: dict[str, Any]) -> None:
     exp = integrated["exp"]
-    again = integrate(read_counts(integrated["counts"], None), {**exp, "integration": {
-        **exp["integration"], "method": "scvi"}})  # fmt: skip
-    np.testing.assert_array_equal(
-        again.adata.obsm[LATENT_KEY], integrated["result"].adata.obsm[LATENT_KEY]
-    )
-    other = integrate(
-        read_counts(integrated["counts"], None),
-        {**exp, "seed": 1, "integration": {**exp["integration"], "method": "scvi"}},
-    )
+    again = integrate(read_counts(integrated["counts"], None), exp)
+    first = integrated["result"].adata
+    for key in ("X_scVI", "X_pca", "X_harmony", "X_scANVI"):
+        np.testing.assert_array_equal(again.adata.obsm[key], first.obsm[key], err_msg=key)
+    assert again.summary == integrated["result"].summary
+    other = integrate(read_counts(integrated["counts"], None), {**exp, "seed": 1})
     assert not np.allclose(other.adata.obsm[LATENT_KEY], again.adata.obsm[LATENT_KEY])
 
 
@@ -393,6 +489,9 @@ def test_scib_table_scores_both_embeddings(integrated: dict[str, Any]) -> None:
     assert scores.loc["PCR comparison", "PCA (unintegrated)"] == pytest.approx(0.0, abs=1e-6)
     bio = table[table["type"] == "Bio conservation"].set_index("metric")[list(EMBEDDINGS)].mean()
     assert scores.loc["Bio conservation"].to_numpy() == pytest.approx(bio.to_numpy())
+    # PCR comparison (0 for the PCA by construction) is shown but not aggregated.
+    batch = scores.loc[["iLISI"]].mean()
+    assert scores.loc["Batch correction"].to_numpy() == pytest.approx(batch.to_numpy())
     total = 0.4 * scores.loc["Batch correction"] + 0.6 * scores.loc["Bio conservation"]
     assert scores.loc["Total"].to_numpy() == pytest.approx(total.to_numpy())
 
@@ -401,7 +500,7 @@ def test_scib_runs_pick_cells_and_metrics(monkeypatch: pytest.MonkeyPatch) -> No
     calls = []
 
     def fake_run(cells: ad.AnnData, batch: str, label: str, bio: Any, correction: Any,
-                 text: str) -> pd.DataFrame:  # fmt: skip
+                 text: str, shown: dict[str, str]) -> pd.DataFrame:  # fmt: skip
         calls.append((cells.n_obs, bio is not None, correction, text))
         kind = "Bio conservation" if bio is not None else "Batch correction"
         return pd.DataFrame({"metric": ["m"], "type": [kind], "cells": [text],
@@ -410,6 +509,8 @@ def test_scib_runs_pick_cells_and_metrics(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setattr(integration_benchmark, "_benchmarker_run", fake_run)
     adata = _counts(100)
     adata.obsm[LATENT_KEY] = adata.obsm[PCA_KEY] = np.zeros((200, 2))
+    adata.obsm["X_harmony"] = adata.obsm["X_scANVI"] = np.zeros((200, 2))
+    adata.uns["dlpipe"] = {"methods": METHODS}
     full = adata.copy()
     full.obs["cell_type"] = full.obs["cell_type"].fillna("T")
     scib_table(full, "batch", "cell_type")
@@ -479,7 +580,8 @@ def test_workflow_integrates_classifies_and_embeds(tmp_path: Path) -> None:
         "cells": {"task": "classification",
                   "data": {"modality": "singlecell", "path": "cells.h5ad",
                            "batch_column": "batch", "label_column": "cell_type"},
-                  "integration": {"method": "scanvi", "n_top_genes": 30, "n_latent": 4,
+                  "integration": {"methods": ["pca", "harmony", "scvi", "scanvi"],
+                                  "n_top_genes": 30, "n_latent": 4,
                                   "n_hidden": 16, "max_epochs": 6, "scanvi_max_epochs": 2,
                                   "n_pcs": 5, "min_cells_per_batch": 20, "device": "cpu"},
                   "model": {"name": "mlp", "hidden_layers": [8]}, "training": fast,
@@ -504,7 +606,10 @@ def test_workflow_integrates_classifies_and_embeds(tmp_path: Path) -> None:
     results = tmp_path / "results"
     adata = sc.read_h5ad(results / "cells" / "integrated.h5ad")
     assert adata.obsm["X_scVI"].shape == (200, 4)
-    assert {"leiden", "scanvi_prediction", "scanvi_probability"} <= set(adata.obs.columns)
+    assert {"leiden", "scanvi_prediction", "scanvi_probability", "scanvi_label"} <= set(
+        adata.obs.columns
+    )
+    assert {"X_harmony", "X_umap_harmony", "X_scANVI"} <= set(adata.obsm)
     assert (results / "cells" / "integration" / "models" / "scvi" / "model.pt").is_file()
     scib = pd.read_csv(results / "cells" / "integration" / "scib.tsv", sep="\t")
     assert {"iLISI", "KMeans NMI", "Total"} <= set(scib["metric"])
@@ -524,9 +629,14 @@ def test_workflow_integrates_classifies_and_embeds(tmp_path: Path) -> None:
     embedding = pd.read_csv(results / "bulk" / "2" / "embedding.tsv", sep="\t")
     assert embedding.shape == (60, 2 + 3)
     html = (results / "report.html").read_text()
-    for text in ("Batch integration (scVI)", "Integration benchmark (scib-metrics)",
-                 "Cell-type classification", "scANVI label transfer", "VAE embedding",
-                 "pca_logistic_regression", "input 4 latent dimensions"):  # fmt: skip
+    transfer = pd.read_csv(results / "cells" / "integration" / "label_transfer.tsv", sep="\t")
+    assert len(transfer) == 100  # the unlabelled cells
+    verdict = json.loads((results / "cells" / "integration" / "verdict.json").read_text())
+    assert verdict["sentence"]
+    for text in ("Batch integration", "Integration benchmark (scib-metrics)",
+                 "Cell-type classification", "Label transfer (scANVI)", "VAE embedding",
+                 "pca_logistic_regression", "input 4 latent dimensions",
+                 '<p class="verdict"><strong>Integration:</strong>'):  # fmt: skip
         assert text in html, text
 
     # A new classifier setting retrains; it does not integrate again.

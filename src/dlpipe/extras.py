@@ -17,7 +17,7 @@ from dlpipe.errors import ConfigError
 #: Extra → the modules it installs (import names; kept equal to pyproject by a test).
 EXTRAS: dict[str, tuple[str, ...]] = {
     "sequence": ("pysam", "numba"),
-    "singlecell": ("scanpy", "scvi", "scib_metrics", "skmisc", "igraph"),
+    "singlecell": ("scanpy", "scvi", "scib_metrics", "harmonypy", "skmisc", "igraph"),
     "motifs": ("logomaker", "pyjaspar", "Bio"),
     "embed": ("scanpy",),
     "workflow": ("snakemake",),

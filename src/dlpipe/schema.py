@@ -123,6 +123,15 @@ def load_schema(enums: Mapping[str, Iterable[str]] | None = None) -> dict[str, A
     return schema
 
 
+#: Keys of earlier dlpipe versions (section, key) → what replaces them.
+RENAMED = {
+    ("integration", "method"): (
+        "'method' was replaced by 'methods', a list of the integration methods compared, "
+        "e.g. methods: [pca, harmony, scvi, scanvi] (scanvi for label transfer)"
+    ),
+}
+
+
 def _key_path(parts: Iterator[Any] | list[Any]) -> str:
     return ".".join(str(p) for p in parts) or "<top level>"
 
@@ -135,6 +144,10 @@ def describe(error: jsonschema.ValidationError) -> str:
     if error.validator == "additionalProperties":
         allowed = sorted(schema.get("properties", {}))
         extra = sorted(set(value) - set(allowed)) if isinstance(value, Mapping) else []
+        section = key.rsplit(".", 1)[-1]
+        renamed = [RENAMED[(section, k)] for k in extra if (section, k) in RENAMED]
+        if renamed:
+            return f"config key {key}: {'; '.join(renamed)}"
         return (
             f"config key {key}: unknown key(s) {', '.join(map(repr, extra))}; "
             f"allowed keys are {', '.join(allowed)}"

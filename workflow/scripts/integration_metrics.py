@@ -18,4 +18,5 @@ with step_logging(snakemake.log[0], list(snakemake.output)):
         snakemake.input.adata,
         snakemake.output.scib,
         snakemake.output.umap,
+        snakemake.output.verdict,
     )

@@ -120,13 +120,29 @@ def check_singlecell(adata: ad.AnnData, exp: Mapping[str, Any], name: str = "exp
             f"{path}: obs column {data['label_column']!r} uses the reserved value "
             f"{UNLABELLED!r}; leave unlabelled cells empty (NaN) instead"
         )
-    if labels.isna().all():
-        if cfg["method"] == "scanvi":
+    hidden = list(cfg["hide_labels"])
+    unknown_batches = sorted(set(hidden) - set(sizes.index))
+    if unknown_batches:
+        raise InputError(
+            f"{path}: integration.hide_labels names batch(es) {unknown_batches} that obs column "
+            f"{data['batch_column']!r} does not hold; its batches are {list(sizes.index)}"
+        )
+    if "scanvi" in cfg["methods"]:
+        seen = labels.notna() & ~batches.astype(str).isin(hidden).to_numpy()
+        if not seen.any():
             raise InputError(
-                f"{path}: integration.method scanvi transfers labels from labelled cells, but "
-                f"obs column {data['label_column']!r} is empty for all {adata.n_obs} cells; "
-                "label some cells or set integration.method: scvi"
+                f"{path}: integration.methods lists scanvi, which transfers labels from labelled "
+                f"cells, but no cell of obs column {data['label_column']!r} has a label scANVI "
+                "may see (empty, or in the batches of integration.hide_labels); label some "
+                "cells or remove scanvi from integration.methods"
             )
+        if hidden and labels[batches.astype(str).isin(hidden).to_numpy()].isna().all():
+            raise InputError(
+                f"{path}: integration.hide_labels names batch(es) {hidden} whose cells have no "
+                f"label in obs column {data['label_column']!r}, so there is nothing to score the "
+                "transfer against; name labelled batches or remove integration.hide_labels"
+            )
+    if labels.isna().all():
         raise InputError(
             f"{path}: obs column {data['label_column']!r} is empty for all {adata.n_obs} cells; "
             "the cell-type classification needs labelled cells"
@@ -259,6 +275,19 @@ class SingleCell(Modality):
                 f"config key {key}.data.group_column: cv.plan group_kfold needs the obs column "
                 "of groups (donors, samples)"
             )
+        methods = exp["integration"]["methods"]
+        missing = [m for m in ("pca", "scvi") if m not in methods]
+        if missing:
+            raise ConfigError(
+                f"config key {key}.integration.methods: {missing} must be listed: every method is "
+                "scored against the unintegrated pca, and the classification's deep model reads "
+                "the scvi latent space"
+            )
+        if exp["integration"]["hide_labels"] and "scanvi" not in methods:
+            raise ConfigError(
+                f"config key {key}.integration.hide_labels: only scANVI's label transfer uses "
+                "it; add scanvi to integration.methods or remove hide_labels"
+            )
         n_top = exp["integration"]["n_top_genes"]
         if exp["embed"]["enabled"]:
             raise ConfigError(
@@ -285,12 +314,16 @@ class SingleCell(Modality):
         return {"integrated": f"results/{name}/integrated.h5ad"}
 
     def report_files(self, name: str, exp: Mapping[str, Any]) -> dict[str, str]:
-        """Name the integration's summary, scib table and UMAPs."""
-        return {
+        """Name the integration's summary, scib table, verdict, UMAPs and label transfer."""
+        files = {
             f"{name}_integration": f"results/{name}/integration/summary.json",
             f"{name}_scib": f"results/{name}/integration/scib.tsv",
             f"{name}_umap": f"results/{name}/integration/umap.png",
+            f"{name}_verdict": f"results/{name}/integration/verdict.json",
         }
+        if "scanvi" in exp["integration"]["methods"]:
+            files[f"{name}_transfer"] = f"results/{name}/integration/label_transfer.png"
+        return files
 
     def prepare(
         self, name: str, exp: Mapping[str, Any], folder: Path, integrated: str | None = None

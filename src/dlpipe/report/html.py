@@ -22,7 +22,14 @@ th{background:#f0f0f0}td:first-child,th:first-child{text-align:left}
 img{max-width:100%;border:1px solid #eee;margin:.4em 0}
 details{margin:.6em 0}pre{background:#f7f7f7;padding:.8em;overflow-x:auto;font-size:.8em}
 nav a{margin-right:1em}.coverage{border-left:3px solid #888;padding-left:.6em}
+.verdict{border-left:4px solid #2a6;padding:.3em .7em;background:#f3faf5}
+.warning{border-left:4px solid #c60;padding:.3em .7em;background:#fff6ec}
 """
+
+
+def warning(text: str) -> str:
+    """Return a visible warning paragraph (``text`` is escaped)."""
+    return f'<p class="warning"><strong>Warning:</strong> {esc(text)}</p>'
 
 
 def esc(value: Any) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from dlpipe.cells import BY_CONSTRUCTION
 from dlpipe.io.files import read_json
 from dlpipe.report import html
 
@@ -24,15 +25,30 @@ def extra_sections(
     sections: dict[str, list[str]] = {}
     if f"{name}_integration" in files:
         summary = read_json(files[f"{name}_integration"])
+        verdict = read_json(files[f"{name}_verdict"]) if f"{name}_verdict" in files else None
+        sections["top"] = [verdict_block(verdict)] if verdict else []
         sections["after_data"] = [
-            integration_section(exp, summary, files[f"{name}_scib"], files[f"{name}_umap"]),
+            integration_section(
+                exp, summary, verdict, files[f"{name}_scib"], files[f"{name}_umap"],
+                files.get(f"{name}_transfer"),
+            ),
             classification_section(exp, summary),
-        ]
+        ]  # fmt: skip
     if f"{name}_reconstruction" in files:
         sections["after_metrics"] = [
             embedding_section(exp, files[f"{name}_reconstruction"], files[f"{name}_embedding_umap"])
         ]
     return sections
+
+
+def verdict_block(verdict: Mapping[str, Any]) -> str:
+    """Render the integration verdict (one sentence) and its warnings, shown first."""
+    if not verdict.get("sentence"):
+        return '<p class="note">Integration not scored (integration.benchmark: false).</p>'
+    sentence = html.esc(verdict["sentence"])
+    parts = [f'<p class="verdict"><strong>Integration:</strong> {sentence}</p>']
+    parts += [html.warning(text) for text in verdict["warnings"]]
+    return "\n".join(parts)
 
 
 def _batch_text(summary: Mapping[str, Any]) -> str:
@@ -48,49 +64,58 @@ def _genes_used(summary: Mapping[str, Any]) -> str:
     )
 
 
+_METHOD_TEXT = {
+    "pca": "PCA ({n_pcs} components) of the library-size normalised, log-transformed counts "
+    "(the unintegrated reference)",
+    "harmony": "Harmony (harmonypy, θ = {theta}) on that PCA",
+    "combat": "ComBat (scanpy) on the log-normalised genes, then PCA",
+    "scvi": "scVI (scvi-tools) on the counts",
+    "scanvi": "scANVI from the scVI model, trained on the labels",
+}
+
+
 def integration_section(
-    exp: Mapping[str, Any], summary: Mapping[str, Any], scib_tsv: str, umap_png: str
+    exp: Mapping[str, Any],
+    summary: Mapping[str, Any],
+    verdict: Mapping[str, Any] | None,
+    scib_tsv: str,
+    umap_png: str,
+    transfer_png: str | None = None,
 ) -> str:
-    """Integration facts, what was fitted on which cells, the scib table and the UMAPs."""
+    """Integration facts, what was fitted on which cells, the scib table, UMAPs, label transfer."""
     cfg, data = exp["integration"], exp["data"]
     counts = f"layer {data['layer']!r}" if data["layer"] else "X"
     elbo = ", ".join(f"{k} {v:.1f}" for k, v in summary.get("final_elbo", {}).items())
+    methods = summary.get("methods", ["pca", "scvi"])
+    listed = "; ".join(
+        _METHOD_TEXT[m].format(n_pcs=summary["n_pcs"], theta=cfg["harmony_theta"]) for m in methods
+    )
     parts = [
-        "<h3>Batch integration (scVI)</h3>",
+        "<h3>Batch integration</h3>",
         f"<p>{summary['n_cells_in']} cells × {summary['n_genes_in']} genes, raw counts from "
         f"{counts} of {html.esc(summary['source'])} (sha256 {html.esc(summary['sha256'][:16])}…); "
         f"batches ({html.esc(data['batch_column'])}): {_batch_text(summary)}. "
         f"{summary['n_genes_shared']} genes have counts in every batch; {_genes_used(summary)}. "
         f"{summary['n_cells_without_counts']} cells had no counts in them and were left out.</p>",
-        f"<p>scVI (scvi-tools): {cfg['n_latent']} latent dimensions, {cfg['n_layers']} hidden "
-        f"layer(s) of {cfg['n_hidden']}, {cfg['gene_likelihood']} likelihood; trained "
+        f"<p>Methods, on the same genes and cells, seeded: {html.esc(listed)}. scVI: "
+        f"{cfg['n_latent']} latent dimensions, {cfg['n_layers']} hidden layer(s) of "
+        f"{cfg['n_hidden']}, {cfg['gene_likelihood']} likelihood; trained "
         f"{summary['epochs_trained']} of at most {summary['max_epochs']} epochs "
         f"(early stopping {'on' if cfg['early_stopping'] else 'off'}, on the ELBO of 10 % "
-        f"held-out cells); final {html.esc(elbo)}. UMAP and {summary['n_clusters']} Leiden "
-        f"clusters (resolution {cfg['leiden_resolution']}) on the scVI latent space. The "
-        "unintegrated baseline is the PCA "
-        f"({summary['n_pcs']} components) of the same genes, library-size normalised and "
-        "log-transformed. Written: <code>integrated.h5ad</code> (obsm X_scVI, X_pca, X_umap; "
-        "obs leiden) and the scvi-tools model (<code>integration/models</code>).</p>",
-        '<p class="note">What was fitted on which cells: scVI and the PCA were fitted once, on '
-        f"all {summary['n_cells']} cells, without labels: integration is unsupervised "
-        "(transductive), so test cells of the classification below shaped the latent space but "
+        f"held-out cells); final {html.esc(elbo)}. {summary['n_clusters']} Leiden clusters "
+        f"(resolution {cfg['leiden_resolution']}) on the scVI latent space. Written: "
+        "<code>integrated.h5ad</code> (one obsm embedding and UMAP per method; obs leiden) and "
+        "the scvi-tools models (<code>integration/models</code>).</p>",
+        '<p class="note">What was fitted on which cells: every method except scANVI was fitted '
+        f"once, on all {summary['n_cells']} cells, without labels: integration is unsupervised "
+        "(transductive), so test cells of the classification below shaped the embeddings but "
         "their labels never did. The classifiers, their scaler and early stopping saw the "
         "training side of each fold only.",
     ]
     if "scanvi" in summary:
-        scanvi = summary["scanvi"]
-        predicted = ", ".join(
-            f"{html.esc(k)}: {v}" for k, v in scanvi["predicted_unlabelled"].items()
-        )
         parts[-1] += (
-            f" scANVI ({scanvi['epochs']} epochs, from the scVI model) was trained on the labels "
-            f"of all {summary['labelled_cells']} labelled cells; its latent space is therefore "
-            "not used for the classification, and its predictions only label the "
-            f"{summary['unlabelled_cells']} unlabelled cells (obs scanvi_prediction, "
-            "scanvi_probability).</p>"
-            f"<p>scANVI label transfer to the unlabelled cells: {predicted} (mean probability "
-            f"{html.fmt(scanvi['mean_probability_unlabelled'])}).</p>"
+            " scANVI was trained on the labels it saw, so its embedding is never used for the "
+            "classification and its cell-type scores below are optimistic.</p>"
         )
     else:
         parts[-1] += "</p>"
@@ -99,24 +124,109 @@ def integration_section(
     if scib.empty:
         parts.append("<p>Not computed (integration.benchmark: false).</p>")
     else:
+        margin = verdict["margin"] if verdict else cfg["verdict_margin"]
         parts += [
-            '<p class="note">scib-metrics against the unintegrated PCA; every metric is better '
-            "when higher (0 to 1). Aggregates as in scib: the mean of each type, Total = 0.4 × "
-            "batch correction + 0.6 × bio conservation. Metrics that need labels use the "
-            "labelled cells only (no predicted label is used); label-aware batch metrics need "
-            "labelled cells in two batches or more. Bold: the better embedding.</p>",
-            scib_html(scib),
+            '<p class="note">scib-metrics, every metric better when higher (0 to 1). Aggregates: '
+            "the mean of each type and Total = 0.4 × batch correction + 0.6 × bio conservation, "
+            "as in scib, except that PCR comparison (0 for the unintegrated PCA by construction) "
+            "is left out of them so that it cannot decide a ranking. Metrics that need labels "
+            "use the labelled cells only (no predicted label); label-aware batch metrics need "
+            "labelled cells in two batches or more. One run, one seed: differences below "
+            f"{margin:g} are called ties in the verdict. Bold: the best embedding of a row, "
+            "when it leads by more than that.</p>",
+            scib_html(scib, margin),
         ]
     parts.append(
-        f"<figure>{html.img(umap_png, 'integration UMAPs')}<figcaption class=note>UMAPs of the "
-        "unintegrated PCA (top) and of scVI (bottom), coloured by batch, by label (grey: "
-        "unlabelled) and, with scANVI, by transferred label.</figcaption></figure>"
+        f"<figure>{html.img(umap_png, 'integration UMAPs')}<figcaption class=note>UMAPs of each "
+        "method (unintegrated PCA first), coloured by batch, by label (grey: unlabelled) and, "
+        "with scANVI, by transferred label (black: unknown).</figcaption></figure>"
     )
+    if "scanvi" in summary:
+        parts.append(transfer_section(summary["scanvi"], transfer_png))
     return "\n".join(parts)
 
 
-def scib_html(scib: pd.DataFrame) -> str:
-    """Format the scib table, the better embedding of each row in bold."""
+def transfer_section(transfer: Mapping[str, Any], png: str | None) -> str:
+    """Describe the label transfer: what scANVI labelled, how sure, what it left unknown."""
+    n, unknown = transfer["n_targets"], transfer["n_unknown"]
+    parts = [
+        "<h4>Label transfer (scANVI)</h4>",
+        f"<p>scANVI ({transfer['epochs']} epochs, from the scVI model) was trained on the labels "
+        f"of {transfer['n_reference']} cells and labelled the {n} cells whose label it did not "
+        "see. A label is kept when its probability reaches "
+        f"{transfer['threshold']:g} (integration.label_confidence); {unknown} of {n} cells "
+        f"({unknown / n:.0%}) stay <code>unknown</code>. Mean probability "
+        f"{html.fmt(transfer['mean_probability'])}. Per cell: "
+        "<code>integration/label_transfer.tsv</code>.</p>"
+        if n
+        else "<p>Every cell's label was seen by scANVI: nothing to transfer.</p>",
+    ]
+    rows = [
+        {"batch": batch, **{k: v for k, v in counts.items()}}
+        for batch, counts in transfer["composition"].items()
+    ]
+    if rows:
+        frame = pd.DataFrame(rows).fillna(0)
+        frame = frame.astype({c: int for c in frame.columns if c != "batch"})
+        parts.append(html.table(frame))
+    for batch, flag in transfer["dominated"].items():
+        parts.append(
+            html.warning(
+                f"Batch {batch}: {flag['fraction']:.0%} of the transferred labels are "
+                f"{flag['label']}, which is {flag['reference_fraction']:.0%} of the labels scANVI "
+                "learned from. Either this batch really is dominated by that type, or scANVI "
+                "sends cells it cannot place there; check markers before using these labels."
+            )
+        )
+    check = transfer.get("hidden_check")
+    if check:
+        recall = ", ".join(
+            f"{html.esc(k)} {v:.2f}" for k, v in check["recall_most_probable"].items()
+        )
+        absent = check["labels_absent_from_reference"]
+        parts.append(
+            f"<p>Check against hidden labels: the labels of batch(es) "
+            f"{html.esc(', '.join(transfer['hidden_batches']))} were hidden from scANVI. Of "
+            f"their {check['cells']} cells, {check['coverage']:.0%} got a label above the "
+            f"threshold, and {html.fmt(check['accuracy_accepted'])} of those are right; the most "
+            f"probable label is right for {check['accuracy_most_probable']:.3f} of all cells "
+            f"(balanced accuracy {check['balanced_accuracy_most_probable']:.3f}; recall per "
+            f"type: {recall}).</p>"
+        )
+        missed = [
+            f"{k} ({round(v * check['support'][k])} of {check['support'][k]}; "
+            f"{check['reference_support'][k]} in the reference)"
+            for k, v in check["recall_most_probable"].items()
+            if v < 0.5 and k not in absent and "support" in check
+        ]
+        if missed:
+            parts.append(
+                html.warning(
+                    f"scANVI recovered fewer than half of the hidden cells of type(s) "
+                    f"{'; '.join(missed)}: their transferred labels are mostly wrong. Types "
+                    "this rare in the reference are not learned; label more of them."
+                )
+            )
+        if absent:
+            parts.append(
+                html.warning(
+                    f"Cell types {', '.join(absent)} of the hidden batch(es) do not occur in the "
+                    "labels scANVI learned from; it cannot name them and assigns them to other "
+                    "types (or unknown)."
+                )
+            )
+    if png:
+        parts.append(
+            f"<figure>{html.img(png, 'label transfer')}<figcaption class=note>Left: probability "
+            "of the most probable label, per batch, with the threshold. Right: share of each "
+            "transferred label per batch (black: unknown) beside the labels scANVI learned "
+            "from.</figcaption></figure>"
+        )
+    return "\n".join(parts)
+
+
+def scib_html(scib: pd.DataFrame, margin: float = 0.0) -> str:
+    """Format the scib table; the best embedding of a row in bold when it leads by > margin."""
     embeddings = [c for c in scib.columns if c not in ("metric", "type", "cells")]
     shown = scib.astype({name: object for name in embeddings})  # cells become text
     css = {}
@@ -124,8 +234,13 @@ def scib_html(scib: pd.DataFrame) -> str:
         values = pd.to_numeric(row[embeddings], errors="coerce").astype(float)
         for name in embeddings:
             shown.loc[i, name] = html.fmt(float(values[name]))
-        if values.notna().sum() > 1 and values.max() > values.min():
-            css[(int(i), scib.columns.get_loc(values.idxmax()))] = "best"
+        if row["metric"] in BY_CONSTRUCTION:
+            shown.loc[i, "metric"] = f"{row['metric']} (not in aggregates)"
+            continue
+        if values.notna().sum() > 1:
+            ordered = values.dropna().sort_values(ascending=False)
+            if ordered.iloc[0] - ordered.iloc[1] > margin:
+                css[(int(i), scib.columns.get_loc(ordered.index[0]))] = "best"
     return html.table(shown, css)
 
 

@@ -212,6 +212,7 @@ def build_report(
         parts.append(f'<h2 id="{html.esc(exp.name)}">{html.esc(exp.name)}</h2>')
         if cfg.get("description"):
             parts.append(f"<p>{html.esc(cfg['description'])}</p>")
+        parts += list(exp.sections.get("top", ()))
         parts += trust.dome_section(exp, meta, summaries, metrics, pairs)
         parts += ["<h3>Data</h3>", _data_section(meta, cfg)]
         parts += list(exp.sections.get("after_data", ()))

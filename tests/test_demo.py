@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
+from dlpipe.metrics import metric_bounds
 from dlpipe.workflow import rebase_paths
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,7 +87,33 @@ def test_demo_meets_published_accuracy(tmp_path: Path) -> None:
     summary = json.loads((folder / "integration" / "summary.json").read_text())
     assert summary["scanvi"]["hidden_check"]["accuracy_most_probable"] > 0.85
 
-    html = (tmp_path / "results" / "report.html").read_text()
+    # No confidence interval leaves its metric's range: in metrics.tsv and on the page.
+    for metrics_tsv in (tmp_path / "results").glob("*/metrics.tsv"):
+        table = pd.read_csv(metrics_tsv, sep="\t")
+        for row in table.itertuples():
+            low, high = metric_bounds(row.metric)
+            if np.isfinite(row.ci95_low):
+                assert low <= row.ci95_low <= row.ci95_high <= high, (metrics_tsv, row)
+    page = (tmp_path / "results" / "report.html").read_text()
+    intervals = 0
+    for name, first, second in re.findall(r"([a-z][a-z0-9_]*) -?[\d.]+ \[(-?[\d.]+), (-?[\d.]+)\]",
+                                          page):  # fmt: skip
+        low, high = metric_bounds(name)
+        assert low <= float(first) <= float(second) <= high, (name, first, second)
+        intervals += 1
+    for row in re.findall(r"<tr><td>([a-z][a-z0-9_]*)</td>(.*?)</tr>", page):
+        low, high = metric_bounds(row[0])
+        for first, second in re.findall(r"\[(-?[\d.]+), (-?[\d.]+)\]", row[1]):
+            assert low <= float(first) <= float(second) <= high, (row[0], first, second)
+            intervals += 1
+    # The DOME summary's calibration line: ECE before → after temperature scaling.
+    for line in re.findall(r"ECE raw → temperature-scaled:(.*?)<", page):
+        for first, second in re.findall(r"\[(-?[\d.]+), (-?[\d.]+)\]", line):
+            assert 0.0 <= float(first) <= float(second) <= 1.0, ("ece", first, second)
+            intervals += 1
+    assert intervals > 100
+
+    html = page
     for text in ("breast_cancer", "all_target_genes", "ecoli_crp", "logistic_regression",
                  "ridge_regression", "kmer6_logistic_regression", "pbmc_cell_types",
                  "Batch integration", "Integration benchmark (scib-metrics)",

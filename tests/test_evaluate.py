@@ -13,6 +13,7 @@ from dlpipe.metrics import (
     CLASSIFICATION_METRICS,
     classification_metrics,
     confidence_interval,
+    metric_bounds,
     regression_metrics,
     softmax,
     summarise_folds,
@@ -175,6 +176,49 @@ def test_confidence_interval_is_the_student_t_interval() -> None:
     assert low < low90 < high90 < high
 
 
+@pytest.mark.parametrize(
+    ("metric", "values"),
+    [
+        ("accuracy", [0.935, 0.963, 0.960]),
+        ("accuracy", [1.0, 0.98, 0.99]),  # a perfect fold
+        ("auroc", [1.0, 1.0, 0.5]),
+        ("ece", [0.017, 0.019, 0.002]),  # the t-interval would go below 0
+        ("ece_calibrated", [0.0, 0.01, 0.03]),
+        ("brier", [0.05, 0.03, 0.09]),
+        ("mcc", [0.9, 0.99, -0.2]),
+        ("pearson", [0.99, 0.95, 0.2]),
+        ("nll", [0.24, 0.14, 0.0]),
+        ("mse", [0.1, 3.0, 0.5]),
+        ("r2", [0.9, 0.5, -0.2]),
+    ],
+)
+def test_bounded_intervals_stay_in_the_metrics_range(metric: str, values: list[float]) -> None:
+    low_bound, high_bound = metric_bounds(metric)
+    low, high = confidence_interval(values, bounds=(low_bound, high_bound))
+    assert low_bound <= low <= high <= high_bound
+    # The plain t-interval leaves the range in several of these cases; this one never does, and
+    # it is the t-interval of the transformed values mapped back.
+    if np.isfinite(low_bound) and np.isfinite(high_bound):
+        u = (np.array(values) - low_bound) / (high_bound - low_bound)
+        if ((u > 0) & (u < 1)).all():
+            z = np.log(u / (1 - u))
+            ref = stats.t.interval(0.95, df=len(z) - 1, loc=z.mean(), scale=stats.sem(z))
+            expect = low_bound + (high_bound - low_bound) / (1 + np.exp(-np.array(ref)))
+            assert (low, high) == pytest.approx(tuple(expect))
+
+
+def test_bounded_interval_edge_cases() -> None:
+    # Every fold perfect: no spread, the interval is the value.
+    assert confidence_interval([1.0, 1.0, 1.0], bounds=(0.0, 1.0)) == (1.0, 1.0)
+    # A perfect fold is placed half the next fold's distance inside the bound: [1, .98, .99]
+    # behaves as [.995, .98, .99] on the logit scale.
+    assert confidence_interval([1.0, 0.98, 0.99], bounds=(0.0, 1.0)) == pytest.approx(
+        confidence_interval([0.995, 0.98, 0.99], bounds=(0.0, 1.0)))  # fmt: skip
+    # Unknown metrics keep the plain t-interval.
+    assert metric_bounds("something") == (-np.inf, np.inf)
+    assert metric_bounds("nll_calibrated") == (0.0, np.inf)
+
+
 def test_confidence_interval_ignores_nan_and_needs_two_values() -> None:
     with_nan = confidence_interval([0.8, float("nan"), 0.9, None, 0.85])
     assert with_nan == pytest.approx(confidence_interval([0.8, 0.9, 0.85]))
@@ -200,9 +244,9 @@ def test_summarise_folds_mean_sd_ci_and_pooled() -> None:
     mlp_acc = table.iloc[0]
     assert mlp_acc["mean"] == pytest.approx(0.9)
     assert mlp_acc["sd"] == pytest.approx(0.1)
-    low, _ = confidence_interval([0.8, 0.9, 1.0])
-    assert mlp_acc["ci95_low"] == pytest.approx(low)
-    assert mlp_acc["ci95_high"] == 1.0  # clipped to the metric's range
+    low, high = confidence_interval([0.8, 0.9, 1.0], bounds=(0.0, 1.0))
+    assert (mlp_acc["ci95_low"], mlp_acc["ci95_high"]) == pytest.approx((low, high))
+    assert 0.0 < low < 0.9 < high < 1.0  # on the logit scale: inside the range
     assert mlp_acc["pooled"] == 0.91
     mlp_auc = table.iloc[1]
     assert math.isnan(mlp_auc["fold_1"])

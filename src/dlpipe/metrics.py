@@ -31,7 +31,7 @@ REGRESSION_METRICS = ("mse", "mae", "r2", "pearson")
 MULTILABEL_METRICS = ("auroc", "auprc", "auroc_median", "auprc_median", "f1_macro")
 #: Metrics for which lower is better (errors and calibration losses); higher for all others.
 LOWER_IS_BETTER = ("mse", "mae", "brier", "ece", "nll")
-#: Range of each metric; confidence intervals are clipped to it.
+#: Range of each metric; confidence intervals are computed on a scale that keeps them in it.
 METRIC_BOUNDS = {
     **dict.fromkeys(CLASSIFICATION_METRICS, (0.0, 1.0)),
     "mcc": (-1.0, 1.0),
@@ -42,7 +42,25 @@ METRIC_BOUNDS = {
     "auroc_median": (0.0, 1.0),
     "auprc_median": (0.0, 1.0),
     "f1_macro": (0.0, 1.0),
+    # Calibration (dlpipe.calibrate): Brier score halved into [0, 1], ECE, negative log-likelihood.
+    "brier": (0.0, 1.0),
+    "ece": (0.0, 1.0),
+    "nll": (0.0, np.inf),
 }
+#: A fold value on a bound is moved inside it before the transform (a perfect fold would otherwise
+#: lie infinitely far away on the logit or log scale): by half the smallest distance of another
+#: fold from that bound, or by this fraction of the range when every fold lies on a bound.
+BOUND_OFFSET = 1e-3
+#: How the intervals are made, for the report.
+INTERVAL_METHOD = (
+    "Student t over folds on a scale that respects the metric's range (logit for metrics "
+    "bounded on both sides, log of the distance to the bound for one-sided ones), mapped back"
+)
+
+
+def metric_bounds(metric: str) -> tuple[float, float]:
+    """Range of a metric (``*_calibrated`` as its raw metric); unbounded when unknown."""
+    return METRIC_BOUNDS.get(metric.removesuffix("_calibrated"), (-np.inf, np.inf))
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -153,15 +171,64 @@ def regression_metrics(
     return out
 
 
-def confidence_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float]:
-    """Student-t confidence interval of the mean over folds (NaN with fewer than two values)."""
+def _offset(distances: np.ndarray) -> float:
+    """Return how far inside its bound a fold value on the bound is placed.
+
+    Half the smallest distance of another fold from the bound (the data's own resolution), else
+    :data:`BOUND_OFFSET`.
+    """
+    inside = distances[distances > 0]
+    return float(inside.min() / 2) if len(inside) else BOUND_OFFSET
+
+
+def confidence_interval(
+    values: Sequence[float],
+    level: float = 0.95,
+    bounds: tuple[float, float] = (-np.inf, np.inf),
+) -> tuple[float, float]:
+    """Student-t confidence interval of the mean over folds, inside the metric's range.
+
+    With two finite bounds ``(a, b)`` the values are mapped to ``logit((x - a) / (b - a))``; with
+    one bound to ``log`` of the distance from it; unbounded values stay as they are. The
+    t-interval of the mean is computed on that scale and mapped back, so it never leaves the
+    range (clipping a symmetric interval would only hide the overshoot). A value on a bound is
+    first moved inside it by half the smallest distance of another fold from the bound.
+
+    Parameters
+    ----------
+    values
+        One value per fold; NaN and None are left out.
+    level
+        Coverage of the interval.
+    bounds
+        The metric's range (:func:`metric_bounds`).
+
+    Returns
+    -------
+    tuple of float
+        Low and high end; NaN with fewer than two values.
+    """
     from scipy import stats  # lazy: 0.6 s
 
     x = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=np.float64)
     if len(x) < 2:
         return float("nan"), float("nan")
-    half = stats.t.ppf(0.5 + level / 2, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))
-    return float(x.mean() - half), float(x.mean() + half)
+    if np.ptp(x) == 0:  # every fold the same (e.g. all perfect): no spread to scale
+        return float(x[0]), float(x[0])
+    low, high = bounds
+    if np.isfinite(low) and np.isfinite(high):
+        u = (x - low) / (high - low)
+        u = np.clip(u, *sorted((_offset(np.minimum(u, 1 - u)), 1 - _offset(np.minimum(u, 1 - u)))))
+        z, back = np.log(u / (1 - u)), lambda t: low + (high - low) / (1 + np.exp(-t))
+    elif np.isfinite(low) or np.isfinite(high):
+        sign, edge = (1.0, low) if np.isfinite(low) else (-1.0, high)
+        d = sign * (x - edge)
+        z, back = np.log(np.maximum(d, _offset(d))), lambda t: edge + sign * np.exp(t)
+    else:
+        z, back = x, lambda t: t
+    half = stats.t.ppf(0.5 + level / 2, len(z) - 1) * z.std(ddof=1) / np.sqrt(len(z))
+    ends = sorted((float(back(z.mean() - half)), float(back(z.mean() + half))))
+    return ends[0], ends[1]
 
 
 def summarise_folds(
@@ -187,7 +254,8 @@ def summarise_folds(
     -------
     pandas.DataFrame
         One row per learner and metric; columns ``fold_0`` … ``fold_k``, ``mean``, ``sd``,
-        ``ci95_low``, ``ci95_high`` (clipped to the metric's range) and ``pooled``.
+        ``ci95_low``, ``ci95_high`` (inside the metric's range, :func:`confidence_interval`)
+        and ``pooled``.
     """
     folds = sorted(per_fold)
     if learners is None:
@@ -198,9 +266,7 @@ def summarise_folds(
             values = [per_fold[f].get(learner, {}).get(metric, float("nan")) for f in folds]
             values = [float("nan") if v is None else float(v) for v in values]
             finite = np.array([v for v in values if np.isfinite(v)])
-            low, high = np.clip(
-                confidence_interval(values), *METRIC_BOUNDS.get(metric, (-np.inf, np.inf))
-            )
+            low, high = confidence_interval(values, bounds=metric_bounds(metric))
             row = {"learner": learner, "metric": metric}
             row.update({f"fold_{f}": v for f, v in zip(folds, values, strict=True)})
             row["mean"] = float(finite.mean()) if len(finite) else float("nan")

@@ -16,7 +16,7 @@ import pandas as pd
 
 from dlpipe.cv import plan_text
 from dlpipe.io.files import read_json
-from dlpipe.metrics import LOWER_IS_BETTER
+from dlpipe.metrics import INTERVAL_METHOD, LOWER_IS_BETTER
 from dlpipe.modalities import modality_of, task_of
 from dlpipe.report import html, trust
 from dlpipe.report.files import ExperimentFiles
@@ -199,7 +199,9 @@ def build_report(
         f"<style>{html.CSS}</style></head><body><h1>{html.esc(title)}</h1><nav>{nav}</nav>",
         coverage_note([e.name for e in experiments], others),
         "<h2>Summary</h2>",
-        '<p class="note">Mean over test folds [95 % CI]; details per experiment below.</p>',
+        '<p class="note">Mean over test folds [95 % CI: '
+        f"{html.esc(INTERVAL_METHOD)}, so it stays in the metric's range]; details per "
+        "experiment below.</p>",
         summary_table(experiments),
     ]
     if comparison:
@@ -220,7 +222,8 @@ def build_report(
         parts += ["<h3>Model</h3>", _model_section(cfg)]
         parts += [
             "<h3>Metrics</h3>",
-            '<p class="note">Mean ± sd over test folds with a Student-t 95 % CI of the mean; '
+            f'<p class="note">Mean ± sd over test folds with a 95 % CI of the mean '
+            f"({html.esc(INTERVAL_METHOD)}); "
             "pooled = computed once on all out-of-fold predictions. Bold: the better learner.</p>",
             metrics_table(metrics),
         ]

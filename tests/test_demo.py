@@ -118,6 +118,7 @@ def test_demo_meets_published_accuracy(tmp_path: Path) -> None:
                  "ridge_regression", "kmer6_logistic_regression", "pbmc_cell_types",
                  "Batch integration", "Integration benchmark (scib-metrics)",
                  "Label transfer (scANVI)", '<p class="verdict"><strong>Integration:</strong>',
+                 "<h2 id=verdict>Verdict</h2>", "ecoli_crp: cnn beats kmer6_logistic_regression",
                  "Cell-type classification", "pca_logistic_regression", "DOME summary",
                  "Leaderboard", "Calibration", "What the model learned",
                  "RegulonDB_CRP"):  # fmt: skip

@@ -138,21 +138,40 @@ def _provenance_section(prov: Mapping[str, Any], exp: Mapping[str, Any]) -> str:
 
 
 def summary_table(experiments: Sequence[ExperimentFiles]) -> str:
-    """One row per experiment and learner with the headline metrics (mean and 95 % CI)."""
-    rows = []
+    """One row per experiment and learner; one column per headline metric (mean [95 % CI])."""
+    rows, names = [], []
     for exp in experiments:
         metrics = pd.read_csv(exp.metrics, sep="\t")
         task = task_of(exp.config)
         n_folds = sum(c.startswith("fold_") for c in metrics.columns)
+        names += [m for m in task.headline if m not in names]
         for learner in dict.fromkeys(metrics["learner"]):
             row = {"experiment": exp.name, "task": task.name, "folds": n_folds, "learner": learner}
-            for i, metric in enumerate(task.headline):
+            for metric in task.headline:
                 rec = metrics[(metrics["learner"] == learner) & (metrics["metric"] == metric)]
                 r = rec.iloc[0]
                 low, high = html.fmt(r["ci95_low"]), html.fmt(r["ci95_high"])
-                row[f"metric {i + 1}"] = f"{metric} {html.fmt(r['mean'])} [{low}, {high}]"
+                row[metric] = f"{html.fmt(r['mean'])} [{low}, {high}]"
             rows.append(row)
-    return html.table(pd.DataFrame(rows))
+    table = pd.DataFrame(rows, columns=["experiment", "task", "folds", "learner", *names])
+    return html.table(table.fillna(""))
+
+
+def verdict_section(
+    experiments: Sequence[ExperimentFiles], comparison: Mapping[str, str] | None
+) -> list[str]:
+    """Open the page with one generated sentence per experiment."""
+    board = pd.read_csv(comparison["leaderboard"], sep="\t") if comparison else None
+    pairs = pd.read_csv(comparison["pairs"], sep="\t") if comparison else None
+    items = [
+        "<li>"
+        + html.esc(
+            trust.experiment_verdict(exp.name, pd.read_csv(exp.metrics, sep="\t"), board, pairs)
+        )
+        + "</li>"
+        for exp in experiments
+    ]
+    return ["<h2 id=verdict>Verdict</h2>", f"<ul class=verdict>{''.join(items)}</ul>"]
 
 
 def coverage_note(names: Sequence[str], others: Sequence[str]) -> str:
@@ -198,6 +217,7 @@ def build_report(
         f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>{html.esc(title)}</title>"
         f"<style>{html.CSS}</style></head><body><h1>{html.esc(title)}</h1><nav>{nav}</nav>",
         coverage_note([e.name for e in experiments], others),
+        *verdict_section(experiments, comparison),
         "<h2>Summary</h2>",
         '<p class="note">Mean over test folds [95 % CI: '
         f"{html.esc(INTERVAL_METHOD)}, so it stays in the metric's range]; details per "

@@ -384,3 +384,71 @@ def comparison_section(files: Mapping[str, str]) -> list[str]:
         )
         parts += [f"<h3>{html.esc(group)}</h3>", html.table(shown)]
     return parts
+
+
+def experiment_verdict(
+    name: str, metrics: pd.DataFrame, board: pd.DataFrame | None, pairs: pd.DataFrame | None
+) -> str:
+    """One sentence from the numbers: the best learner, its margin over the next and how sure.
+
+    The learners are ranked on the leaderboard's metric (the task's primary one). The margin is
+    the mean paired difference over folds with its 95 % interval from the corrected resampled
+    t-test (Nadeau & Bengio 2003), whose p-value decides between "beats" and "no significant
+    difference" at 0.05.
+
+    Parameters
+    ----------
+    name
+        Experiment name.
+    metrics
+        The experiment's ``metrics.tsv``.
+    board, pairs
+        The compare step's leaderboard and pairwise tests (``None`` when it did not run).
+
+    Returns
+    -------
+    str
+        Plain text (escape it for HTML).
+    """
+    from scipy import stats  # lazy: 0.6 s
+
+    rows = board[board["experiment"] == name] if board is not None else None
+    if rows is None or rows.empty:
+        learners = list(dict.fromkeys(metrics["learner"]))
+        return f"{name}: {', '.join(learners)} scored; no paired comparison was run."
+    rows = rows.sort_values("rank")
+    metric = str(rows["metric"].iloc[0])
+    best = rows.iloc[0]
+    if len(rows) == 1:
+        return (
+            f"{name}: {best['learner']} {metric} {best['mean']:.3f}; no other learner to compare."
+        )
+    second = rows.iloc[1]
+    scores = f"{metric} {best['mean']:.3f} vs {second['mean']:.3f}"
+    rec = None
+    if pairs is not None:
+        a, b = f"{name}/{best['learner']}", f"{name}/{second['learner']}"
+        match = pairs[
+            ((pairs["a"] == a) & (pairs["b"] == b)) | ((pairs["a"] == b) & (pairs["b"] == a))
+        ]
+        rec = match.iloc[0] if not match.empty else None
+    if rec is None or not np.isfinite(rec["p_corrected_t"]):
+        return f"{name}: {best['learner']} leads {second['learner']} ({scores}); not tested."
+    diff = abs(float(rec["mean_difference"]))
+    folds = int(best["folds"])
+    t = abs(float(rec["t"]))
+    interval = ""
+    if np.isfinite(t) and t > 0:
+        half = stats.t.ppf(0.975, folds - 1) * diff / t
+        interval = f" [{diff - half:.3f}, {diff + half:.3f}]"
+    p = float(rec["p_corrected_t"])
+    test = f"corrected t-test p = {p:.3g} over {folds} folds"
+    if p < 0.05:
+        return (
+            f"{name}: {best['learner']} beats {second['learner']} ({scores}; difference "
+            f"{diff:.3f}{interval}, {test})."
+        )
+    return (
+        f"{name}: no significant difference between {best['learner']} and {second['learner']} "
+        f"({scores}; difference {diff:.3f}{interval}, {test})."
+    )

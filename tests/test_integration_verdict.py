@@ -123,6 +123,13 @@ def test_shared_labels() -> None:
     assert any("No labelled cell type occurs in two batches" in w for w in verdict["warnings"])
 
 
+def test_scanvi_is_not_bolded_on_the_labels_it_learned() -> None:
+    table = _scores(0.60, scVI=(0.30, 0.70), scANVI=(0.31, 0.95))
+    shown = scib_html(table, 0.05)
+    bio_row = next(r for r in shown.split("<tr>") if r.startswith("<td>KMeans NMI"))
+    assert '<td class="best">0.700</td>' in bio_row  # scVI, not scANVI's 0.95
+
+
 def test_labels_in_one_batch_only_are_a_caveat() -> None:
     verdict = integration_verdict(_scores(0.6, scVI=(0.3, 0.6)), 0.05, labelled_batches=1)
     assert any("Labelled cells lie in one batch only" in w for w in verdict["warnings"])

@@ -212,13 +212,6 @@ def integrate(
         "cells_per_batch": adata.obs[batch_col].value_counts().sort_index().to_dict(),
         "labelled_cells": int(labels.notna().sum()),
         "unlabelled_cells": int(labels.isna().sum()),
-        "labelled_per_batch": {
-            str(b): int(n)
-            for b, n in adata.obs.loc[labels.notna().to_numpy(), batch_col]
-            .value_counts()
-            .sort_index()
-            .items()
-        },
         "epochs_trained": len(history),
         "max_epochs": cfg["max_epochs"],
         "final_elbo": {

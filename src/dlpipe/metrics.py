@@ -218,7 +218,8 @@ def confidence_interval(
     low, high = bounds
     if np.isfinite(low) and np.isfinite(high):
         u = (x - low) / (high - low)
-        u = np.clip(u, *sorted((_offset(np.minimum(u, 1 - u)), 1 - _offset(np.minimum(u, 1 - u)))))
+        offset = _offset(np.minimum(u, 1 - u))  # at most a quarter of the range
+        u = np.clip(u, offset, 1 - offset)
         z, back = np.log(u / (1 - u)), lambda t: low + (high - low) / (1 + np.exp(-t))
     elif np.isfinite(low) or np.isfinite(high):
         sign, edge = (1.0, low) if np.isfinite(low) else (-1.0, high)

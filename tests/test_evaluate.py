@@ -239,7 +239,7 @@ def test_summarise_folds_mean_sd_ci_and_pooled() -> None:
     ]  # fmt: skip
     assert list(table.columns) == [
         "learner", "metric", "fold_0", "fold_1", "fold_2", "mean", "sd", "ci95_low",
-        "ci95_high", "pooled",
+        "ci95_high", "folds_used", "pooled",
     ]  # fmt: skip
     mlp_acc = table.iloc[0]
     assert mlp_acc["mean"] == pytest.approx(0.9)
@@ -250,7 +250,8 @@ def test_summarise_folds_mean_sd_ci_and_pooled() -> None:
     assert mlp_acc["pooled"] == 0.91
     mlp_auc = table.iloc[1]
     assert math.isnan(mlp_auc["fold_1"])
-    assert mlp_auc["mean"] == pytest.approx(0.93)  # NaN folds left out
+    assert mlp_auc["mean"] == pytest.approx(0.93)  # NaN folds left out, and counted
+    assert (mlp_acc["folds_used"], mlp_auc["folds_used"]) == (3, 2)
     assert mlp_auc["sd"] == pytest.approx(np.std([0.9, 0.96], ddof=1))
     logreg_auc = table.iloc[3]
     assert math.isnan(logreg_auc["fold_1"])  # a metric missing from a fold is NaN

@@ -255,7 +255,8 @@ def summarise_folds(
     -------
     pandas.DataFrame
         One row per learner and metric; columns ``fold_0`` … ``fold_k``, ``mean``, ``sd``,
-        ``ci95_low``, ``ci95_high`` (inside the metric's range, :func:`confidence_interval`)
+        ``ci95_low``, ``ci95_high`` (inside the metric's range, :func:`confidence_interval`),
+        ``folds_used`` (folds with a finite value, the ones the mean and interval are over)
         and ``pooled``.
     """
     folds = sorted(per_fold)
@@ -273,6 +274,9 @@ def summarise_folds(
             row["mean"] = float(finite.mean()) if len(finite) else float("nan")
             row["sd"] = float(finite.std(ddof=1)) if len(finite) > 1 else float("nan")
             row["ci95_low"], row["ci95_high"] = low, high
+            # Folds without a value (one class in the fold, a skipped fit) are left out of the
+            # mean; the count says so wherever the mean is shown.
+            row["folds_used"] = len(finite)
             if pooled is not None:
                 row["pooled"] = pooled.get(learner, {}).get(metric, float("nan"))
             rows.append(row)

@@ -15,8 +15,9 @@ _PNG_META = {"Software": None}
 __all__ = ["plt", "save_figure"]
 
 
-def save_figure(fig: plt.Figure, path: str | Path) -> None:
-    """Lay out, write as PNG (100 dpi, fixed metadata) and close a figure."""
-    fig.tight_layout()
+def save_figure(fig: plt.Figure, path: str | Path, layout: bool = True) -> None:
+    """Lay out (unless the caller did), write as PNG (100 dpi, fixed metadata), close."""
+    if layout:
+        fig.tight_layout()
     fig.savefig(path, dpi=100, metadata=_PNG_META)
     plt.close(fig)

@@ -136,27 +136,41 @@ def feature_bars(table: pd.DataFrame, categorical: bool, top: int, path: str | P
 
     Classes (``categorical``): mean attribution to the class's log-probability over the
     held-out rows of that class; targets: mean absolute attribution. At most six outputs are
-    drawn.
+    drawn (the first six; the title says so when there are more), three panels a row so that
+    feature names stay legible.
     """
-    outputs = list(dict.fromkeys(table["output"]))[:6]
-    classification = categorical
+    all_outputs = list(dict.fromkeys(table["output"]))
+    outputs = all_outputs[:6]
     n = len(outputs) + 1
-    fig, axes = plt.subplots(1, n, figsize=(3.6 * n, 0.32 * top + 1.6), squeeze=False)
-    for ax, output in zip(axes[0], outputs, strict=False):
+    ncols = min(n, 3)
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(3.6 * ncols, nrows * (0.24 * top + 1.2)), squeeze=False
+    )
+    panels = list(axes.ravel())
+    for ax in panels[n:]:
+        ax.set_visible(False)
+    key = "ig" if categorical else "ig_abs"
+    for ax, output in zip(panels, outputs, strict=False):
         rows = table[table["output"] == output]
-        key = "ig" if classification else "ig_abs"
         rows = rows.sort_values(key, ascending=False).head(top)[::-1]
         ax.barh(rows["feature"], rows[key], color="tab:blue")
-        ax.set_title(f"{output}: integrated gradients", fontsize="small")
-        ax.tick_params(labelsize="x-small")
+        ax.set_title(f"{output}: integrated gradients", fontsize="medium")
+        ax.tick_params(labelsize="small")
     perm = table.drop_duplicates("feature").sort_values("permutation", ascending=False).head(top)
-    ax = axes[0, -1]
+    ax = panels[n - 1]
     ax.barh(
         perm["feature"][::-1],
         perm["permutation"][::-1],
         xerr=perm["permutation_sd"][::-1].fillna(0),
         color="tab:orange",
     )
-    ax.set_title("permutation importance (score drop)", fontsize="small")
-    ax.tick_params(labelsize="x-small")
+    ax.set_title("permutation importance\n(score drop)", fontsize="medium")
+    ax.tick_params(labelsize="small")
+    if len(all_outputs) > len(outputs):
+        kind = "classes" if categorical else "targets"
+        fig.suptitle(
+            f"integrated gradients of the first {len(outputs)} of {len(all_outputs)} {kind}",
+            fontsize="medium",
+        )
     save_figure(fig, path)

@@ -19,6 +19,7 @@ from dlpipe.calibrate import (
     expected_calibration_error,
     fit_temperature,
     reliability_table,
+    temperature_fit,
 )
 from dlpipe.io.files import read_json, write_json
 from dlpipe.io.fitted import save_fitted
@@ -71,6 +72,22 @@ def test_perfectly_separated_validation_side_keeps_temperature_one() -> None:
     # One row wrong is enough to fit again.
     proba[0] = np.roll(proba[0], 1)
     assert fit_temperature(y, proba) != 1.0
+
+
+def test_a_temperature_left_at_one_records_why() -> None:
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 2, size=40)
+    separated = np.where(y[:, None] == np.arange(2), 0.8, 0.2)
+    assert temperature_fit(y, separated) == (1.0, "separated")
+    assert temperature_fit(y[:0], separated[:0]) == (1.0, "no_validation_rows")
+    y_val, p_val = _overconfident(2000, seed=0)
+    temperature, skipped = temperature_fit(y_val, p_val)
+    assert temperature > 1
+    assert skipped is None
+    labels = (rng.random((40, 2)) < 0.5).astype(float)
+    proba = np.where(labels > 0, 0.7, 0.3)
+    assert temperature_fit(labels, proba, multilabel=True) == (
+        [1.0, 1.0], ["separated", "separated"])  # fmt: skip
 
 
 def test_metrics_agree_with_scikit_learn() -> None:
@@ -143,6 +160,7 @@ def test_calibrate_step_reads_validation_rows_and_evaluate_applies_it(
     temperature = fitted["learners"]["mlp"]["temperature"]
     assert temperature == pytest.approx(4.0, rel=0.25)
     assert fitted["n_val"] == 800
+    assert read_json(out)["learners"]["mlp"]["skipped"] is None  # fitted: nothing to explain
     assert (
         read_json(out)["learners"]["mlp"]["val_after"]["nll"]
         < (read_json(out)["learners"]["mlp"]["val_before"]["nll"])

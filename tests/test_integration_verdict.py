@@ -127,7 +127,7 @@ def test_scanvi_is_not_bolded_on_the_labels_it_learned() -> None:
     table = _scores(0.60, scVI=(0.30, 0.70), scANVI=(0.31, 0.95))
     shown = scib_html(table, 0.05)
     bio_row = next(r for r in shown.split("<tr>") if r.startswith("<td>KMeans NMI"))
-    assert '<td class="best">0.700</td>' in bio_row  # scVI, not scANVI's 0.95
+    assert '<td class="best num">0.700</td>' in bio_row  # scVI, not scANVI's 0.95
 
 
 def test_labels_in_one_batch_only_are_a_caveat() -> None:

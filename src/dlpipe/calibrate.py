@@ -84,17 +84,28 @@ def negative_log_likelihood(y: np.ndarray, proba: np.ndarray, multilabel: bool =
     return float(-np.log(p[np.arange(len(codes)), codes]).mean())
 
 
-def _fit_one(y: np.ndarray, proba: np.ndarray, multilabel: bool) -> float:
-    """Return the temperature minimising the validation NLL (1.0 when there is nothing to fit)."""
+#: Why a temperature was left at 1, by the code calibrate records beside it (``skipped``).
+SKIPPED = {
+    "no_validation_rows": "the fold had no validation rows",
+    "separated": (
+        "the validation side was perfectly separated (every row on the right side), so the "
+        "likelihood only grows as T shrinks and there is no temperature to fit"
+    ),
+    "no_gain": "no temperature lowered the validation NLL",
+}
+
+
+def _fit_one(y: np.ndarray, proba: np.ndarray, multilabel: bool) -> tuple[float, str | None]:
+    """Return the temperature minimising the validation NLL, and why it is 1 when not fitted."""
     from scipy.optimize import minimize_scalar  # lazy: 0.2 s
 
     if len(y) == 0:
-        return 1.0
+        return 1.0, "no_validation_rows"
     if confidence_and_correct(y, proba, multilabel)[1].all():
         # Every validation row on the right side: the NLL keeps falling as T -> 0, so the fit
         # would only make the model as confident as the bounds allow, whatever the test side.
         log.info("validation rows separated perfectly; temperature left at 1")
-        return 1.0
+        return 1.0, "separated"
 
     def loss(log_t: float) -> float:
         return negative_log_likelihood(
@@ -104,14 +115,14 @@ def _fit_one(y: np.ndarray, proba: np.ndarray, multilabel: bool) -> float:
     result = minimize_scalar(loss, bounds=_LOG_T_BOUNDS, method="bounded", options={"xatol": 1e-6})
     # Keep T = 1 unless fitting really lowers the NLL (a flat loss).
     if not result.success or loss(result.x) >= loss(0.0) - 1e-12:
-        return 1.0
-    return float(np.exp(result.x))
+        return 1.0, "no_gain"
+    return float(np.exp(result.x)), None
 
 
-def fit_temperature(
+def temperature_fit(
     y: np.ndarray, proba: np.ndarray, multilabel: bool = False
-) -> float | list[float]:
-    """Fit temperature scaling on validation labels and probabilities.
+) -> tuple[float | list[float], str | list[str | None] | None]:
+    """Fit temperature scaling and say why a temperature was left at 1.
 
     Parameters
     ----------
@@ -124,13 +135,25 @@ def fit_temperature(
 
     Returns
     -------
-    float or list of float
-        One temperature, or one per target for ``multilabel``.
+    tuple
+        The temperature (one per target for ``multilabel``) and, for each, ``None`` when it was
+        fitted or a key of :data:`SKIPPED` when it was left at 1.
     """
     if multilabel:
         y = np.asarray(y, dtype=np.float64).reshape(np.shape(proba))
-        return [_fit_one(y[:, [j]], proba[:, [j]], True) for j in range(y.shape[1])]
+        fits = [_fit_one(y[:, [j]], proba[:, [j]], True) for j in range(y.shape[1])]
+        return [t for t, _ in fits], [why for _, why in fits]
     return _fit_one(np.asarray(y, dtype=int), proba, False)
+
+
+def fit_temperature(
+    y: np.ndarray, proba: np.ndarray, multilabel: bool = False
+) -> float | list[float]:
+    """Fit temperature scaling on validation labels and probabilities.
+
+    The temperature(s) of :func:`temperature_fit`, without the reasons for one left at 1.
+    """
+    return temperature_fit(y, proba, multilabel)[0]
 
 
 def _binned(confidence: np.ndarray, correct: np.ndarray, n_bins: int) -> pd.DataFrame:

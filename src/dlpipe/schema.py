@@ -222,3 +222,44 @@ def validate_against_schema(config: dict[str, Any], schema: Mapping[str, Any]) -
     if errors:
         raise ConfigError(describe(jsonschema.exceptions.best_match(errors)))
     return config
+
+
+def for_modality(
+    experiment: Mapping[str, Any], modality: str, root: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Copy of an experiment's config without the keys that ``modality`` does not read.
+
+    The schema names the modalities that read a key (``x-modalities``); defaults fill every
+    key in every experiment, so a table's config also holds, say,
+    ``training.reverse_complement``, which only sequence experiments read.
+
+    Parameters
+    ----------
+    experiment
+        One experiment's config (defaults filled).
+    modality
+        Its ``data.modality``.
+    root
+        The schema (default: the shipped one).
+
+    Returns
+    -------
+    dict
+        The keys that apply, nested as in ``experiment``.
+    """
+    root = root or load_schema()
+    return _prune(experiment, root["$defs"]["experiment"], root, modality)
+
+
+def _prune(value: Any, node: Mapping[str, Any], root: Mapping[str, Any], modality: str) -> Any:
+    node = resolve(node, root)
+    if not isinstance(value, Mapping):
+        return copy.deepcopy(value)
+    out = {}
+    for key, item in value.items():
+        sub = node.get("properties", {}).get(key, {})
+        owners = sub.get("x-modalities")  # beside a $ref, so read before resolving it
+        if owners and modality not in owners:
+            continue
+        out[key] = _prune(item, sub, root, modality)
+    return out

@@ -25,6 +25,7 @@ from dlpipe.calibrate import (
     apply_temperature,
     calibration_metrics,
     fit_temperature,
+    temperature_fit,
 )
 from dlpipe.cv import STRATIFIED_PLANS
 from dlpipe.errors import ConfigError
@@ -112,6 +113,10 @@ class Task:
     def calibrate(self, y: np.ndarray, proba: np.ndarray) -> float | list[float]:
         """Temperature(s) fitted on validation labels and probabilities."""
         return fit_temperature(y, proba, self.multilabel)
+
+    def calibration_fit(self, y: np.ndarray, proba: np.ndarray) -> tuple[Any, Any]:
+        """Temperature(s) and why each was left at 1 (:func:`dlpipe.calibrate.temperature_fit`)."""
+        return temperature_fit(y, proba, self.multilabel)
 
     def apply_calibration(self, proba: np.ndarray, temperature: Any) -> np.ndarray:
         """Probabilities after temperature scaling."""

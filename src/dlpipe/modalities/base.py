@@ -23,6 +23,7 @@ import numpy as np
 
 from dlpipe.errors import InputError
 from dlpipe.io.fitted import load_fitted
+from dlpipe.schema import for_modality
 from dlpipe.tasks import Task, dataset_folds, get_task
 
 
@@ -214,6 +215,14 @@ class Modality:
         if meta.get("group_column"):
             items.append(("groups", f"{m.get('n_groups')} in column {meta['group_column']}"))
         return items
+
+    def shown_settings(self, exp: Mapping[str, Any]) -> dict[str, Any]:
+        """Return the experiment's config without the keys this modality does not read.
+
+        Defaults fill every key in every experiment; the schema's ``x-modalities`` names the
+        modalities that read a key (:func:`dlpipe.schema.for_modality`).
+        """
+        return for_modality(exp, self.name)
 
     def preprocessing_text(self, exp: Mapping[str, Any]) -> str | None:
         """Say what is fitted before training, for the report (``None``: the table steps)."""

@@ -616,12 +616,24 @@ class Sequences(Modality):
         items.append(("interval bookkeeping", ", ".join(f"{k}: {v}" for k, v in skipped.items())))
         return items
 
+    def shown_settings(self, exp: Mapping[str, Any]) -> dict[str, Any]:
+        """Without reverse-complement augmentation for proteins, which have no second strand."""
+        shown = super().shown_settings(exp)
+        if exp["data"]["alphabet"] == "protein":
+            shown["training"].pop("reverse_complement", None)
+        return shown
+
     def preprocessing_text(self, exp: Mapping[str, Any]) -> str | None:
         """Nothing is fitted before training; strands are augmented."""
         rc = "on" if exp["training"]["reverse_complement"] else "off"
+        strands = (
+            ""
+            if exp["data"]["alphabet"] == "protein"
+            else f"; reverse-complement augmentation {rc}"
+        )
         return (
-            "Sequences are stored as 1-byte codes and one-hot encoded on the device; "
-            f"reverse-complement augmentation {rc}. Nothing is fitted before training."
+            "Sequences are stored as 1-byte codes and one-hot encoded on the device"
+            f"{strands}. Nothing is fitted before training."
         )
 
     def baseline_text(self, exp: Mapping[str, Any]) -> str:
@@ -634,7 +646,9 @@ class Sequences(Modality):
         return "model weights: training side of each fold (sequences need no fitted preprocessing)"
 
     def training_text(self, exp: Mapping[str, Any]) -> str:
-        """Reverse-complement augmentation."""
+        """Reverse-complement augmentation (nucleotides only: proteins have one strand)."""
+        if exp["data"]["alphabet"] == "protein":
+            return ""
         return f", reverse-complement augmentation {exp['training']['reverse_complement']}"
 
     def model_inputs_text(

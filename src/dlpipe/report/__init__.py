@@ -1,7 +1,9 @@
-"""The report: one self-contained HTML page of every experiment, opened by a summary.
+"""The report: one self-contained HTML page of every experiment, opened by a verdict.
 
 :func:`dlpipe.report.page.build_report` writes it from the files the workflow wrote
-(:class:`dlpipe.report.files.ExperimentFiles`); ``trust`` holds the DOME summary,
-calibration, interpretation and leaderboard sections, ``latent`` those of single-cell
-integration and of the VAE embedding, ``html`` the building blocks.
+(:class:`dlpipe.report.files.ExperimentFiles`). Python gathers plain data, one dict per section
+(``page`` the page and its per-experiment sections; ``trust`` the DOME summary, calibration,
+interpretation and leaderboard; ``latent`` single-cell integration and the VAE embedding);
+Jinja2 templates in ``templates/``, one per section and autoescaped, render it
+(:mod:`dlpipe.report.render`).
 """

@@ -18,8 +18,9 @@ class ExperimentFiles:
     metrics: str
     preprocess_summaries: Sequence[str]
     figures: Sequence[str] = field(default_factory=list)
-    #: Extra HTML blocks by place (``after_data``, ``after_metrics``); see dlpipe.report.latent.
-    sections: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    #: Extra sections by place (``top``, ``after_data``, ``after_metrics``): dicts of plain data
+    #: naming their template (:func:`dlpipe.report.render.section`); see dlpipe.report.latent.
+    sections: Mapping[str, Sequence[Mapping[str, Any]]] = field(default_factory=dict)
     #: Further facts: ``histories``, ``calibrations`` (lists of files), ``interpret`` (folder),
     #: ``n_parameters`` (of the deep model, when no interpretation counted them).
     extras: Mapping[str, Any] = field(default_factory=dict)

@@ -1,9 +1,10 @@
 """Report sections of single-cell integration and of the VAE embedding.
 
 :func:`dlpipe.workflow.extra_report_files` names the files these sections show (the report
-rule's inputs); :func:`extra_sections` turns them into HTML blocks that
+rule's inputs); :func:`extra_sections` turns them into section data that
 :func:`dlpipe.report.page.build_report` places after an experiment's data section (integration,
-classification plan) and after its metrics (VAE embedding).
+classification plan) and after its metrics (VAE embedding). Functions named ``*_html`` or
+``*_block`` render one section alone (tests read them).
 """
 
 from __future__ import annotations
@@ -15,44 +16,52 @@ import pandas as pd
 
 from dlpipe.cells import BY_CONSTRUCTION, METHODS, SUPERVISED
 from dlpipe.io.files import read_json
-from dlpipe.report import html
+from dlpipe.report.render import anchor, fmt, image, render_section, section, table, warning
 
 
 def extra_sections(
     name: str, exp: Mapping[str, Any], files: Mapping[str, Any]
-) -> dict[str, list[str]]:
-    """HTML blocks of an experiment's extra sections, by place in its part of the report."""
-    sections: dict[str, list[str]] = {}
+) -> dict[str, list[dict[str, Any]]]:
+    """Section data of an experiment's extra sections, by place in its part of the report."""
+    sections: dict[str, list[dict[str, Any]]] = {}
     if f"{name}_integration" in files:
         summary = read_json(files[f"{name}_integration"])
         verdict = read_json(files[f"{name}_verdict"]) if f"{name}_verdict" in files else None
-        sections["top"] = [verdict_block(verdict)] if verdict else []
+        sections["top"] = [verdict_section(verdict)] if verdict else []
         sections["after_data"] = [
             integration_section(
-                exp, summary, verdict, files[f"{name}_scib"], files[f"{name}_umap"],
+                name, exp, summary, verdict, files[f"{name}_scib"], files[f"{name}_umap"],
                 files.get(f"{name}_transfer"),
             ),
-            classification_section(exp, summary),
+            classification_section(name, exp, summary),
         ]  # fmt: skip
     if f"{name}_reconstruction" in files:
         sections["after_metrics"] = [
-            embedding_section(exp, files[f"{name}_reconstruction"], files[f"{name}_embedding_umap"])
+            embedding_section(
+                name, exp, files[f"{name}_reconstruction"], files[f"{name}_embedding_umap"]
+            )
         ]
     return sections
 
 
+def verdict_section(verdict: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the integration verdict (one sentence) and its warnings, shown first."""
+    return section(
+        "integration_verdict.html.j2",
+        None,
+        None,
+        sentence=verdict.get("sentence") or "",
+        warnings=[warning(text) for text in verdict.get("warnings", [])],
+    )
+
+
 def verdict_block(verdict: Mapping[str, Any]) -> str:
-    """Render the integration verdict (one sentence) and its warnings, shown first."""
-    if not verdict.get("sentence"):
-        return '<p class="note">Integration not scored (integration.benchmark: false).</p>'
-    sentence = html.esc(verdict["sentence"])
-    parts = [f'<p class="verdict"><strong>Integration:</strong> {sentence}</p>']
-    parts += [html.warning(text) for text in verdict["warnings"]]
-    return "\n".join(parts)
+    """Render the integration verdict alone (HTML)."""
+    return render_section(verdict_section(verdict))
 
 
 def _batch_text(summary: Mapping[str, Any]) -> str:
-    return ", ".join(f"{html.esc(b)}: {n}" for b, n in summary["cells_per_batch"].items())
+    return ", ".join(f"{b}: {n}" for b, n in summary["cells_per_batch"].items())
 
 
 def _at_limit(summary: Mapping[str, Any], cfg: Mapping[str, Any]) -> str:
@@ -88,164 +97,159 @@ _METHOD_TEXT = {
 
 
 def integration_section(
+    name: str,
     exp: Mapping[str, Any],
     summary: Mapping[str, Any],
     verdict: Mapping[str, Any] | None,
     scib_tsv: str,
     umap_png: str,
     transfer_png: str | None = None,
-) -> str:
+) -> dict[str, Any]:
     """Integration facts, what was fitted on which cells, the scib table, UMAPs, label transfer."""
     cfg, data = exp["integration"], exp["data"]
-    counts = f"layer {data['layer']!r}" if data["layer"] else "X"
-    elbo = ", ".join(f"{k} {v:.1f}" for k, v in summary.get("final_elbo", {}).items())
     methods = summary.get("methods", ["pca", "scvi"])
-    listed = "; ".join(
-        _METHOD_TEXT[m].format(n_pcs=summary["n_pcs"], theta=cfg["harmony_theta"]) for m in methods
-    )
-    parts = [
-        "<h3>Batch integration</h3>",
-        f"<p>{summary['n_cells_in']} cells × {summary['n_genes_in']} genes, raw counts from "
-        f"{counts} of {html.esc(summary['source'])} (sha256 {html.esc(summary['sha256'][:16])}…); "
-        f"batches ({html.esc(data['batch_column'])}): {_batch_text(summary)}. "
-        f"{summary['n_genes_shared']} genes have counts in every batch; {_genes_used(summary)}. "
-        f"{summary['n_cells_without_counts']} cells had no counts in them and were left out.</p>",
-        f"<p>Methods, on the same genes and cells, seeded: {html.esc(listed)}. scVI: "
-        f"{cfg['n_latent']} latent dimensions, {cfg['n_layers']} hidden layer(s) of "
-        f"{cfg['n_hidden']}, {cfg['gene_likelihood']} likelihood; trained "
-        f"{summary['epochs_trained']} of at most {summary['max_epochs']} epochs "
-        f"(early stopping {'on' if cfg['early_stopping'] else 'off'}, on the ELBO of 10 % "
-        f"held-out cells{_at_limit(summary, cfg)}); final {html.esc(elbo)}. "
-        f"{summary['n_clusters']} Leiden clusters "
-        f"(resolution {cfg['leiden_resolution']}) on the scVI latent space. Written: "
-        "<code>integrated.h5ad</code> (one obsm embedding and UMAP per method; obs leiden) and "
-        "the scvi-tools models (<code>integration/models</code>).</p>",
-        '<p class="note">What was fitted on which cells: every method except scANVI was fitted '
-        f"once, on all {summary['n_cells']} cells, without labels: integration is unsupervised "
-        "(transductive), so test cells of the classification below shaped the embeddings but "
-        "their labels never did. The classifiers, their scaler and early stopping saw the "
-        "training side of each fold only.",
-    ]
-    if "scanvi" in summary:
-        parts[-1] += (
-            " scANVI was trained on the labels it saw, so its embedding is never used for the "
-            "classification and its cell-type scores below are optimistic.</p>"
-        )
-    else:
-        parts[-1] += "</p>"
-    parts.append("<h4>Integration benchmark (scib-metrics)</h4>")
     scib = pd.read_csv(scib_tsv, sep="\t", keep_default_na=False)
-    if scib.empty:
-        parts.append("<p>Not computed (integration.benchmark: false).</p>")
-    else:
-        margin = verdict["margin"] if verdict else cfg["verdict_margin"]
-        parts += [
-            '<p class="note">scib-metrics, every metric better when higher (0 to 1). Aggregates: '
-            "the mean of each type and Total = 0.4 × batch correction + 0.6 × bio conservation, "
-            "as in scib, except that PCR comparison (0 for the unintegrated PCA by construction) "
-            "is left out of them so that it cannot decide a ranking. Metrics that need labels "
-            "use the labelled cells only (no predicted label); label-aware batch metrics need "
-            "labelled cells in two batches or more. One run, one seed: differences below "
-            f"{margin:g} are called ties in the verdict. Bold: the best embedding of a row, "
-            "when it leads by more than that (scANVI, trained on the labels, is not bolded on "
-            "cell-type scores).</p>",
-            scib_html(scib, margin),
-        ]
-    parts.append(
-        f"<figure>{html.img(umap_png, 'integration UMAPs')}<figcaption class=note>UMAPs of each "
-        "method (unintegrated PCA first), coloured by batch, by label (grey: unlabelled) and, "
-        "with scANVI, by transferred label (black: unknown).</figcaption></figure>"
+    margin = verdict["margin"] if verdict else cfg["verdict_margin"]
+    return section(
+        "integration.html.j2",
+        "Batch integration",
+        anchor(name, "integration"),
+        n_cells_in=summary["n_cells_in"],
+        n_genes_in=summary["n_genes_in"],
+        counts=f"layer {data['layer']!r}" if data["layer"] else "X",
+        source=summary["source"],
+        sha256=summary["sha256"][:16],
+        batch_column=data["batch_column"],
+        batches=_batch_text(summary),
+        n_genes_shared=summary["n_genes_shared"],
+        genes_used=_genes_used(summary),
+        n_cells_without_counts=summary["n_cells_without_counts"],
+        methods="; ".join(
+            _METHOD_TEXT[m].format(n_pcs=summary["n_pcs"], theta=cfg["harmony_theta"])
+            for m in methods
+        ),
+        n_latent=cfg["n_latent"],
+        n_layers=cfg["n_layers"],
+        n_hidden=cfg["n_hidden"],
+        gene_likelihood=cfg["gene_likelihood"],
+        epochs_trained=summary["epochs_trained"],
+        max_epochs=summary["max_epochs"],
+        early_stopping="on" if cfg["early_stopping"] else "off",
+        at_limit=_at_limit(summary, cfg),
+        elbo=", ".join(f"{k} {v:.1f}" for k, v in summary.get("final_elbo", {}).items()),
+        n_clusters=summary["n_clusters"],
+        leiden_resolution=cfg["leiden_resolution"],
+        n_cells=summary["n_cells"],
+        scanvi="scanvi" in summary,
+        margin=f"{margin:g}",
+        scib=None if scib.empty else scib_table(scib, margin),
+        umap=image(
+            umap_png,
+            "integration UMAPs",
+            "UMAPs of each method (unintegrated PCA first), coloured by batch, by label (grey: "
+            "unlabelled) and, with scANVI, by transferred label (black: unknown).",
+        ),
+        transfer=(transfer_data(summary["scanvi"], transfer_png) if "scanvi" in summary else None),
     )
-    if "scanvi" in summary:
-        parts.append(transfer_section(summary["scanvi"], transfer_png))
-    return "\n".join(parts)
 
 
-def transfer_section(transfer: Mapping[str, Any], png: str | None) -> str:
+def transfer_data(transfer: Mapping[str, Any], png: str | None) -> dict[str, Any]:
     """Describe the label transfer: what scANVI labelled, how sure, what it left unknown."""
     n, unknown = transfer["n_targets"], transfer["n_unknown"]
-    parts = [
-        "<h4>Label transfer (scANVI)</h4>",
-        f"<p>scANVI ({transfer['epochs']} epochs, from the scVI model) was trained on the labels "
-        f"of {transfer['n_reference']} cells and labelled the {n} cells whose label it did not "
-        "see. A label is kept when its probability reaches "
-        f"{transfer['threshold']:g} (integration.label_confidence); {unknown} of {n} cells "
-        f"({unknown / n:.0%}) stay <code>unknown</code>. Mean probability "
-        f"{html.fmt(transfer['mean_probability'])}. Per cell: "
-        "<code>integration/label_transfer.tsv</code>.</p>"
-        if n
-        else "<p>Every cell's label was seen by scANVI: nothing to transfer.</p>",
-    ]
+    composition = None
     rows = [{"batch": batch, **counts} for batch, counts in transfer["composition"].items()]
     if rows:
         frame = pd.DataFrame(rows).fillna(0)
         frame = frame.astype({c: int for c in frame.columns if c != "batch"})
-        parts.append(html.table(frame))
-    for batch, flag in transfer["dominated"].items():
-        parts.append(
-            html.warning(
-                f"Batch {batch}: {flag['fraction']:.0%} of the transferred labels are "
-                f"{flag['label']}, which is {flag['reference_fraction']:.0%} of the labels scANVI "
-                "learned from. Either this batch really is dominated by that type, or scANVI "
-                "sends cells it cannot place there; check markers before using these labels."
-            )
+        composition = table(frame)
+    dominated = [
+        warning(
+            f"Batch {batch}: {flag['fraction']:.0%} of the transferred labels are "
+            f"{flag['label']}, which is {flag['reference_fraction']:.0%} of the labels scANVI "
+            "learned from. Either this batch really is dominated by that type, or scANVI "
+            "sends cells it cannot place there; check markers before using these labels."
         )
+        for batch, flag in transfer["dominated"].items()
+    ]
     check = transfer.get("hidden_check")
+    checked = None
     if check:
-        recall = ", ".join(
-            f"{html.esc(k)} {v:.2f}" for k, v in check["recall_most_probable"].items()
-        )
         absent = check["labels_absent_from_reference"]
-        parts.append(
-            f"<p>Check against hidden labels: the labels of batch(es) "
-            f"{html.esc(', '.join(transfer['hidden_batches']))} were hidden from scANVI. Of "
-            f"their {check['cells']} cells, {check['coverage']:.0%} got a label above the "
-            f"threshold, and {html.fmt(check['accuracy_accepted'])} of those are right; the most "
-            f"probable label is right for {check['accuracy_most_probable']:.3f} of all cells "
-            f"(balanced accuracy {check['balanced_accuracy_most_probable']:.3f}; recall per "
-            f"type: {recall}).</p>"
-        )
         missed = [
             f"{k} ({round(v * check['support'][k])} of {check['support'][k]}; "
             f"{check['reference_support'][k]} in the reference)"
             for k, v in check["recall_most_probable"].items()
             if v < 0.5 and k not in absent and "support" in check
         ]
+        warnings = []
         if missed:
-            parts.append(
-                html.warning(
+            warnings.append(
+                warning(
                     f"scANVI recovered fewer than half of the hidden cells of type(s) "
                     f"{'; '.join(missed)}: their transferred labels are mostly wrong. Types "
                     "this rare in the reference are not learned; label more of them."
                 )
             )
         if absent:
-            parts.append(
-                html.warning(
+            warnings.append(
+                warning(
                     f"Cell types {', '.join(absent)} of the hidden batch(es) do not occur in the "
                     "labels scANVI learned from; it cannot name them and assigns them to other "
                     "types (or unknown)."
                 )
             )
+        checked = {
+            "batches": ", ".join(transfer["hidden_batches"]),
+            "cells": check["cells"],
+            "coverage": f"{check['coverage']:.0%}",
+            "accuracy_accepted": fmt(check["accuracy_accepted"]),
+            "accuracy_most_probable": f"{check['accuracy_most_probable']:.3f}",
+            "balanced_accuracy": f"{check['balanced_accuracy_most_probable']:.3f}",
+            "recall": ", ".join(f"{k} {v:.2f}" for k, v in check["recall_most_probable"].items()),
+            "warnings": warnings,
+        }
+    figure = None
     if png:
-        parts.append(
-            f"<figure>{html.img(png, 'label transfer')}<figcaption class=note>Left: probability "
-            "of the most probable label, per batch, with the threshold. Right: share of each "
-            "transferred label per batch (black: unknown) beside the labels scANVI learned "
-            "from.</figcaption></figure>"
+        figure = image(
+            png,
+            "label transfer",
+            "Left: probability of the most probable label, per batch, with the threshold. Right: "
+            "share of each transferred label per batch (black: unknown) beside the labels scANVI "
+            "learned from.",
         )
-    return "\n".join(parts)
+    return section(
+        "transfer.html.j2",
+        "Label transfer (scANVI)",
+        None,
+        level=4,
+        n_targets=n,
+        n_unknown=unknown,
+        unknown_percent=f"{unknown / n:.0%}" if n else "",
+        epochs=transfer["epochs"],
+        n_reference=transfer["n_reference"],
+        threshold=f"{transfer['threshold']:g}",
+        mean_probability=fmt(transfer["mean_probability"]),
+        composition=composition,
+        dominated=dominated,
+        check=checked,
+        figure=figure,
+    )
 
 
-def scib_html(scib: pd.DataFrame, margin: float = 0.0) -> str:
-    """Format the scib table; the best embedding of a row in bold when it leads by > margin."""
+def transfer_section(transfer: Mapping[str, Any], png: str | None) -> str:
+    """Render the label transfer alone (HTML)."""
+    return render_section(transfer_data(transfer, png))
+
+
+def scib_table(scib: pd.DataFrame, margin: float = 0.0) -> dict[str, Any]:
+    """Return the scib table's data; a row's best embedding bold when it leads by > margin."""
     embeddings = [c for c in scib.columns if c not in ("metric", "type", "cells")]
     shown = scib.astype({name: object for name in embeddings})  # cells become text
     css = {}
     for i, row in scib.iterrows():
         values = pd.to_numeric(row[embeddings], errors="coerce").astype(float)
         for name in embeddings:
-            shown.loc[i, name] = html.fmt(float(values[name]))
+            shown.loc[i, name] = fmt(float(values[name]))
         if row["metric"] in BY_CONSTRUCTION:
             shown.loc[i, "metric"] = f"{row['metric']} (not in aggregates)"
             continue
@@ -256,58 +260,64 @@ def scib_html(scib: pd.DataFrame, margin: float = 0.0) -> str:
             ordered = values.dropna().sort_values(ascending=False)
             if ordered.iloc[0] - ordered.iloc[1] > margin:
                 css[(int(i), scib.columns.get_loc(ordered.index[0]))] = "best"
-    return html.table(shown, css)
+    return table(shown, css)
 
 
-def classification_section(exp: Mapping[str, Any], summary: Mapping[str, Any]) -> str:
+def scib_html(scib: pd.DataFrame, margin: float = 0.0) -> str:
+    """Render the scib table alone (HTML)."""
+    return render_section(section("table.html.j2", None, None, table=scib_table(scib, margin)))
+
+
+def classification_section(
+    name: str, exp: Mapping[str, Any], summary: Mapping[str, Any]
+) -> dict[str, Any]:
     """Say what the cross-validated cell-type classification below reads and compares."""
     cv = exp["cv"]
-    return (
-        "<h3>Cell-type classification</h3>"
-        f"<p>The {summary['labelled_cells']} labelled cells (column "
-        f"{html.esc(exp['data']['label_column'])}; the {summary['unlabelled_cells']} unlabelled "
-        "cells are left out) go through the same cross-validation as any table "
-        f"({html.esc(cv['plan'])}, {cv['n_splits']} folds): the MLP reads the "
-        f"{exp['integration']['n_latent']} scVI latent dimensions, the baseline (logistic "
-        f"regression) the {summary['n_pcs']} principal components of the unintegrated data, "
-        "both z-scored on the training side of each fold. Metrics below.</p>"
+    return section(
+        "cell_classification.html.j2",
+        "Cell-type classification",
+        anchor(name, "cell-types"),
+        labelled_cells=summary["labelled_cells"],
+        label_column=exp["data"]["label_column"],
+        unlabelled_cells=summary["unlabelled_cells"],
+        plan=cv["plan"],
+        n_splits=cv["n_splits"],
+        n_latent=exp["integration"]["n_latent"],
+        n_pcs=summary["n_pcs"],
     )
 
 
-def embedding_section(exp: Mapping[str, Any], reconstruction_tsv: str, umap_png: str) -> str:
+def embedding_section(
+    name: str, exp: Mapping[str, Any], reconstruction_tsv: str, umap_png: str
+) -> dict[str, Any]:
     """Reconstruction error of the fold VAEs by side and the UMAP of one fold's latent space."""
     cfg = exp["embed"]
-    table = pd.read_csv(reconstruction_tsv, sep="\t")
+    errors = pd.read_csv(reconstruction_tsv, sep="\t")
     rows = []
-    for side, part in table.groupby("side", sort=False):
+    for side, part in errors.groupby("side", sort=False):
         rows.append(
             {
                 "side": side,
-                "samples per fold": html.fmt(part["n"].mean(), 1),
-                "MSE (mean ± sd)": (
-                    f"{html.fmt(part['mse'].mean())} ± {html.fmt(part['mse'].std())}"
-                ),
-                "R² (mean ± sd)": f"{html.fmt(part['r2'].mean())} ± {html.fmt(part['r2'].std())}",
-                "negative ELBO": html.fmt(part["neg_elbo"].mean(), 1),
+                "samples per fold": fmt(part["n"].mean(), 1),
+                "MSE (mean ± sd)": f"{fmt(part['mse'].mean())} ± {fmt(part['mse'].std())}",
+                "R² (mean ± sd)": f"{fmt(part['r2'].mean())} ± {fmt(part['r2'].std())}",
+                "negative ELBO": fmt(part["neg_elbo"].mean(), 1),
             }
         )
-    per_fold = table[table["side"] == "test"][["fold", "n", "mse", "r2", "neg_elbo"]]
-    per_fold = per_fold.assign(**{c: per_fold[c].map(html.fmt) for c in ("mse", "r2", "neg_elbo")})
-    return "\n".join(
-        [
-            "<h3>VAE embedding</h3>",
-            f"<p>A Gaussian VAE (features → {cfg['hidden_layers']} → {cfg['n_latent']} latent "
-            f"dimensions, β = {cfg['beta']}) was fitted in every fold on the preprocessed "
-            "features of the training side (early stopping on the validation side); the test "
-            "side was only encoded and scored. Each fold's VAE embeds every sample "
-            "(<code>{fold}/embedding.tsv</code>, posterior means; folds are different "
-            "coordinate systems). Reconstruction error on the z-scored features, from the "
-            "posterior mean:</p>",
-            html.table(pd.DataFrame(rows)),
-            '<p class="note">Test side, per fold:</p>',
-            html.table(per_fold),
-            f"<figure>{html.img(umap_png, 'VAE latent UMAP')}<figcaption class=note>UMAP of the "
-            "latent space of fold 0's VAE; crosses are the samples it never saw."
-            "</figcaption></figure>",
-        ]
+    per_fold = errors[errors["side"] == "test"][["fold", "n", "mse", "r2", "neg_elbo"]]
+    per_fold = per_fold.assign(**{c: per_fold[c].map(fmt) for c in ("mse", "r2", "neg_elbo")})
+    return section(
+        "embedding.html.j2",
+        "VAE embedding",
+        anchor(name, "embedding"),
+        hidden_layers=cfg["hidden_layers"],
+        n_latent=cfg["n_latent"],
+        beta=cfg["beta"],
+        sides=table(pd.DataFrame(rows)),
+        per_fold=table(per_fold),
+        umap=image(
+            umap_png,
+            "VAE latent UMAP",
+            "UMAP of the latent space of fold 0's VAE; crosses are the samples it never saw.",
+        ),
     )

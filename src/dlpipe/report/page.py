@@ -1,77 +1,88 @@
 """One self-contained HTML page with every experiment's data, plan, metrics and figures.
 
-Images are embedded as base64 PNG, so the page can be mailed or archived alone. Nothing is
-recomputed here: the page shows the files the workflow wrote.
+Images are embedded as base64 PNG and the style sheet inline, so the page can be mailed or
+archived alone. Nothing is recomputed here: the page shows the files the workflow wrote. This
+module gathers them into plain data, one dict per section; ``templates/`` renders them.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from dlpipe.cv import plan_text
 from dlpipe.io.files import read_json
 from dlpipe.metrics import INTERVAL_METHOD, LOWER_IS_BETTER
 from dlpipe.modalities import modality_of, task_of
-from dlpipe.report import html, trust
+from dlpipe.report import trust
 from dlpipe.report.files import ExperimentFiles
+from dlpipe.report.render import anchor, fmt, image, render, section, table
 
 
-def metrics_table(metrics: pd.DataFrame) -> str:
-    """HTML table: one row per metric, per learner ``mean ± sd [95 % CI]`` and pooled value."""
+def metrics_table(metrics: pd.DataFrame) -> dict[str, Any]:
+    """Table data: one row per metric; per learner ``mean ± sd``, 95 % CI and pooled value.
+
+    The learner names head groups of three columns, so that long names do not squeeze the
+    numbers beneath them.
+    """
     learners = list(dict.fromkeys(metrics["learner"]))
-    out = []
-    css = {}
+    n_folds = sum(c.startswith("fold_") for c in metrics.columns)
+    rows, css = [], {}
     for i, metric in enumerate(dict.fromkeys(metrics["metric"])):
-        row = {"metric": metric}
+        row: list[str] = [metric]
         means = {}
         for learner in learners:
             rec = metrics[(metrics["learner"] == learner) & (metrics["metric"] == metric)]
             if rec.empty:
+                row += ["", "", ""]
                 continue
             r = rec.iloc[0]
             means[learner] = r["mean"]
-            row[f"{learner} (mean ± sd)"] = f"{html.fmt(r['mean'])} ± {html.fmt(r['sd'])}"
-            row[f"{learner} 95 % CI"] = f"[{html.fmt(r['ci95_low'])}, {html.fmt(r['ci95_high'])}]"
-            row[f"{learner} pooled"] = html.fmt(r.get("pooled"))
+            used = r.get("folds_used", n_folds)
+            # A mean over fewer folds than the experiment has says so where it stands.
+            short = f" ({int(used)}/{n_folds} folds)" if used < n_folds else ""
+            row += [
+                f"{fmt(r['mean'])} ± {fmt(r['sd'])}{short}",
+                f"[{fmt(r['ci95_low'])}, {fmt(r['ci95_high'])}]",
+                fmt(r.get("pooled")),
+            ]
         finite = {k: v for k, v in means.items() if np.isfinite(v)}
         if len(finite) > 1:
             higher = metric.removesuffix("_calibrated") not in LOWER_IS_BETTER
             pick = max if higher else min
             best = pick(finite, key=finite.get)
             css[(i, 1 + 3 * learners.index(best))] = "best"
-        out.append(row)
-    return html.table(pd.DataFrame(out), css)
+        rows.append(row)
+    columns = ["metric"] + ["mean ± sd (folds)", "95 % CI of the mean", "pooled"] * len(learners)
+    groups = [("", 1)] + [(learner, 3) for learner in learners]
+    return table(pd.DataFrame(rows, columns=columns), css, groups)
 
 
-def _data_section(meta: Mapping[str, Any], exp: Mapping[str, Any]) -> str:
+def _data_section(meta: Mapping[str, Any], exp: Mapping[str, Any], name: str) -> dict[str, Any]:
     rows = modality_of(exp).data_facts(meta, exp)
-    return html.table(pd.DataFrame(rows, columns=["", "value"]))
+    frame = pd.DataFrame(rows, columns=["", "value"])
+    return section("data.html.j2", "Data", anchor(name, "data"), table=table(frame))
 
 
-def _plan_section(exp: Mapping[str, Any], summaries: Sequence[Mapping[str, Any]]) -> str:
+def _plan_section(
+    exp: Mapping[str, Any], summaries: Sequence[Mapping[str, Any]], name: str
+) -> dict[str, Any]:
     cv, pre = exp["cv"], exp["preprocess"]
-    plan = plan_text(cv)
     normalise = pre["normalise"] if isinstance(pre["normalise"], list) else [pre["normalise"]]
-    lines = [
-        f"<p>Cross-validation: {plan}, {len(summaries)} fold(s), seed {exp['seed']}; "
-        f"{cv['val_fraction']:.0%} of each training side held out for early stopping. "
-        "Everything fitted (imputer, feature filters, normalisation, SMOTE, early stopping) "
-        "saw the training side of its fold only; each test fold was scored once.</p>",
-        f"<p>Preprocessing: impute {pre['impute']}; variance threshold "
-        f"{pre['variance_threshold']}; top-k {pre['top_k_features'] or 'all'}; normalise "
-        f"{' → '.join(normalise)}; SMOTE {'on' if pre['smote'] else 'off'}.</p>",
-    ]
     preprocessing = modality_of(exp).preprocessing_text(exp)
-    if preprocessing is not None:
-        lines[1] = f"<p>{preprocessing}</p>"
+    if preprocessing is None:
+        preprocessing = (
+            f"Preprocessing: impute {pre['impute']}; variance threshold "
+            f"{pre['variance_threshold']}; top-k {pre['top_k_features'] or 'all'}; normalise "
+            f"{' → '.join(normalise)}; SMOTE {'on' if pre['smote'] else 'off'}."
+        )
     rows = []
-    for fold, s in enumerate(summaries):
+    for fold, s in enumerate(summaries[:20]):
         row = {
             "fold": fold,
             "train": s["n_train"],
@@ -90,54 +101,95 @@ def _plan_section(exp: Mapping[str, Any], summaries: Sequence[Mapping[str, Any]]
                 f"{k}: {v}" for k, v in s["train_class_counts_after_smote"].items()
             )
         rows.append(row)
-    shown = rows if len(rows) <= 20 else rows[:20]
-    note = f'<p class="note">First 20 of {len(rows)} folds.</p>' if len(rows) > 20 else ""
-    return "\n".join(lines) + html.table(pd.DataFrame(shown)) + note
-
-
-def _model_section(exp: Mapping[str, Any]) -> str:
-    model, training = exp["model"], exp["training"]
-    text = ", ".join(f"{k}={v}" for k, v in model.items())
-    train = ", ".join(f"{k}={v}" for k, v in training.items() if k != "progress_bar")
-    baseline = modality_of(exp).baseline_text(exp) if exp["baseline"]["enabled"] else "none"
-    return (
-        f"<p>Model: {html.esc(text)}.<br>Training: {html.esc(train)}.<br>"
-        f"Baseline in the same folds: {html.esc(baseline)}.</p>"
+    return section(
+        "plan.html.j2",
+        "Cross-validation and preprocessing",
+        anchor(name, "plan"),
+        plan=plan_text(cv),
+        n_folds=len(summaries),
+        folds_shown=len(rows),
+        seed=exp["seed"],
+        val_percent=f"{cv['val_fraction']:.0%}",
+        preprocessing=preprocessing,
+        table=table(pd.DataFrame(rows)),
     )
 
 
 _CAPTIONS = {
-    "roc_pr.png": "ROC and precision-recall curves: thin lines are folds, the black line pools "
-    "all out-of-fold predictions.",
+    "roc_pr.png": "ROC and precision-recall curves of every learner on the pooled out-of-fold "
+    "predictions (the values beside the curves); with two classes thin lines are single folds, "
+    "with more there is one ROC and one PR plot per class against the rest. Dashed: chance "
+    "and the prevalence.",
     "confusion.png": "Confusion matrices of the pooled out-of-fold predictions.",
     "reliability.png": "Reliability diagram of the pooled out-of-fold probabilities: accuracy "
     "against confidence per bin, raw and after temperature scaling; the diagonal is perfect "
-    "calibration.",
+    "calibration. The ECE in the legend is that of the pooled predictions.",
     "training.png": "Training and validation loss per epoch (one line per fold); training "
     "stopped early when the validation loss stopped improving.",
-    "scatter.png": "Pooled out-of-fold predictions against true values (first targets).",
-    "r2_per_target.png": "Pooled out-of-fold R² per target, deep model beside the baseline.",
+    "scatter.png": "Pooled out-of-fold predictions against true values of the best and worst "
+    "targets (R² of the pooled predictions).",
+    "r2_per_target.png": "Pooled out-of-fold R² per target, every learner side by side.",
     "gc.png": "GC content of the positive windows and of the negatives; matched "
     "distributions keep the model from separating the classes by composition alone.",
 }
+#: Figures whose legends give values computed on the pooled out-of-fold predictions.
+_POOLED = ("roc_pr.png", "reliability.png", "scatter.png", "r2_per_target.png")
 
 
-def _provenance_section(prov: Mapping[str, Any], exp: Mapping[str, Any]) -> str:
-    versions = ", ".join(f"{k} {v}" for k, v in prov["versions"].items())
-    inputs = "<br>".join(
-        f"{html.esc(p)}: <code>{html.esc(h)}</code>" for p, h in prov["inputs"].items()
+def _metrics_section(exp: ExperimentFiles, metrics: pd.DataFrame, n_classes: int) -> dict[str, Any]:
+    names = [Path(fig).name for fig in exp.figures]
+    return section(
+        "metrics.html.j2",
+        "Metrics",
+        anchor(exp.name, "metrics"),
+        interval_method=INTERVAL_METHOD,
+        table=metrics_table(metrics),
+        figures=[image(fig, Path(fig).name, _CAPTIONS.get(Path(fig).name)) for fig in exp.figures],
+        pooled_figures=any(n in _POOLED for n in names),
+        # More than two classes: one curve per class; the table's auROC is their macro mean.
+        per_class="roc_pr.png" in names and n_classes > 2,
+        partial=partial_folds(metrics),
     )
-    config = json.dumps(exp, indent=2, sort_keys=True)
-    return (
-        f"<p>Seed {prov['seed']}; git commit {html.esc(prov['git_commit'] or 'none')}; "
-        f"platform {html.esc(prov['platform'])}.<br>Inputs (sha256):<br>{inputs}<br>"
-        f'<span class="note">Versions: {html.esc(versions)}</span></p>'
-        f"<details><summary>Full experiment config (defaults filled in)</summary>"
-        f"<pre>{html.esc(config)}</pre></details>"
+
+
+def partial_folds(metrics: pd.DataFrame) -> list[str]:
+    """Name the means over fewer folds than the experiment has (a fold without a value).
+
+    ``metrics.tsv`` counts the folds with a finite value (``folds_used``): a fold with one
+    class has no auROC, and a mean without it must say so.
+    """
+    n_folds = sum(c.startswith("fold_") for c in metrics.columns)
+    if "folds_used" not in metrics.columns:
+        return []
+    short = metrics[metrics["folds_used"] < n_folds]
+    return [
+        f"{r.learner} {r.metric}: {int(r.folds_used)} of {n_folds} folds"
+        for r in short.itertuples()
+    ]
+
+
+def _provenance_section(
+    prov: Mapping[str, Any], exp: Mapping[str, Any], name: str
+) -> dict[str, Any]:
+    inputs = [
+        {"name": Path(path).name, "path": path, "sha256": digest}
+        for path, digest in trust.flat_inputs(prov["inputs"]).items()
+    ]
+    shown = modality_of(exp).shown_settings(exp)
+    return section(
+        "provenance.html.j2",
+        "Provenance",
+        anchor(name, "provenance"),
+        seed=prov["seed"],
+        git_commit=prov["git_commit"] or "none",
+        platform=prov["platform"],
+        inputs=inputs,
+        versions=sorted(prov["versions"].items()),
+        config=yaml.safe_dump(shown, sort_keys=True, allow_unicode=True, width=96),
     )
 
 
-def summary_table(experiments: Sequence[ExperimentFiles]) -> str:
+def summary_table(experiments: Sequence[ExperimentFiles]) -> dict[str, Any]:
     """One row per experiment and learner; one column per headline metric (mean [95 % CI])."""
     rows, names = [], []
     for exp in experiments:
@@ -146,46 +198,91 @@ def summary_table(experiments: Sequence[ExperimentFiles]) -> str:
         n_folds = sum(c.startswith("fold_") for c in metrics.columns)
         names += [m for m in task.headline if m not in names]
         for learner in dict.fromkeys(metrics["learner"]):
-            row = {"experiment": exp.name, "task": task.name, "folds": n_folds, "learner": learner}
+            row = {"experiment": exp.name, "folds": n_folds, "learner": learner}
             for metric in task.headline:
                 rec = metrics[(metrics["learner"] == learner) & (metrics["metric"] == metric)]
                 r = rec.iloc[0]
-                low, high = html.fmt(r["ci95_low"]), html.fmt(r["ci95_high"])
-                row[metric] = f"{html.fmt(r['mean'])} [{low}, {high}]"
+                low, high = fmt(r["ci95_low"]), fmt(r["ci95_high"])
+                used = r.get("folds_used", n_folds)
+                short = f" ({int(used)}/{n_folds} folds)" if used < n_folds else ""
+                row[metric] = f"{fmt(r['mean'])} [{low}, {high}]{short}"
             rows.append(row)
-    table = pd.DataFrame(rows, columns=["experiment", "task", "folds", "learner", *names])
-    return html.table(table.fillna(""))
+    # No task column: the metrics name it, and the table must fit a laptop screen.
+    frame = pd.DataFrame(rows, columns=["experiment", "folds", "learner", *names])
+    return table(frame.fillna(""))
 
 
 def verdict_section(
     experiments: Sequence[ExperimentFiles], comparison: Mapping[str, str] | None
-) -> list[str]:
+) -> dict[str, Any]:
     """Open the page with one generated sentence per experiment."""
     board = pd.read_csv(comparison["leaderboard"], sep="\t") if comparison else None
     pairs = pd.read_csv(comparison["pairs"], sep="\t") if comparison else None
-    items = [
-        "<li>"
-        + html.esc(
-            trust.experiment_verdict(exp.name, pd.read_csv(exp.metrics, sep="\t"), board, pairs)
-        )
-        + "</li>"
+    sentences = [
+        trust.experiment_verdict(exp.name, pd.read_csv(exp.metrics, sep="\t"), board, pairs)
         for exp in experiments
     ]
-    return ["<h2 id=verdict>Verdict</h2>", f"<ul class=verdict>{''.join(items)}</ul>"]
+    return section("verdict.html.j2", "Verdict", "verdict", level=2, sentences=sentences)
 
 
-def coverage_note(names: Sequence[str], others: Sequence[str]) -> str:
-    """Say which experiments the report (and its leaderboard) covers, and which it leaves out."""
-    listed = ", ".join(html.esc(n) for n in names)
-    text = f"This report covers the {len(names)} experiment(s) of its config: {listed}."
-    if others:
-        left = ", ".join(html.esc(n) for n in others)
-        text += (
-            f" <strong>Not included:</strong> the results folder also holds {len(others)} "
-            f"experiment(s) of another config ({left}); their results are kept but are not in "
-            "this report or its leaderboard. To compare them, run one config that names them all."
-        )
-    return f'<p class="coverage">{text}</p>'
+def experiment_sections(exp: ExperimentFiles, pairs: pd.DataFrame | None) -> list[dict[str, Any]]:
+    """Return the sections of one experiment in page order (each a dict for its template)."""
+    meta = read_json(exp.dataset_meta)
+    cfg = exp.config
+    summaries = [read_json(p) for p in exp.preprocess_summaries]
+    metrics = pd.read_csv(exp.metrics, sep="\t")
+    n_classes = len((meta.get("meta") or {}).get("class_counts") or {})
+    parts = [
+        *exp.sections.get("top", ()),
+        trust.dome_section(exp, meta, summaries, metrics, pairs),
+        _data_section(meta, cfg, exp.name),
+        *exp.sections.get("after_data", ()),
+        _plan_section(cfg, summaries, exp.name),
+        _metrics_section(exp, metrics, n_classes),
+        *exp.sections.get("after_metrics", ()),
+        trust.calibration_section(exp, metrics),
+        trust.interpretation_section(exp, meta),
+        _provenance_section(read_json(exp.provenance), cfg, exp.name),
+    ]
+    return [p for p in parts if p is not None]
+
+
+def page_context(
+    experiments: Sequence[ExperimentFiles],
+    title: str,
+    comparison: Mapping[str, str] | None = None,
+    others: Sequence[str] = (),
+) -> dict[str, Any]:
+    """Everything the page template shows, as plain data (see :func:`build_report`)."""
+    pairs = pd.read_csv(comparison["pairs"], sep="\t") if comparison else None
+    order = [exp.name for exp in experiments]
+    sections = [
+        verdict_section(experiments, comparison),
+        section(
+            "summary.html.j2",
+            "Summary",
+            "summary",
+            level=2,
+            interval_method=INTERVAL_METHOD,
+            table=summary_table(experiments),
+        ),
+    ]
+    if comparison:
+        sections.append(trust.comparison_section(comparison, order))
+    return {
+        "title": title,
+        "coverage": {"names": order, "others": list(others)},
+        "sections": sections,
+        "experiments": [
+            {
+                "name": exp.name,
+                "id": anchor(exp.name),
+                "description": exp.config.get("description") or "",
+                "sections": experiment_sections(exp, pairs),
+            }
+            for exp in experiments
+        ],
+    }
 
 
 def build_report(
@@ -211,51 +308,5 @@ def build_report(
         Experiments whose results lie in the same results folder but that this config does not
         run: named as not included, so that earlier work does not vanish without a word.
     """
-    pairs = pd.read_csv(comparison["pairs"], sep="\t") if comparison else None
-    nav = " ".join(f'<a href="#{html.esc(e.name)}">{html.esc(e.name)}</a>' for e in experiments)
-    parts = [
-        f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>{html.esc(title)}</title>"
-        f"<style>{html.CSS}</style></head><body><h1>{html.esc(title)}</h1><nav>{nav}</nav>",
-        coverage_note([e.name for e in experiments], others),
-        *verdict_section(experiments, comparison),
-        "<h2>Summary</h2>",
-        '<p class="note">Mean over test folds [95 % CI: '
-        f"{html.esc(INTERVAL_METHOD)}, so it stays in the metric's range]; details per "
-        "experiment below.</p>",
-        summary_table(experiments),
-    ]
-    if comparison:
-        parts += trust.comparison_section(comparison)
-    for exp in experiments:
-        meta = read_json(exp.dataset_meta)
-        cfg = exp.config
-        summaries = [read_json(p) for p in exp.preprocess_summaries]
-        metrics = pd.read_csv(exp.metrics, sep="\t")
-        parts.append(f'<h2 id="{html.esc(exp.name)}">{html.esc(exp.name)}</h2>')
-        if cfg.get("description"):
-            parts.append(f"<p>{html.esc(cfg['description'])}</p>")
-        parts += list(exp.sections.get("top", ()))
-        parts += trust.dome_section(exp, meta, summaries, metrics, pairs)
-        parts += ["<h3>Data</h3>", _data_section(meta, cfg)]
-        parts += list(exp.sections.get("after_data", ()))
-        parts += ["<h3>Cross-validation and preprocessing</h3>", _plan_section(cfg, summaries)]
-        parts += ["<h3>Model</h3>", _model_section(cfg)]
-        parts += [
-            "<h3>Metrics</h3>",
-            f'<p class="note">Mean ± sd over test folds with a 95 % CI of the mean '
-            f"({html.esc(INTERVAL_METHOD)}); "
-            "pooled = computed once on all out-of-fold predictions. Bold: the better learner.</p>",
-            metrics_table(metrics),
-        ]
-        for fig in exp.figures:
-            name = Path(fig).name
-            parts.append(
-                f"<figure>{html.img(fig, name)}<figcaption class=note>"
-                f"{html.esc(_CAPTIONS.get(name, name))}</figcaption></figure>"
-            )
-        parts += list(exp.sections.get("after_metrics", ()))
-        parts += trust.calibration_section(exp, metrics)
-        parts += trust.interpretation_section(exp, meta)
-        parts += ["<h3>Provenance</h3>", _provenance_section(read_json(exp.provenance), cfg)]
-    parts.append("</body></html>")
-    Path(out_html).write_text("\n".join(parts))
+    context = page_context(experiments, title, comparison, others)
+    Path(out_html).write_text(render("page.html.j2", **context))

@@ -15,11 +15,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from dlpipe.calibrate import SKIPPED
 from dlpipe.cv import plan_text
 from dlpipe.io.files import read_json
 from dlpipe.modalities import modality_of
-from dlpipe.report import html
 from dlpipe.report.files import ExperimentFiles
+from dlpipe.report.render import anchor, fmt, image, section, table
 from dlpipe.tasks import Task, get_task
 
 
@@ -28,7 +29,10 @@ def _metric_text(metrics: pd.DataFrame, learner: str, metric: str) -> str:
     if rec.empty:
         return "–"
     r = rec.iloc[0]
-    return f"{metric} {html.fmt(r['mean'])} [{html.fmt(r['ci95_low'])}, {html.fmt(r['ci95_high'])}]"
+    n_folds = sum(c.startswith("fold_") for c in metrics.columns)
+    used = r.get("folds_used", n_folds)
+    short = f" ({int(used)} of {n_folds} folds)" if used < n_folds else ""
+    return f"{metric} {fmt(r['mean'])} [{fmt(r['ci95_low'])}, {fmt(r['ci95_high'])}]{short}"
 
 
 def _best_epochs(histories: Sequence[str]) -> list[int]:
@@ -51,16 +55,16 @@ def _pair_p(pairs: pd.DataFrame | None, name: str, a: str, b: str) -> str:
         return ""
     r = rec.iloc[0]
     return (
-        f"; paired over folds: corrected t-test p = {html.fmt(r['p_corrected_t'], 4)}, "
-        f"Wilcoxon p = {html.fmt(r['p_wilcoxon'], 4)}"
+        f"; paired over folds: corrected t-test p = {fmt(r['p_corrected_t'], 4)}, "
+        f"Wilcoxon p = {fmt(r['p_wilcoxon'], 4)}"
     )
 
 
-def _flat(inputs: Mapping[str, Any]) -> dict[str, str]:
+def flat_inputs(inputs: Mapping[str, Any]) -> dict[str, str]:
     """File → checksum, whether the provenance nests them (several BED files) or not."""
     out: dict[str, str] = {}
     for key, value in inputs.items():
-        out.update(_flat(value) if isinstance(value, Mapping) else {key: str(value)})
+        out.update(flat_inputs(value) if isinstance(value, Mapping) else {key: str(value)})
     return out
 
 
@@ -70,15 +74,21 @@ def dome_section(
     summaries: Sequence[Mapping[str, Any]],
     metrics: pd.DataFrame,
     pairs: pd.DataFrame | None = None,
-) -> list[str]:
-    """Return a DOME table (Data, Optimisation, Model, Evaluation) of one experiment."""
+) -> dict[str, Any]:
+    """Return the DOME table (Data, Optimisation, Model, Evaluation) of one experiment.
+
+    The model's hyperparameters and the training settings are shown here only, once per
+    experiment; the config record under Provenance holds the rest.
+    """
     cfg = exp.config
     extras = exp.extras
     task = get_task(meta["task"])
     modality = modality_of(cfg)
     info = meta["meta"]
     prov = read_json(exp.provenance)
-    checksums = "; ".join(f"{Path(p).name} {h[:12]}…" for p, h in _flat(prov["inputs"]).items())
+    checksums = "; ".join(
+        f"{Path(p).name} {h[:12]}…" for p, h in flat_inputs(prov["inputs"]).items()
+    )
     if not task.probabilistic:
         labels = f"{len(meta['target_columns'])} target(s): {', '.join(meta['target_columns'][:5])}"
         labels += " …" if len(meta["target_columns"]) > 5 else ""
@@ -118,11 +128,10 @@ def dome_section(
     if extras.get("interpret"):
         n_params = read_json(Path(extras["interpret"]) / "summary.json").get("n_parameters")
     inputs = modality.model_inputs_text(meta, summaries)
-    model_text = (
-        f"{deep} ({hyper}); {n_params:,} trainable parameters; input {inputs}; "
-        if n_params is not None
-        else f"{deep} ({hyper}); input {inputs}; "
-    )
+    model_text = f"{deep} ({hyper}); " if hyper else f"{deep}; "
+    if n_params is not None:
+        model_text += f"{n_params:,} trainable parameters; "
+    model_text += f"input {inputs}; "
     model_text += task.outputs_text
     if extras.get("interpret"):
         model_text += modality.explained_text()
@@ -140,72 +149,96 @@ def dome_section(
             for lrn in learners
         ]
         evaluation.append("ECE raw → temperature-scaled: " + "; ".join(ece))
+    baseline = "none"
+    if cfg["baseline"]["enabled"] and len(learners) > 1:
+        baseline = f"{learners[-1]}: {modality.baseline_text(cfg)}, in the same folds"
     rows = [
-        ("Data", "source and checksums", checksums),
-        ("Data", "samples", f"{info['n_samples']}; {labels}"),
-        ("Data", "splits", split),
-        ("Optimisation", "what was fitted where", "; ".join(fitted)),
-        ("Optimisation", "training", optim),
-        ("Optimisation", "hyperparameters", "fixed in the config; none chosen on test folds"),
-        ("Model", "model", model_text),
-        ("Model", "baselines", ", ".join(learners[1:]) or "none"),
-        ("Evaluation", "metrics over test folds (mean [95 % CI])", "<br>".join(evaluation)),
+        ("Data", "source and checksums", [checksums]),
+        ("Data", "samples", [f"{info['n_samples']}; {labels}"]),
+        ("Data", "splits", [split]),
+        ("Optimisation", "what was fitted where", ["; ".join(fitted)]),
+        ("Optimisation", "training", [optim]),
+        ("Optimisation", "hyperparameters", ["fixed in the config; none chosen on test folds"]),
+        ("Model", "model", [model_text]),
+        ("Model", "baselines", [baseline]),
+        ("Evaluation", "metrics over test folds (mean [95 % CI])", evaluation),
         (
             "Evaluation",
             "reproducibility",
-            f"seed {prov['seed']}; git {prov['git_commit'] or '–'}; "
-            "config and package versions under Provenance",
+            [
+                f"seed {prov['seed']}; git {prov['git_commit'] or '–'}; "
+                "config and package versions under Provenance"
+            ],
         ),
     ]
-    cells = "".join(
-        f"<tr><th>{html.esc(part)}</th><td>{html.esc(what)}</td><td style='text-align:left'>"
-        + (text if part == "Evaluation" and what.startswith("metrics") else html.esc(text))
-        + "</td></tr>"
-        for part, what, text in rows
+    return section(
+        "dome.html.j2",
+        "DOME summary",
+        anchor(exp.name, "dome"),
+        rows=[{"part": part, "what": what, "lines": lines} for part, what, lines in rows],
     )
-    return [
-        "<h3>DOME summary</h3>",
-        '<p class="note">Data, Optimisation, Model, Evaluation (DOME recommendations for '
-        "machine learning in biology).</p>",
-        f"<table><tbody>{cells}</tbody></table>",
-    ]
 
 
-def calibration_section(exp: ExperimentFiles, metrics: pd.DataFrame) -> list[str]:
-    """Temperatures per learner and the calibration metrics before and after scaling."""
+def _skipped_notes(fits: Sequence[Mapping[str, Any]], learner: str) -> list[dict[str, str]]:
+    """Say in which folds a learner's temperature was left at 1, and why (calibrate records it)."""
+    folds: dict[str, list[str]] = {}
+    for fit in fits:
+        rec = fit["learners"].get(learner)
+        if rec is None:
+            continue
+        reasons = rec.get("skipped", "unrecorded")
+        reasons = reasons if isinstance(reasons, list) else [reasons]
+        temps = np.atleast_1d(np.asarray(rec["temperature"], dtype=np.float64))
+        for reason, temp in zip(reasons, temps, strict=False):
+            if reason is None or (reason == "unrecorded" and temp != 1.0):
+                continue
+            folds.setdefault(reason, []).append(str(fit["fold"]))
+    notes = []
+    for reason, where in folds.items():
+        text = SKIPPED.get(reason, "the reason was not recorded (results of an older dlpipe)")
+        where = list(dict.fromkeys(where))
+        label = f"fold {where[0]}" if len(where) == 1 else f"folds {', '.join(where)}"
+        if len(where) == len(fits):
+            label = f"every fold ({', '.join(where)})"
+        notes.append({"learner": learner, "folds": label, "reason": text})
+    return notes
+
+
+def calibration_section(exp: ExperimentFiles, metrics: pd.DataFrame) -> dict[str, Any] | None:
+    """Return temperatures per learner and the calibration metrics before and after scaling.
+
+    Where a temperature was left at 1, a note says in which folds and why (as calibrate
+    recorded it).
+    """
     files = exp.extras.get("calibrations") or []
     if not files:
-        return []
+        return None
     fits = [read_json(p) for p in files]
-    rows = []
+    rows, skipped = [], []
     for learner in dict.fromkeys(metrics["learner"]):
         temps = [f["learners"][learner]["temperature"] for f in fits if learner in f["learners"]]
         temps = np.asarray(temps, dtype=np.float64).reshape(len(temps), -1).mean(axis=1)
         sd = float(temps.std(ddof=1)) if len(temps) > 1 else float("nan")
-        row = {
-            "learner": learner,
-            "temperature (mean ± sd over folds)": (
-                f"{html.fmt(float(temps.mean()))} ± {html.fmt(sd)}"
-            ),
-        }
+        notes = _skipped_notes(fits, learner)
+        skipped += notes
+        # A star sends the reader to the note below: a temperature of 1 that was never fitted.
+        row = [learner, f"{fmt(float(temps.mean()))} ± {fmt(sd)}" + (" *" if notes else "")]
         for metric in ("ece", "brier", "nll"):
-            for suffix, label in (("", "raw"), ("_calibrated", "scaled")):
+            for suffix in ("", "_calibrated"):
                 rec = metrics[
                     (metrics["learner"] == learner) & (metrics["metric"] == metric + suffix)
                 ]
-                value = rec.iloc[0]["mean"] if len(rec) else float("nan")
-                row[f"{metric} {label}"] = html.fmt(value)
+                row.append(fmt(rec.iloc[0]["mean"] if len(rec) else float("nan")))
         rows.append(row)
-    return [
-        "<h3>Calibration</h3>",
-        '<p class="note">Temperature scaling: one temperature per learner and fold, fitted by '
-        "maximum likelihood on the fold's validation side only; evaluate applied it to the test "
-        "side. ECE: expected calibration error (10 equal-width confidence bins); Brier score "
-        "(halved, in [0, 1]); NLL: mean negative log-likelihood. Means over test folds; the "
-        "reliability diagram is among the figures above. A temperature above 1 means the raw "
-        "probabilities were over-confident.</p>",
-        html.table(pd.DataFrame(rows)),
-    ]
+    columns = ["learner", "temperature (mean ± sd over folds)"] + ["raw", "scaled"] * 3
+    groups = [("", 2), ("ECE (fold mean)", 2), ("Brier (fold mean)", 2), ("NLL (fold mean)", 2)]
+    return section(
+        "calibration.html.j2",
+        "Calibration",
+        anchor(exp.name, "calibration"),
+        table=table(pd.DataFrame(rows, columns=columns), groups=groups),
+        skipped=skipped,
+    )
 
 
 def _database_text(db: Mapping[str, Any] | None) -> str:
@@ -218,31 +251,24 @@ def _database_text(db: Mapping[str, Any] | None) -> str:
         "first-layer filters with the largest influence (mean drop of the output when the "
         f"filter is silenced). Each is matched against {db['release']} {db['collection']} "
         f"({taxa}; {db['profiles']} profiles in all"
-        + (f", with {html.esc(files)}" if files else "")
+        + (f", with {files}" if files else "")
         + ") with a TOMTOM-like comparison (summed column Pearson correlation, both strands, "
         "column-shuffled null; E = p × profiles)."
     )
 
 
-def _sequence_interpretation(folder: Path) -> list[str]:
+def _sequence_interpretation(folder: Path, name: str) -> dict[str, Any]:
     summary = read_json(folder / "summary.json")
-    table = folder / "motifs.tsv"
-    motifs = pd.read_csv(table, sep="\t") if table.stat().st_size > 1 else pd.DataFrame()
+    motif_table = folder / "motifs.tsv"
+    motifs = (
+        pd.read_csv(motif_table, sep="\t") if motif_table.stat().st_size > 1 else pd.DataFrame()
+    )
     db = summary["motif_database"]
     agreement = "; ".join(
-        f"{cls}: " + ", ".join(f"{k.replace('_', ' ')} r = {html.fmt(v, 2)}" for k, v in a.items())
+        f"{cls}: " + ", ".join(f"{k.replace('_', ' ')} r = {fmt(v, 2)}" for k, v in a.items())
         for cls, a in summary["agreement"].items()
     )
-    parts = [
-        "<h3>What the model learned</h3>",
-        f"<p>{summary['sequences']} top-scoring held-out sequences were explained, each by the "
-        "fold model that never trained on it: integrated gradients (uniform reference), "
-        "DeepLiftShap (shuffled references; models without recurrent layers) and in-silico "
-        f"mutagenesis (the {summary['ism_sequences']} top-scoring). Agreement of the "
-        f"per-position contributions with integrated gradients: {html.esc(agreement)}. "
-        + _database_text(db)
-        + "</p>",
-    ]
+    shown = None
     if len(motifs):
         shown = pd.DataFrame(
             {
@@ -250,7 +276,7 @@ def _sequence_interpretation(folder: Path) -> list[str]:
                 "source": motifs["source"],
                 "sites": motifs["sites"],
                 "consensus": motifs["consensus"],
-                "influence": [html.fmt(v, 2) for v in motifs["influence"]],
+                "influence": [fmt(v, 2) for v in motifs["influence"]],
                 "best match": [
                     f"{i} {n} ({s})"
                     for i, n, s in zip(
@@ -269,35 +295,44 @@ def _sequence_interpretation(folder: Path) -> list[str]:
                 ],
             }
         )
-        parts.append(html.table(shown))
-    for name, caption in (
-        (
-            "motif_logos.png",
-            "Learned motifs (information content) above their best match, "
-            "aligned at the matched offset and strand.",
-        ),
-        (
-            "attribution_logos.png",
-            "Contribution of each base of the top-scoring held-out "
-            "sequences: integrated gradients and in-silico mutagenesis.",
-        ),
-    ):
-        if (folder / name).is_file():
-            parts.append(
-                f"<figure>{html.img(folder / name, name)}<figcaption class=note>{html.esc(caption)}"
-                "</figcaption></figure>"
-            )
-    return parts
+    figures = [
+        image(folder / file, file, caption)
+        for file, caption in (
+            (
+                "motif_logos.png",
+                "Learned motifs (information content) above their best match, "
+                "aligned at the matched offset and strand.",
+            ),
+            (
+                "attribution_logos.png",
+                "Contribution of each base of the top-scoring held-out "
+                "sequences: integrated gradients and in-silico mutagenesis.",
+            ),
+        )
+        if (folder / file).is_file()
+    ]
+    return section(
+        "motifs.html.j2",
+        "What the model learned",
+        anchor(name, "learned"),
+        sequences=summary["sequences"],
+        ism_sequences=summary["ism_sequences"],
+        agreement=agreement,
+        database=_database_text(db),
+        table=table(shown) if shown is not None else None,
+        figures=figures,
+    )
 
 
-def _feature_interpretation(folder: Path, task: Task, top: int) -> list[str]:
-    table = pd.read_csv(folder / "feature_importance.tsv", sep="\t", dtype={"output": str})
+def _feature_interpretation(folder: Path, task: Task, top: int, name: str) -> dict[str, Any]:
+    importance = pd.read_csv(folder / "feature_importance.tsv", sep="\t", dtype={"output": str})
     classification = task.categorical
     key = "ig" if classification else "ig_abs"
     rows = []
-    outputs = list(dict.fromkeys(table["output"]))
+    outputs = list(dict.fromkeys(importance["output"]))
     for output in outputs[:10]:
-        part = table[table["output"] == output].sort_values(key, ascending=False).head(top)
+        part = importance[importance["output"] == output]
+        part = part.sort_values(key, ascending=False).head(top)
         rows.append(
             {
                 "class" if classification else "target": output,
@@ -306,65 +341,54 @@ def _feature_interpretation(folder: Path, task: Task, top: int) -> list[str]:
                 ),
             }
         )
-    perm = table.drop_duplicates("feature").sort_values("permutation", ascending=False)
+    perm = importance.drop_duplicates("feature").sort_values("permutation", ascending=False)
     perm = perm.head(top)
-    parts = [
-        "<h3>What the model learned</h3>",
-        '<p class="note">Integrated gradients of each '
-        + (
-            "class's log-probability, averaged over the held-out samples of that class (positive: "
-            "evidence for the class)"
-            if classification
-            else "target, mean absolute attribution over the held-out samples"
+    figure = None
+    if (folder / "features.png").is_file():
+        figure = image(
+            folder / "features.png",
+            "features",
+            "Top features per class or target and by permutation importance.",
         )
-        + "; the reference is the training mean (zero after z-scoring). Permutation importance: "
-        "mean drop of the held-out score (auROC or R²) when a feature is shuffled. Per fold on "
-        "its held-out samples with its own model, averaged over folds"
-        + (f"; first 10 of {len(outputs)} targets shown" if len(outputs) > 10 else "")
-        + ".</p>",
-        html.table(pd.DataFrame(rows)),
-        "<p>Permutation importance (mean ± sd over folds): "
-        + ", ".join(
-            f"{html.esc(f)} {v:.3g} ± {s:.2g}"
+    return section(
+        "features.html.j2",
+        "What the model learned",
+        anchor(name, "learned"),
+        classification=classification,
+        n_outputs=len(outputs),
+        outputs_shown=min(len(outputs), 10),
+        table=table(pd.DataFrame(rows)),
+        permutation=[
+            f"{f} {v:.3g} ± {s:.2g}"
             for f, v, s in zip(
                 perm["feature"], perm["permutation"], perm["permutation_sd"].fillna(0), strict=True
             )
-        )
-        + ".</p>",
-    ]
-    if (folder / "features.png").is_file():
-        parts.append(
-            f"<figure>{html.img(folder / 'features.png', 'features')}<figcaption class=note>Top "
-            "features per class or target and by permutation importance.</figcaption></figure>"
-        )
-    return parts
+        ],
+        figure=figure,
+    )
 
 
-def interpretation_section(exp: ExperimentFiles, meta: Mapping[str, Any]) -> list[str]:
+def interpretation_section(exp: ExperimentFiles, meta: Mapping[str, Any]) -> dict[str, Any] | None:
     """Learned motifs with logos and matches, or top features per class, of one experiment."""
     folder = exp.extras.get("interpret")
     if not folder:
-        return []
+        return None
     folder = Path(folder)
     kind = modality_of(exp.config).interpretation
     if kind == "sequence":
-        return _sequence_interpretation(folder)
+        return _sequence_interpretation(folder, exp.name)
     top = int(exp.config["interpret"]["top_features"])
-    return _feature_interpretation(folder, get_task(meta["task"]), top)
+    return _feature_interpretation(folder, get_task(meta["task"]), top, exp.name)
 
 
-def comparison_section(files: Mapping[str, str]) -> list[str]:
-    """Return the leaderboard of every group of learners sharing data and folds."""
+def comparison_section(files: Mapping[str, str], order: Sequence[str] = ()) -> dict[str, Any]:
+    """Return the leaderboard of every group of learners sharing data and folds.
+
+    Groups come in the order of their first experiment on the page (``order``).
+    """
     board = pd.read_csv(files["leaderboard"], sep="\t")
-    parts = [
-        "<h2 id=leaderboard>Leaderboard</h2>",
-        '<p class="note">Learners scored on the same test folds of the same data, ranked on the '
-        "task's primary metric (mean over folds). p-values compare each learner with the best "
-        "over folds: the corrected resampled t-test (Nadeau & Bengio 2003) accounts for the "
-        "overlap of training sets between folds; the Wilcoxon signed-rank test makes no "
-        "distribution assumption, but over k folds its p-value cannot go below 2^(1-k) "
-        "(0.25 with 3 folds, 0.0625 with 5).</p>",
-    ]
+    place = {name: i for i, name in enumerate(order)}
+    groups = []
     for group, rows in board.groupby("group", sort=False):
         shown = pd.DataFrame(
             {
@@ -373,17 +397,24 @@ def comparison_section(files: Mapping[str, str]) -> list[str]:
                 "learner": rows["learner"],
                 "metric": rows["metric"],
                 "mean ± sd": [
-                    f"{html.fmt(m)} ± {html.fmt(s)}"
-                    for m, s in zip(rows["mean"], rows["sd"], strict=True)
+                    f"{fmt(m)} ± {fmt(s)}" for m, s in zip(rows["mean"], rows["sd"], strict=True)
                 ],
                 "folds": rows["folds"],
-                "difference to best": [html.fmt(v) for v in rows["difference"]],
-                "p (corrected t)": [html.fmt(v, 4) for v in rows["p_corrected_t"]],
-                "p (Wilcoxon)": [html.fmt(v, 4) for v in rows["p_wilcoxon"]],
+                "difference to best": [fmt(v) for v in rows["difference"]],
+                "p (corrected t)": [fmt(v, 4) for v in rows["p_corrected_t"]],
+                "p (Wilcoxon)": [fmt(v, 4) for v in rows["p_wilcoxon"]],
             }
         )
-        parts += [f"<h3>{html.esc(group)}</h3>", html.table(shown)]
-    return parts
+        first = min(place.get(e, len(place)) for e in rows["experiment"])
+        groups.append((first, {"title": str(group), "table": table(shown)}))
+    groups.sort(key=lambda item: item[0])  # stable: unknown experiments keep board order
+    return section(
+        "leaderboard.html.j2",
+        "Leaderboard",
+        "leaderboard",
+        level=2,
+        groups=[g for _, g in groups],
+    )
 
 
 def experiment_verdict(

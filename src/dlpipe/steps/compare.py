@@ -43,7 +43,8 @@ def compare_step(
         key = comparison_key(read_json(files[name]["meta"]), files[name]["folds"])
         groups.setdefault(key, []).append(name)
     boards, pair_tables = [], []
-    for number, (_, names) in enumerate(sorted(groups.items(), key=lambda kv: kv[1][0]), 1):
+    # Numbered in config order, the order of the report page.
+    for number, (_, names) in enumerate(groups.items(), 1):
         metric = task_of(experiments[names[0]]).primary_metric
         entries = []
         summaries = []

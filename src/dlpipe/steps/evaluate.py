@@ -52,7 +52,8 @@ def calibrate_step(
     meta
         The dataset's ``dataset.json``.
     out_json
-        Where to write ``{"learners": {name: {"temperature", "val_before", "val_after"}}}``;
+        Where to write ``{"learners": {name: {"temperature", "skipped", "val_before",
+        "val_after"}}}`` (``skipped``: why a temperature was left at 1, or ``None``);
         ``learners`` is empty when the task has no probabilities and with
         ``calibration.enabled: false``.
 
@@ -82,10 +83,12 @@ def calibrate_step(
     files = dict(zip(modality_of(exp).learners(exp, task), [model, baseline], strict=False))
     for learner, path in files.items():
         scores = learner_scores(exp, learner, path, va.X, fitted, task, info)
-        temperature = task.calibrate(va.y, scores)
+        temperature, skipped = task.calibration_fit(va.y, scores)
         after = task.apply_calibration(scores, temperature)
         result["learners"][learner] = {
             "temperature": temperature,
+            # Why the temperature stayed at 1 (dlpipe.calibrate.SKIPPED), so the report says so.
+            "skipped": skipped,
             "val_before": task.calibration_metrics(va.y, scores),
             "val_after": task.calibration_metrics(va.y, after),
         }

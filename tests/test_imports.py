@@ -26,7 +26,8 @@ BIN = Path(sys.executable).parent
 LAZY_DLPIPE_ALLOWED = ("dlpipe/steps/", "dlpipe/modalities/", "dlpipe/tasks.py", "dlpipe/cli.py")
 #: What checking a config must not import (each costs 0.4-4 s in every Snakemake start).
 HEAVY = ("torch", "lightning", "sklearn", "scipy.stats", "matplotlib", "anndata", "scanpy",
-         "scvi", "captum", "numba", "imblearn", "pyjaspar", "Bio", "logomaker")  # fmt: skip
+         "scvi", "captum", "numba", "imblearn", "pyjaspar", "Bio", "logomaker", "memelite",
+         "tangermeme")  # fmt: skip
 
 
 def _modules() -> list[str]:

@@ -1,9 +1,10 @@
-"""Attributions and motifs on a synthetic planted-motif set; JASPAR matching; tabular importance.
+"""Attributions and motifs on a synthetic planted-motif set; TOMTOM matching; tabular importance.
 
 A CTCF site sampled from JASPAR's MA0139.2 matrix is planted into half of random sequences; a
 small CNN is trained on them (plain torch loop, seeded, a second on the CPU). Attributions must
-peak on the planted site, the motif found from them must match CTCF in JASPAR, and a JASPAR
-matrix searched against JASPAR must return itself.
+peak on the planted site, the seqlets called against dinucleotide-shuffled controls must cluster
+into a motif that matches CTCF in JASPAR significantly, and a JASPAR matrix searched against
+JASPAR must return itself; a random motif has no significant match.
 """
 
 from __future__ import annotations
@@ -23,16 +24,23 @@ from dlpipe.interpret import (
     in_silico_mutagenesis,
     integrated_gradients,
     ism_contributions,
+    motif_table,
     one_hot_of,
     position_contributions,
     select_sequences,
-    shuffled_references,
+    shuffled_copies,
     tabular_importance,
 )
 from dlpipe.io.jaspar import Motif, load_jaspar, ppm_from_counts, read_jaspar_file, write_jaspar
 from dlpipe.modalities.tabular import prepare_tabular
 from dlpipe.models import build_model
-from dlpipe.motifs import MotifMatcher, cluster_seqlets, find_seqlets, reverse_complement
+from dlpipe.motifs import (
+    MotifMatcher,
+    best_match,
+    call_seqlets,
+    cluster_seqlets,
+    reverse_complement,
+)
 from dlpipe.preprocess import preprocess_fold
 from dlpipe.split import fold_indices, make_folds
 from dlpipe.tasks import get_task
@@ -94,7 +102,8 @@ def test_attributions_peak_on_the_planted_motif(planted: dict) -> None:
     width, starts = planted["ctcf"].length, planted["starts"][:100]
     ig = integrated_gradients(explained, x, target=1, n_steps=32)
     assert _on_site(position_contributions(ig), starts, width) > 0.9
-    refs = one_hot_of(model, shuffled_references(codes, 8, seed=0))
+    refs = one_hot_of(model, shuffled_copies(codes, 8, seed=0).reshape(-1, LENGTH))
+    refs = refs.view(8, 100, 4, LENGTH)
     dls = deeplift_shap(explained, x, 1, refs)
     assert _on_site(position_contributions(dls), starts, width) > 0.9
     ism = in_silico_mutagenesis(explained, x, 1)
@@ -105,6 +114,27 @@ def test_attributions_peak_on_the_planted_motif(planted: dict) -> None:
     with torch.no_grad():
         gap = explained(x)[:, 1] - explained(torch.full_like(x, 0.25))[:, 1]
     np.testing.assert_allclose(ig.sum(axis=(1, 2)), gap.numpy(), rtol=0.05, atol=0.05)
+
+
+def test_deeplift_shap_explains_each_sequence_against_its_own_shuffles() -> None:
+    # A model DeepLift's rules are exact for (convolution, ReLU, linear; dlpipe's CNN takes a
+    # global max, whose gradient DeepLift passes through): the attributions of a sequence sum
+    # to its output minus the mean output of its own references.
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv1d(4, 3, 5), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(3 * 26, 2)
+    ).eval()
+    codes = np.random.default_rng(4).integers(0, 4, size=(5, 30)).astype(np.uint8)
+    x = torch.nn.functional.one_hot(torch.from_numpy(codes).long(), 4).permute(0, 2, 1).float()
+    copies = torch.from_numpy(shuffled_copies(codes, 4, seed=0)).long()
+    refs = torch.nn.functional.one_hot(copies, 4).permute(0, 1, 3, 2).float()  # (4, 5, 4, 30)
+    dls = deeplift_shap(model, x, 1, refs, batch_size=2)
+    with torch.no_grad():
+        gap = model(x)[:, 1] - torch.stack([model(r)[:, 1] for r in refs]).mean(dim=0)
+    np.testing.assert_allclose(dls.sum(axis=(1, 2)), gap.numpy(), rtol=1e-4, atol=1e-5)
+    # Shared references would give other attributions: each sequence has its own.
+    shared = deeplift_shap(model, x, 1, refs[:, :1].expand(-1, 5, -1, -1))
+    assert not np.allclose(dls, shared)
 
 
 def test_in_silico_mutagenesis_equals_single_substitutions(planted: dict) -> None:
@@ -124,18 +154,34 @@ def test_seqlet_motif_of_the_planted_site_matches_ctcf_in_jaspar(
     planted: dict, jaspar: list[Motif]
 ) -> None:
     model, codes = planted["model"], planted["codes"][: N // 2]
+    explained = ExplainedOutput(model).eval()
     x = one_hot_of(model, codes)
-    ig = position_contributions(integrated_gradients(ExplainedOutput(model).eval(), x, 1))
-    seqlets = find_seqlets(ig, width=20)
+    ig = position_contributions(integrated_gradients(explained, x, 1, n_steps=16))
+    sham = one_hot_of(model, shuffled_copies(codes, 2, seed=1).reshape(-1, LENGTH))
+    control = position_contributions(integrated_gradients(explained, sham, 1, n_steps=16))
+    seqlets = call_seqlets(ig, control, width=20)
     assert len(seqlets) >= N // 2 * 0.9
+    # The called spans lie on the planted sites, inside their centred windows.
+    site = planted["starts"][seqlets["sequence"]]
+    on_site = (seqlets["span_end"] > site) & (seqlets["span_start"] < site + planted["ctcf"].length)
+    assert on_site.mean() > 0.9
+    assert ((seqlets["end"] - seqlets["start"]) == 20).all()
+    assert (seqlets["start"] <= seqlets["span_start"]).mean() > 0.9
     motifs = cluster_seqlets(x.numpy().transpose(0, 2, 1), ig, seqlets, width=20)
     assert motifs[0].n_sites > N // 4
     hits = MotifMatcher(jaspar).match(motifs[0])
     assert hits.iloc[0]["target_name"] == "CTCF"
-    assert hits.iloc[0]["e_value"] < 0.1
+    assert hits.iloc[0]["q_value"] < 1e-4
 
 
-def test_first_layer_filters_recover_the_site(planted: dict) -> None:
+def test_seqlets_are_not_called_on_noise() -> None:
+    rng = np.random.default_rng(3)
+    noise = rng.normal(size=(200, LENGTH))
+    seqlets = call_seqlets(noise, rng.normal(size=(400, LENGTH)), width=20)
+    assert len(seqlets) == 0  # no threshold reaches the target FDR
+
+
+def test_first_layer_filters_recover_the_site(planted: dict, jaspar: list[Motif]) -> None:
     model, codes = planted["model"], planted["codes"][: N // 2]
     x = one_hot_of(model, codes)
     motifs = filter_motifs(model, ExplainedOutput(model).eval(), x, 1)
@@ -146,8 +192,9 @@ def test_first_layer_filters_recover_the_site(planted: dict) -> None:
     ctcf = planted["ctcf"]
     rng = np.random.default_rng(1)
     decoy = Motif("decoy", "decoy", ctcf.ppm[rng.permutation(ctcf.length)])
-    hits = MotifMatcher([ctcf, decoy]).match(top)
-    assert hits.iloc[0]["target_id"] == "MA0139.2"
+    hits = MotifMatcher([*jaspar, decoy]).match(top)
+    ranked = hits["target_id"].tolist()
+    assert ranked.index("MA0139.2") < ranked.index("decoy")
 
 
 @pytest.mark.parametrize("matrix_id", ["MA0139.2", "MA0142.1", "MA0496.4"])
@@ -157,25 +204,96 @@ def test_a_planted_jaspar_matrix_matches_itself(jaspar: list[Motif], matrix_id: 
     assert hits.iloc[0]["target_id"] == matrix_id
     assert hits.iloc[0]["offset"] == 0
     assert hits.iloc[0]["overlap"] == planted.length
+    assert hits.iloc[0]["strand"] == "+"
+    assert hits.iloc[0]["q_value"] < 1e-6
     # Reverse complemented, a column trimmed at each end and blurred, it is still among the
-    # best matches (short fragments fit the paralogues' matrices as well, e.g. MAFK and MAFG).
+    # best matches (short fragments fit the paralogues' matrices as well, e.g. MAFK and MAFG),
+    # on the reverse strand, one column into the reverse-complemented target.
     rng = np.random.default_rng(2)
     noisy = reverse_complement(planted.ppm[1:-1]) + 0.05 * rng.random((planted.length - 2, 4))
     hits = MotifMatcher(jaspar).match(noisy / noisy.sum(axis=1, keepdims=True))
     assert matrix_id in hits.head(5)["target_id"].tolist()
-    assert hits.iloc[0]["strand"] == "-"
-    assert hits.iloc[0]["e_value"] < 1
+    mine = hits.set_index("target_id").loc[matrix_id]
+    assert mine["strand"] == "-"
+    assert mine["offset"] == 1
+    assert mine["q_value"] < 0.05
 
 
-def test_matcher_scores_and_p_values_on_a_small_database() -> None:
-    a = ppm_from_counts(np.eye(4)[[0, 1, 2, 3, 0, 1]] * 20)
-    b = ppm_from_counts(np.eye(4)[[3, 3, 0, 0, 2, 2]] * 20)
-    hits = MotifMatcher([Motif("a", "A", a), Motif("b", "B", b)], n_null=30).match(a)
-    best = hits.iloc[0]
-    assert best["target_id"] == "a"
-    assert best["score"] == pytest.approx(6.0, abs=1e-6)  # six perfectly correlated columns
-    assert best["p_value"] < hits.iloc[1]["p_value"]
-    assert best["e_value"] == pytest.approx(2 * best["p_value"])
+def test_p_values_are_memelites_exact_tomtom_p_values(jaspar: list[Motif]) -> None:
+    from memelite import tomtom
+
+    ctcf = next(m for m in jaspar if m.id == "MA0139.2")
+    query = ctcf.ppm[2:14]
+    hits = MotifMatcher(jaspar).match(query).set_index("target_id")
+    p, score, offset, overlap, _strand = tomtom(
+        [np.ascontiguousarray(query.T)],
+        [np.ascontiguousarray(m.ppm.T) for m in jaspar],
+        n_target_bins=None,
+        n_jobs=1,
+    )
+    j = [m.id for m in jaspar].index("MA0139.2")
+    assert hits.loc["MA0139.2", "p_value"] == p[0, j]
+    assert hits.loc["MA0139.2", "score"] == score[0, j]
+    assert hits.loc["MA0139.2", "offset"] == offset[0, j] == 2
+    assert hits.loc["MA0139.2", "overlap"] == overlap[0, j] == 12
+    # E = p × targets; q: Benjamini-Hochberg over the targets.
+    ranked = hits.sort_values("p_value")
+    n = len(jaspar)
+    assert ranked["e_value"].iloc[0] == pytest.approx(ranked["p_value"].iloc[0] * n, rel=1e-12)
+    expected_q = np.minimum.accumulate((ranked["p_value"] * n / np.arange(1, n + 1))[::-1])[::-1]
+    np.testing.assert_allclose(ranked["q_value"], np.minimum(expected_q, 1), rtol=1e-10)
+    assert hits.loc["MA0139.2", "p_value"] < 1e-10
+
+
+def test_only_significant_matches_are_named(jaspar: list[Motif]) -> None:
+    ctcf = next(m for m in jaspar if m.id == "MA0139.2")
+    # A random informative motif (a flat one is not a fair decoy: under TOMTOM's Euclidean
+    # score it resembles the flat flanks of long targets such as CTCF's MA1930.2).
+    columns = np.random.default_rng(0).dirichlet(np.full(4, 0.3), size=10)
+    random = Motif("random", "random", columns)
+    table = motif_table([ctcf, random], jaspar).set_index("motif")
+    assert table.loc["MA0139.2", "match"] == "MA0139.2 CTCF"
+    assert table.loc["MA0139.2", "match_q"] < 0.05
+    assert table.loc["MA0139.2", "jaspar_id"] == "MA0139.2"
+    random_row = table.loc["random"]
+    assert random_row["match"] == "no significant match"
+    assert pd.isna(random_row["match_id"])
+    assert pd.isna(random_row["match_e"])
+    assert pd.isna(random_row["jaspar_id"])
+    assert random_row["best_q"] >= 0.05
+    assert random_row["significant_matches"] == 0
+    # The threshold decides: below the match's own q, CTCF is not named either.
+    strict = motif_table([ctcf], jaspar, match_q=table.loc["MA0139.2", "match_q"])
+    assert strict.loc[0, "match"] == "no significant match"
+    hits = MotifMatcher(jaspar).match(ctcf)
+    assert best_match(hits, 0.05)["target_id"] == "MA0139.2"
+    assert best_match(hits, float(hits.iloc[0]["q_value"])) is None
+
+
+@pytest.mark.parametrize("seed", [0, 7])
+def test_shuffled_copies_keep_the_composition_and_rerun_identically(seed: int) -> None:
+    rng = np.random.default_rng(5)
+    codes = rng.integers(0, 5, size=(6, 80)).astype(np.uint8)  # N (code 4) included
+    copies = shuffled_copies(codes, 3, seed)
+    assert copies.shape == (3, 6, 80)
+
+    def doublets(x: np.ndarray) -> np.ndarray:
+        counts = np.zeros((len(x), 25), dtype=int)
+        for i, row in enumerate(x):
+            np.add.at(counts[i], row[:-1].astype(int) * 5 + row[1:], 1)
+        return counts
+
+    for copy in copies:
+        np.testing.assert_array_equal(doublets(copy), doublets(codes))
+        assert (copy != codes).any(axis=1).all()  # every sequence really shuffled
+    np.testing.assert_array_equal(copies, shuffled_copies(codes, 3, seed))
+    assert (shuffled_copies(codes, 3, seed + 1) != copies).any()
+    protein = rng.integers(0, 21, size=(4, 50)).astype(np.uint8)
+    residues = shuffled_copies(protein, 2, seed, alphabet="protein")
+    np.testing.assert_array_equal(
+        np.sort(residues, axis=2), np.broadcast_to(np.sort(protein), (2, 4, 50))
+    )
+    np.testing.assert_array_equal(residues, shuffled_copies(protein, 2, seed, alphabet="protein"))
 
 
 def test_jaspar_files_round_trip(tmp_path: Path) -> None:
@@ -250,8 +368,23 @@ def test_recurrent_models_are_explained_without_deeplift(planted: dict) -> None:
     codes = planted["codes"][:6]
     settings = {"ig_steps": 8, "references": 3}
     out = explain_sequences({0: danq, 1: danq}, codes, np.array([0, 0, 0, 1, 1, 1]), 1,
-                            "centred", settings)  # fmt: skip
+                            "centred", settings, controls=2)  # fmt: skip
     assert "deeplift_shap" not in out
     assert out["ig"].shape == (6, 4, LENGTH)
     assert out["ism"].shape == (6, 4, LENGTH)
+    assert out["ig_control"].shape == (2, 6, LENGTH)
     assert np.abs(out["ig"]).sum() > 0
+
+
+def test_explanations_rerun_identically(planted: dict) -> None:
+    model = planted["model"]
+    codes = planted["codes"][:8]
+    settings = {"ig_steps": 8, "references": 3}
+    args = ({0: model}, codes, np.zeros(8, dtype=int), 1, "centred", settings)
+    first = explain_sequences(*args, seed=0, controls=2)
+    again = explain_sequences(*args, seed=0, controls=2)
+    other = explain_sequences(*args, seed=1, controls=2)
+    for key in ("ig", "deeplift_shap", "ig_control"):
+        np.testing.assert_array_equal(first[key], again[key])
+    assert not np.array_equal(first["deeplift_shap"], other["deeplift_shap"])
+    assert not np.array_equal(first["ig_control"], other["ig_control"])

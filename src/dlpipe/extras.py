@@ -18,7 +18,7 @@ from dlpipe.errors import ConfigError
 EXTRAS: dict[str, tuple[str, ...]] = {
     "sequence": ("pysam", "numba"),
     "singlecell": ("scanpy", "scvi", "scib_metrics", "harmonypy", "skmisc", "igraph"),
-    "motifs": ("logomaker", "pyjaspar", "Bio"),
+    "motifs": ("logomaker", "pyjaspar", "Bio", "memelite", "tangermeme"),
     "embed": ("scanpy",),
     "workflow": ("snakemake",),
 }

@@ -6,8 +6,8 @@ predictions, each explained by the fold model that never trained on it) dlpipe c
 - integrated gradients (captum) from a uniform reference (0.25 per base) — the attribution of a
   position is then the gradient at its base minus the mean gradient over the four bases, summed
   along the path;
-- DeepLiftShap (captum) against shuffled copies of the explained sequences (models without
-  recurrent layers);
+- DeepLiftShap (captum's DeepLift rules) of each sequence against dinucleotide-shuffled copies
+  of itself (residue-shuffled for proteins; models without recurrent layers);
 - in-silico mutagenesis: every single-base substitution, scored by the model.
 
 The model takes ``uint8`` codes and expands them to one-hot inside (``model.one_hot``); a float
@@ -15,9 +15,12 @@ input is taken as one-hot already, so attributions are computed with respect to 
 tensor. The explained output of class ``c`` is ``z_c - mean(z)`` (softmax logits are defined up
 to a constant; for two classes it is half the log-odds), or the logit of a target for
 multi-label models. Integrated gradients feed the motif search (:mod:`dlpipe.motifs`):
-seqlets clustered into motifs, and first-layer filters turned into PWMs with their influence
-(the drop in the explained output when a filter is replaced by its mean activation); each is
-matched to JASPAR (and any extra motif files).
+seqlets called by tangermeme's recursive caller at an estimated false discovery rate (its null:
+the integrated gradients of dinucleotide-shuffled copies of the sequences) and clustered into
+motifs, and first-layer filters turned into PWMs with their influence (the drop in the explained
+output when a filter is replaced by its mean activation); each is compared with JASPAR (and any
+extra motif files) by TOMTOM, and a match is named only where its q-value is below
+``interpret.match_q``.
 
 Tables: integrated gradients (reference: the zero vector, i.e. the training mean after
 z-scoring) of each class's log-probability or each target, and scikit-learn's permutation
@@ -38,7 +41,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from captum.attr import DeepLiftShap, IntegratedGradients
+from captum.attr import DeepLift, IntegratedGradients
 from sklearn.inspection import permutation_importance
 from sklearn.metrics import r2_score, roc_auc_score
 from torch import nn
@@ -47,12 +50,24 @@ from dlpipe.datasets import learner_columns, learner_input
 from dlpipe.io.jaspar import Motif, load_jaspar, ppm_from_counts, read_jaspar_file
 from dlpipe.metrics import softmax
 from dlpipe.models.checkpoint import load_model, raw_outputs
-from dlpipe.motifs import MotifMatcher, cluster_seqlets, find_seqlets, trim_motif
+from dlpipe.motifs import (
+    MATCH_Q,
+    MotifMatcher,
+    best_match,
+    call_seqlets,
+    cluster_seqlets,
+    information_content,
+    trim_motif,
+)
+from dlpipe.shuffle import dinucleotide_shuffle
 
 log = logging.getLogger(__name__)
 #: Sequences (the top-scoring ones) explained by in-silico mutagenesis and used for filter
 #: influence; both take one model call per variant.
 ISM_SEQUENCES = 50
+#: Dinucleotide-shuffled copies of each explained sequence whose attributions are the null of
+#: the seqlet caller (its false discovery rate is estimated from them).
+SEQLET_CONTROLS = 2
 
 
 class ExplainedOutput(nn.Module):
@@ -138,14 +153,36 @@ def integrated_gradients(
     return np.concatenate(parts) if parts else np.zeros(tuple(onehot.shape))
 
 
-def shuffled_references(codes: np.ndarray, n: int, seed: int) -> np.ndarray:
-    """``n`` references: base-shuffled copies of randomly chosen explained sequences.
+def shuffled_copies(codes: np.ndarray, n: int, seed: int, alphabet: str = "dna") -> np.ndarray:
+    """``n`` shuffled copies of every sequence: dinucleotide shuffles, or residue shuffles.
 
-    Shuffling keeps each reference's base composition (its GC content) and destroys motifs.
+    DNA and RNA keep each sequence's exact dinucleotide counts (and first and last base), the
+    field's reference for DeepLiftShap and its control for seqlets: composition and CpG-like
+    doublets stay, motifs go. Proteins are shuffled residue by residue (amino-acid composition
+    kept): there is no agreed doublet null for them, and a 21-symbol doublet graph of a short
+    sequence leaves few distinct Eulerian paths.
+
+    Parameters
+    ----------
+    codes
+        ``(m, length)`` ``uint8`` codes.
+    n
+        Copies per sequence.
+    seed
+        Seed of the shuffles (0 is a seed like any other).
+    alphabet
+        ``dna``, ``rna`` or ``protein``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n, m, length)`` codes: copy ``k`` of sequence ``i`` at ``[k, i]``.
     """
     rng = np.random.default_rng(seed)
-    picks = rng.choice(len(codes), size=n, replace=len(codes) < n)
-    return np.stack([rng.permutation(codes[i]) for i in picks])
+    codes = np.asarray(codes, dtype=np.uint8)
+    if alphabet == "protein":
+        return np.stack([rng.permuted(codes, axis=1) for _ in range(n)])
+    return np.stack([dinucleotide_shuffle(codes, rng) for _ in range(n)])
 
 
 def has_recurrent_layers(model: nn.Module) -> bool:
@@ -158,9 +195,13 @@ def deeplift_shap(
     onehot: torch.Tensor,
     target: int,
     references: torch.Tensor,
-    batch_size: int = 32,
+    batch_size: int = 64,
 ) -> np.ndarray:
-    """DeepLiftShap attributions (captum) averaged over the reference sequences.
+    """DeepLiftShap attributions (captum's DeepLift rules), each sequence against its references.
+
+    DeepLiftShap is the mean of DeepLift over the references; every sequence is explained
+    against shuffled copies of itself (:func:`shuffled_copies`), as the DeepLIFT and TF-MoDISco
+    workflows do, so the references share its composition.
 
     Parameters
     ----------
@@ -171,21 +212,26 @@ def deeplift_shap(
     target
         Output index explained.
     references
-        ``(r, channels, length)`` one-hot references.
+        ``(r, n, channels, length)`` one-hot references: ``references[k, i]`` is reference
+        ``k`` of sequence ``i``.
     batch_size
-        Sequences per captum call (each is expanded ``r`` times).
+        Sequences per captum call.
 
     Returns
     -------
     numpy.ndarray
-        ``(n, channels, length)`` attributions.
+        ``(n, channels, length)`` attributions; those of a sequence sum to its output minus the
+        mean output of its references.
     """
-    method = DeepLiftShap(model)
+    method = DeepLift(model)
     parts = []
     for i in range(0, len(onehot), batch_size):
-        x = onehot[i : i + batch_size].clone().requires_grad_(True)
-        attr = method.attribute(x, baselines=references, target=target)
-        parts.append(attr.detach().numpy())
+        total = torch.zeros_like(onehot[i : i + batch_size])
+        for reference in references:
+            x = onehot[i : i + batch_size].clone().requires_grad_(True)
+            attr = method.attribute(x, baselines=reference[i : i + batch_size], target=target)
+            total += attr.detach()
+        parts.append((total / len(references)).numpy())
     return np.concatenate(parts) if parts else np.zeros(tuple(onehot.shape))
 
 
@@ -399,6 +445,8 @@ def explain_sequences(
     mode: str,
     settings: Mapping[str, Any],
     seed: int = 0,
+    alphabet: str = "dna",
+    controls: int = 0,
 ) -> dict[str, np.ndarray]:
     """Attributions of sequences, each by the model of the fold that held it out.
 
@@ -418,35 +466,59 @@ def explain_sequences(
     settings
         The experiment's ``interpret`` config (``ig_steps``, ``references``).
     seed
-        Seed of the shuffled references.
+        Seed of the shuffled references and controls.
+    alphabet
+        ``dna``, ``rna`` or ``protein``: how references and controls are shuffled
+        (:func:`shuffled_copies`).
+    controls
+        Shuffled copies of each sequence explained by integrated gradients as well: the null
+        of the seqlet caller (:func:`dlpipe.motifs.call_seqlets`).
 
     Returns
     -------
     dict
         ``onehot``, ``ig`` and, for models without recurrent layers, ``deeplift_shap``, each
         ``(n, channels, length)``; ``ism`` for the first :data:`ISM_SEQUENCES` sequences (one
-        model call per substitution: the costliest method).
+        model call per substitution: the costliest method); with ``controls``,
+        ``ig_control``: ``(controls, n, length)`` position contributions of the shuffles.
     """
     first = next(iter(models.values()))
     onehot = one_hot_of(first, codes)
+    n, channels, length = onehot.shape
     out = {"onehot": onehot.numpy(), "ig": np.zeros(tuple(onehot.shape))}
     out["ism"] = np.zeros_like(out["ig"][:ISM_SEQUENCES])
     recurrent = any(has_recurrent_layers(m) for m in models.values())
+    refs = None
     if not recurrent:
         out["deeplift_shap"] = np.zeros_like(out["ig"])
-    refs = one_hot_of(first, shuffled_references(codes, int(settings["references"]), seed))
+        r = int(settings["references"])
+        shuffled = shuffled_copies(codes, r, seed, alphabet).reshape(r * n, length)
+        refs = one_hot_of(first, shuffled).view(r, n, channels, length)
+    shams = None
+    if controls:
+        # Another stream than the references': the null is not the reference set itself.
+        shuffled = shuffled_copies(codes, controls, seed + 1, alphabet)
+        shams = one_hot_of(first, shuffled.reshape(controls * n, length))
+        shams = shams.view(controls, n, channels, length)
+        out["ig_control"] = np.zeros((controls, n, length))
     for fold, model in sorted(models.items()):
         rows = np.flatnonzero(folds == fold)
         if len(rows) == 0:
             continue
         explained = ExplainedOutput(model, mode).eval()
         x = onehot[rows]
-        out["ig"][rows] = integrated_gradients(explained, x, target, int(settings["ig_steps"]))
+        steps = int(settings["ig_steps"])
+        out["ig"][rows] = integrated_gradients(explained, x, target, steps)
         few = rows[rows < ISM_SEQUENCES]
         if len(few):
             out["ism"][few] = in_silico_mutagenesis(explained, onehot[few], target)
-        if not recurrent:
-            out["deeplift_shap"][rows] = deeplift_shap(explained, x, target, refs)
+        if refs is not None:
+            index = torch.from_numpy(rows)
+            out["deeplift_shap"][rows] = deeplift_shap(explained, x, target, refs[:, index])
+        if shams is not None:
+            sham = shams[:, torch.from_numpy(rows)].reshape(-1, channels, length)
+            attr = integrated_gradients(explained, sham, target, steps)
+            out["ig_control"][:, rows] = position_contributions(attr).reshape(controls, -1, length)
     return out
 
 
@@ -491,12 +563,24 @@ def sequence_interpretation(
     selected = select_sequences(
         oof, exp["model"]["name"], meta, int(settings["n_sequences"]), task.multilabel
     )
-    matcher = MotifMatcher(motif_db, seed=seed) if motif_db else None
+    alphabet = str(meta.get("alphabet", "dna"))
+    nucleotides = alphabet != "protein"
     arrays, learned, agreement = {}, [], {}
     for (target, cls), part in selected.groupby(["target", "class"], sort=True):
         codes = np.stack([codes_by_id[i] for i in part["id"]])
         folds = part["fold"].to_numpy()
-        result = explain_sequences(models, codes, folds, int(target), mode, settings, seed)
+        result = explain_sequences(
+            models,
+            codes,
+            folds,
+            int(target),
+            mode,
+            settings,
+            seed,
+            alphabet,
+            controls=SEQLET_CONTROLS if nucleotides else 0,
+        )
+        control = result.pop("ig_control", None)
         arrays[str(cls)] = {"ids": part["id"].to_numpy(), **result}
         ig = position_contributions(result["ig"])
         agreement[str(cls)] = {
@@ -509,11 +593,14 @@ def sequence_interpretation(
             agreement[str(cls)]["ig_vs_deeplift_shap"] = _pearson(
                 ig, position_contributions(result["deeplift_shap"])
             )
-        if meta.get("alphabet") == "protein":
+        if not nucleotides:
             continue  # motifs are searched in nucleotide sequences only
         onehot_lc = result["onehot"].transpose(0, 2, 1)  # (n, length, 4)
         width = int(settings["seqlet_width"])
-        seqlets = find_seqlets(ig, width)
+        seqlets = call_seqlets(
+            ig, control.reshape(-1, control.shape[-1]), width, float(settings["seqlet_fdr"])
+        )
+        log.info("%s: %d seqlets in %d sequences", cls, len(seqlets), len(part))
         clusters = cluster_seqlets(onehot_lc, ig, seqlets, width)
         several = selected["class"].nunique() > 1
         for motif in clusters:
@@ -534,55 +621,89 @@ def sequence_interpretation(
         limit = int(settings["max_motifs"])
         kept_here = clusters[: max(1, limit - 2)]
         learned += kept_here + filters[: limit - len(kept_here)]
-    kept = learned
+    return {
+        "selected": selected,
+        "arrays": arrays,
+        "motifs": motif_table(learned, motif_db, float(settings["match_q"])),
+        "motif_objects": learned,
+        "agreement": agreement,
+    }
+
+
+def motif_table(
+    motifs: Sequence[Motif], motif_db: Sequence[Motif], match_q: float = MATCH_Q
+) -> pd.DataFrame:
+    """One row per learned motif with its TOMTOM match, named only where significant.
+
+    Parameters
+    ----------
+    motifs
+        Learned motifs (seqlet clusters, first-layer filters).
+    motif_db
+        Motifs matched against (JASPAR and extra files); empty: no match columns.
+    match_q
+        A match is named where its Benjamini-Hochberg q-value (over the targets) is below this.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``motif``, ``class``, ``source``, ``length``, ``sites``, ``consensus``, ``bits`` (total
+        information content: TOMTOM's Euclidean score lets motifs of few bits match long
+        profiles with weak columns), ``influence``;
+        with a database also ``match`` (``ID NAME`` or ``no significant match``), the
+        significant match's ``match_id``, ``match_name``, ``match_source``, ``match_score``,
+        ``match_overlap``, ``match_offset``, ``match_strand``, ``match_p``, ``match_e`` and
+        ``match_q`` (empty when none), ``best_q`` (q-value of the best candidate, significant
+        or not), ``significant_matches`` (targets with q below ``match_q``) and the best
+        significant JASPAR match ``jaspar_id``, ``jaspar_name``, ``jaspar_e``, ``jaspar_q``.
+    """
+    hits_all = MotifMatcher(motif_db).match_all(motifs) if motif_db else [None] * len(motifs)
     rows = []
-    for motif in kept:
-        row = {
+    for motif, hits in zip(motifs, hits_all, strict=True):
+        row: dict[str, Any] = {
             "motif": motif.id,
             "class": motif.info.get("cls", ""),
             "source": motif.source,
             "length": motif.length,
             "sites": motif.n_sites,
             "consensus": motif.consensus,
+            "bits": float(information_content(motif.ppm).sum()),
             "influence": motif.info.get("influence", float("nan")),
         }
-        if matcher is not None:
-            hits = matcher.match(motif)
-            best = hits.iloc[0]
+        if hits is not None:
+            best = best_match(hits, match_q)
+            row["match"] = "no significant match"
+            for key in _MATCH_COLUMNS:
+                row[f"match_{key}"] = None
+            if best is not None:
+                row["match"] = f"{best['target_id']} {best['target_name']}"
+                row.update({f"match_{key}": best[column] for key, column in _MATCH_COLUMNS.items()})
+            row["best_q"] = float(hits.iloc[0]["q_value"])
+            row["significant_matches"] = int((hits["q_value"] < match_q).sum())
+            jaspar = best_match(hits[hits["source"].str.startswith("JASPAR")], match_q)
             row.update(
-                match_id=best["target_id"],
-                match_name=best["target_name"],
-                match_source=best["source"],
-                match_score=float(best["score"]),
-                match_overlap=int(best["overlap"]),
-                match_offset=int(best["offset"]),
-                match_strand=best["strand"],
-                match_p=float(best["p_value"]),
-                match_e=float(best["e_value"]),
-                match_q=float(best["q_value"]),
+                jaspar_id=None if jaspar is None else jaspar["target_id"],
+                jaspar_name=None if jaspar is None else jaspar["target_name"],
+                jaspar_e=None if jaspar is None else float(jaspar["e_value"]),
+                jaspar_q=None if jaspar is None else float(jaspar["q_value"]),
             )
-            jaspar = hits[hits["source"].str.startswith("JASPAR")]
-            if len(jaspar) and jaspar.index[0] != hits.index[0]:
-                top = jaspar.iloc[0]
-                row.update(
-                    jaspar_id=top["target_id"],
-                    jaspar_name=top["target_name"],
-                    jaspar_e=float(top["e_value"]),
-                )
-            elif len(jaspar):
-                row.update(
-                    jaspar_id=best["target_id"],
-                    jaspar_name=best["target_name"],
-                    jaspar_e=float(best["e_value"]),
-                )
         rows.append(row)
-    return {
-        "selected": selected,
-        "arrays": arrays,
-        "motifs": pd.DataFrame(rows),
-        "motif_objects": kept,
-        "agreement": agreement,
-    }
+    return pd.DataFrame(rows)
+
+
+#: Columns of a significant match in :func:`motif_table` (``match_KEY``) and of TOMTOM's hits.
+_MATCH_COLUMNS = {
+    "id": "target_id",
+    "name": "target_name",
+    "source": "source",
+    "score": "score",
+    "overlap": "overlap",
+    "offset": "offset",
+    "strand": "strand",
+    "p": "p_value",
+    "e": "e_value",
+    "q": "q_value",
+}
 
 
 # ----------------------------------------------------------------------------------------------

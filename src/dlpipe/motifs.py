@@ -1,19 +1,25 @@
 """What a sequence model learned, and what it resembles: motif comparison and seqlet clustering.
 
-- :class:`MotifMatcher` is a TOMTOM-like comparison: the Pearson correlation of aligned columns
-  summed over the overlap, every offset (at least ``min_overlap`` columns) on both strands, and
-  a p-value for each target from column-shuffled copies of the query (an extreme-value fit of
-  the null best scores against the targets of that target's length), with E-values (p × number
-  of targets) and Benjamini-Hochberg q-values. All offsets of all targets are scored at once
-  (a cross-correlation per base over the concatenated target columns), so a query against the
-  2,346 JASPAR 2024 CORE profiles, nulls included, takes about a second.
-- :func:`find_seqlets` and :func:`cluster_seqlets` turn per-position attributions into motifs:
-  high-attribution windows (seqlets) are compared on both strands at small shifts, clustered by
-  average linkage, aligned on each cluster's medoid, and summed into a PPM and a contribution
-  weight matrix, trimmed to the columns that carry the contribution. (TF-MoDISco-lite installs
-  from PyPI but brings numba, llvmlite, igraph, leidenalg and more, compiles on first use and
-  wants thousands of seqlets; a few hundred explained sequences call for this lighter
-  clustering.)
+- :class:`MotifMatcher` is TOMTOM (memelite's ``tomtom``): every offset on both strands, the
+  complete-score Euclidean column similarity, and the exact p-value of the best alignment from
+  TOMTOM's score distribution (built per query column against every target column, combined by
+  dynamic programming over the overlap); E = p × number of targets, and Benjamini-Hochberg q
+  over the targets of each query. :func:`best_match` names a match only where q is below the
+  configured threshold.
+- :func:`call_seqlets` is tangermeme's recursive seqlet caller: every span of 4-25 positions
+  gets a p-value from the distribution of summed attributions, and the p-value threshold is the
+  one at which the seqlets called on control attributions (of dinucleotide-shuffled copies of
+  the explained sequences, same models) estimate a false discovery rate at the target.
+- :func:`cluster_seqlets` turns seqlets into motifs: windows around the seqlets are compared on
+  both strands at small shifts, clustered by average linkage, aligned on each cluster's medoid,
+  and summed into a PPM and a contribution weight matrix, trimmed to the columns that carry the
+  contribution. It stays dlpipe's own: TF-MoDISco-lite (the field's clustering) brings
+  leidenalg, igraph and hdf5plugin, wants thousands of seqlets, and tangermeme and memelite
+  call and match seqlets but do not cluster them; a few hundred explained sequences give a few
+  hundred seqlets, which average linkage handles in well under a second.
+
+memelite compiles its numba kernels once and caches them (``cache=True``); tangermeme's seqlet
+kernels are compiled in every process (about 10 s). Both are imported where they are used.
 
 Motif matrices themselves (:class:`dlpipe.io.jaspar.Motif`) and the JASPAR database and files
 are read and written by :mod:`dlpipe.io.jaspar`.
@@ -22,18 +28,21 @@ are read and written by :mod:`dlpipe.io.jaspar`.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import squareform
+from scipy.stats import false_discovery_control
 
 from dlpipe.io.jaspar import Motif, ppm_from_counts
 
 log = logging.getLogger(__name__)
 
-_EULER_GAMMA = 0.5772156649015329
+#: The significance threshold of a match when the config gives none (``interpret.match_q``).
+MATCH_Q = 0.05
 
 
 def information_content(ppm: np.ndarray) -> np.ndarray:
@@ -60,221 +69,170 @@ def trim_motif(motif: Motif, min_ic: float = 0.25) -> Motif:
     )
 
 
-def _standardise(ppm: np.ndarray) -> np.ndarray:
-    """Centre each column and scale it to unit length (a flat column becomes zeros)."""
-    centred = ppm - ppm.mean(axis=1, keepdims=True)
-    norm = np.linalg.norm(centred, axis=1, keepdims=True)
-    return np.divide(centred, norm, out=np.zeros_like(centred), where=norm > 1e-9)
-
-
-def _bh(p: np.ndarray) -> np.ndarray:
-    """Benjamini-Hochberg q-values."""
-    order = np.argsort(p)
-    ranked = p[order] * len(p) / np.arange(1, len(p) + 1)
-    q = np.minimum.accumulate(ranked[::-1])[::-1]
-    out = np.empty_like(q)
-    out[order] = np.clip(q, 0, 1)
-    return out
-
-
-def _length_pools(lengths: np.ndarray, min_pool: int) -> list[np.ndarray]:
-    """Group target indices by length, merging neighbouring lengths up to ``min_pool`` targets."""
-    pools, current = [], []
-    for length in np.unique(lengths):
-        current += np.flatnonzero(lengths == length).tolist()
-        if len(current) >= min_pool:
-            pools.append(current)
-            current = []
-    if current:
-        if pools:
-            pools[-1] += current
-        else:
-            pools.append(current)
-    return [np.asarray(p) for p in pools]
+def _columns_first(ppm: np.ndarray) -> np.ndarray:
+    """Return a ``(length, 4)`` PPM as memelite takes it: ``(4, length)``, contiguous."""
+    return np.ascontiguousarray(np.asarray(ppm, dtype=np.float64).T)
 
 
 class MotifMatcher:
-    """TOMTOM-like search of a query motif among target motifs.
+    """TOMTOM search (memelite) of query motifs among target motifs.
 
     Parameters
     ----------
     targets
-        The motifs to search (e.g. :func:`load_jaspar` plus :func:`read_jaspar_file`).
-    min_overlap
-        Fewest aligned columns of an alignment (lowered to the shorter motif's length).
-    n_null
-        Column-shuffled copies of each query that give the null distribution.
-    seed
-        Seed of the shuffles.
-    min_pool
-        Fewest targets whose null scores are pooled (targets of neighbouring lengths).
+        The motifs to search (e.g. :func:`load_jaspar` plus :func:`read_jaspar_file`). TOMTOM's
+        null is built from the target columns, so a small target set gives unsteady p-values
+        (memelite warns below 25 targets).
+    n_jobs
+        numba threads of memelite (1: the result does not depend on the machine).
     """
 
-    def __init__(
-        self,
-        targets: Sequence[Motif],
-        min_overlap: int = 5,
-        n_null: int = 50,
-        seed: int = 0,
-        min_pool: int = 20,
-    ) -> None:
+    def __init__(self, targets: Sequence[Motif], n_jobs: int = 1) -> None:
         if not targets:
             raise ValueError("no target motifs to match against")
         self.targets = list(targets)
-        self.min_overlap = min_overlap
-        self.n_null = n_null
-        self.seed = seed
-        self.lengths = np.array([t.length for t in self.targets])
-        self._layout: dict[int, tuple[np.ndarray, ...]] = {}
-        self._pools = _length_pools(self.lengths, min_pool)
+        self.n_jobs = n_jobs
+        self._columns = [_columns_first(t.ppm) for t in self.targets]
 
-    def _columns(self, gap: int) -> tuple[np.ndarray, np.ndarray]:
-        """All target columns, standardised, with ``gap`` zero columns around each target."""
-        blocks, starts, pos = [np.zeros((gap, 4))], [], gap
-        for t in self.targets:
-            starts.append(pos)
-            blocks += [_standardise(t.ppm), np.zeros((gap, 4))]
-            pos += t.length + gap
-        return np.concatenate(blocks), np.asarray(starts)
-
-    def _alignments(self, q_len: int) -> tuple[np.ndarray, ...]:
-        """For a query length: the target columns, and every (target, offset) alignment."""
-        if q_len not in self._layout:
-            matrix, starts = self._columns(q_len)
-            target, offset = [], []
-            for i, length in enumerate(self.lengths):
-                ks = np.arange(-(q_len - 1), length)
-                target.append(np.full(len(ks), i))
-                offset.append(ks)
-            tid, k = np.concatenate(target), np.concatenate(offset)
-            t_len = self.lengths[tid]
-            overlap = np.minimum.reduce([np.full_like(k, q_len), t_len - k, q_len + k, t_len])
-            valid = overlap >= np.minimum(self.min_overlap, np.minimum(q_len, t_len))
-            tid, k, overlap = tid[valid], k[valid], overlap[valid]
-            seg = np.flatnonzero(np.r_[True, tid[1:] != tid[:-1]])
-            # One contiguous row per base, padded so every column has a full-length window.
-            rows = np.ascontiguousarray(np.concatenate([matrix, np.zeros((q_len, 4))]).T)
-            self._layout[q_len] = (rows, starts[tid] + k, tid, k, overlap, seg)
-        return self._layout[q_len]
-
-    def _scores(self, query_std: np.ndarray, matrix: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        """Return the summed column correlations of every alignment (``cols``: first columns).
-
-        Column ``c`` of the result collects ``sum_i query[i] . matrix[c + i]``: a
-        cross-correlation per base, summed over the four bases.
-        """
-        total = sum(np.correlate(matrix[b], query_std[:, b], mode="valid") for b in range(4))
-        return total[cols]
-
-    def _best(self, query: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Best score per target over offsets and strands, and where it was found."""
-        matrix, cols, tid, _, _, seg = self._alignments(len(query))
-        fwd = self._scores(_standardise(query), matrix, cols)
-        rev = self._scores(_standardise(reverse_complement(query)), matrix, cols)
-        both = np.maximum(fwd, rev)
-        best = np.maximum.reduceat(both, seg)
-        # Index of the best alignment within each target's segment.
-        is_best = both == best[tid]
-        first = np.full(len(seg), -1)
-        hits = np.flatnonzero(is_best)
-        first[tid[hits[::-1]]] = hits[::-1]
-        strand = np.where(rev[first] > fwd[first], "-", "+")
-        return best, first, strand
-
-    def match(self, query: Motif | np.ndarray) -> pd.DataFrame:
-        """Compare one query with every target.
+    def match_all(self, queries: Sequence[Motif | np.ndarray]) -> list[pd.DataFrame]:
+        """Compare each query with every target (one TOMTOM call for all queries).
 
         Parameters
         ----------
-        query
-            A :class:`Motif` or a ``(length, 4)`` PPM.
+        queries
+            :class:`Motif` objects or ``(length, 4)`` PPMs.
 
         Returns
         -------
-        pandas.DataFrame
-            One row per target, best first: ``target_id``, ``target_name``, ``source``,
-            ``score`` (summed column Pearson correlation), ``overlap``, ``offset`` (target
-            position of the query's first column, on the matched strand), ``strand``,
-            ``p_value``, ``e_value`` and ``q_value``.
+        list of pandas.DataFrame
+            Per query, one row per target, best first: ``target_id``, ``target_name``,
+            ``source``, ``score`` (TOMTOM's summed column similarity of the best alignment),
+            ``overlap``, ``offset`` (position of the query's first column on the matched strand
+            of the target; negative where the query starts before it), ``strand`` (``-``: the
+            target reverse-complemented), ``p_value``, ``e_value`` and ``q_value``.
         """
-        ppm = query.ppm if isinstance(query, Motif) else np.asarray(query, dtype=np.float64)
-        _, _, _, k, overlap, _ = self._alignments(len(ppm))
-        best, where, strand = self._best(ppm)
-        rng = np.random.default_rng(self.seed)
-        null = np.stack([self._best(ppm[rng.permutation(len(ppm))])[0] for _ in range(self.n_null)])
-        # Extreme-value (Gumbel) fit of the null best scores, by moments, pooled over targets
-        # of similar length (the null depends on the target through its length): thousands of
-        # null scores per fit instead of n_null.
-        loc, scale = np.empty(len(self.targets)), np.empty(len(self.targets))
-        for members in self._pools:
-            pooled = null[:, members].ravel()
-            scale[members] = max(float(pooled.std(ddof=1)), 1e-6) * np.sqrt(6) / np.pi
-            loc[members] = pooled.mean() - _EULER_GAMMA * scale[members]
-        p = -np.expm1(-np.exp(-(best - loc) / scale))
-        p = np.clip(p, 1e-300, 1.0)
-        frame = pd.DataFrame(
-            {
-                "target_id": [t.id for t in self.targets],
-                "target_name": [t.name for t in self.targets],
-                "source": [t.source for t in self.targets],
-                "score": best,
-                "overlap": overlap[where],
-                "offset": k[where],
-                "strand": strand,
-                "p_value": p,
-                "e_value": p * len(self.targets),
-                "q_value": _bh(p),
-            }
+        from memelite import tomtom  # lazy: numba kernels, loaded by the motif search only
+
+        if not queries:
+            return []
+        ppms = [q.ppm if isinstance(q, Motif) else q for q in queries]
+        # n_target_bins=None: every target column enters the background as it is (memelite's
+        # default merges similar columns, an approximation; on JASPAR both take 0.1 s).
+        p, score, offset, overlap, strand = tomtom(
+            [_columns_first(q) for q in ppms],
+            self._columns,
+            n_target_bins=None,
+            n_jobs=self.n_jobs,
         )
-        return frame.sort_values(["p_value", "score"], ascending=[True, False], kind="stable")
+        frames = []
+        for i in range(len(ppms)):
+            pi = np.clip(p[i], 0.0, 1.0)
+            frame = pd.DataFrame(
+                {
+                    "target_id": [t.id for t in self.targets],
+                    "target_name": [t.name for t in self.targets],
+                    "source": [t.source for t in self.targets],
+                    "score": score[i],
+                    "overlap": overlap[i].astype(int),
+                    "offset": offset[i].astype(int),
+                    "strand": np.where(strand[i] > 0.5, "-", "+"),
+                    "p_value": pi,
+                    "e_value": pi * len(self.targets),
+                    "q_value": false_discovery_control(pi, method="bh"),
+                }
+            )
+            frames.append(
+                frame.sort_values(["p_value", "score"], ascending=[True, False], kind="stable")
+            )
+        return frames
+
+    def match(self, query: Motif | np.ndarray) -> pd.DataFrame:
+        """Compare one query with every target (see :meth:`match_all`)."""
+        return self.match_all([query])[0]
+
+
+def best_match(hits: pd.DataFrame, q_threshold: float = MATCH_Q) -> pd.Series | None:
+    """Return the best target of :meth:`MotifMatcher.match` if its q is below ``q_threshold``.
+
+    Returns
+    -------
+    pandas.Series or None
+        The best row, or ``None``: no significant match (the motif is then not named).
+    """
+    if not len(hits):
+        return None
+    top = hits.iloc[0]
+    return top if float(top["q_value"]) < q_threshold else None
 
 
 # ----------------------------------------------------------------------------------------------
-# Seqlets: high-attribution windows, clustered into motifs.
+# Seqlets: spans of high attribution, against a null, clustered into motifs.
 
 
-def find_seqlets(
-    contributions: np.ndarray, width: int, max_per_sequence: int = 3, fraction: float = 0.5
+def call_seqlets(
+    contributions: np.ndarray,
+    control: np.ndarray,
+    width: int,
+    target_fdr: float = 0.1,
+    min_length: int = 4,
+    max_length: int = 25,
 ) -> pd.DataFrame:
-    """Non-overlapping windows of high summed contribution in each sequence.
+    """Seqlets of tangermeme's recursive caller at an estimated false discovery rate.
 
     Parameters
     ----------
     contributions
         ``(n, length)`` contribution of each position to the explained output.
+    control
+        ``(m, length)`` contributions, computed the same way, of sequences without the signal
+        (dinucleotide-shuffled copies of the explained sequences): a seqlet called on them is
+        a false discovery, which sets the p-value threshold.
     width
-        Window width.
-    max_per_sequence
-        Most windows taken from one sequence.
-    fraction
-        A window is a seqlet when its summed contribution reaches this fraction of the median,
-        over sequences, of each sequence's best window (and is positive).
+        Width of the window centred on each seqlet that :func:`cluster_seqlets` aligns.
+    target_fdr
+        Estimated false discovery rate of the seqlets called.
+    min_length, max_length
+        Shortest and longest span called.
 
     Returns
     -------
     pandas.DataFrame
-        ``sequence``, ``start``, ``end``, ``score``; strongest first.
+        ``sequence``, ``start``, ``end`` (the centred window), ``span_start``, ``span_end``
+        (the called span), ``score`` (its summed contribution) and ``p_value`` (of the span,
+        a ranking score), strongest first; empty where no threshold reaches ``target_fdr``.
     """
+    from tangermeme.seqlet import recursive_seqlets  # lazy: numba, compiled per process
+    from tangermeme.utils import TangermemeWarning
+
     contributions = np.asarray(contributions, dtype=np.float64)
-    n, length = contributions.shape
+    length = contributions.shape[1]
     width = min(width, length)
-    cum = np.concatenate([np.zeros((n, 1)), np.cumsum(contributions, axis=1)], axis=1)
-    windows = cum[:, width:] - cum[:, :-width]  # (n, length - width + 1)
-    threshold = max(fraction * float(np.median(windows.max(axis=1))), 1e-12)
-    rows = []
-    work = windows.copy()
-    for _ in range(max_per_sequence):
-        best = work.argmax(axis=1)
-        score = work[np.arange(n), best]
-        take = score >= threshold
-        for i in np.flatnonzero(take):
-            rows.append((int(i), int(best[i]), int(best[i]) + width, float(score[i])))
-            lo, hi = max(0, best[i] - width + 1), best[i] + width
-            work[i, lo:hi] = -np.inf
-        if not take.any():
-            break
-    frame = pd.DataFrame(rows, columns=["sequence", "start", "end", "score"])
-    return frame.sort_values(["score", "sequence"], ascending=[False, True]).reset_index(drop=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", TangermemeWarning)
+        called = recursive_seqlets(
+            contributions,
+            min_seqlet_len=min_length,
+            max_seqlet_len=min(max_length, length),
+            X_control=np.asarray(control, dtype=np.float64),
+            target_fdr=target_fdr,
+        )
+    for w in caught:
+        log.info("seqlets: %s", w.message)
+    span_start = called["start"].to_numpy(dtype=np.int64)
+    span_end = called["end"].to_numpy(dtype=np.int64)
+    start = np.clip((span_start + span_end - width) // 2, 0, length - width)
+    frame = pd.DataFrame(
+        {
+            "sequence": called["example_idx"].to_numpy(dtype=np.int64),
+            "start": start,
+            "end": start + width,
+            "span_start": span_start,
+            "span_end": span_end,
+            "score": called["attribution"].to_numpy(dtype=np.float64),
+            "p_value": called["p-value"].to_numpy(dtype=np.float64),
+        }
+    )
+    return frame.sort_values(["p_value", "sequence", "start"], kind="stable").reset_index(drop=True)
 
 
 def _regions(matrix: np.ndarray, seqlets: pd.DataFrame, width: int, pad: int) -> np.ndarray:
@@ -305,7 +263,7 @@ def cluster_seqlets(
     contributions
         ``(n, length)`` contribution of each position.
     seqlets
-        Output of :func:`find_seqlets` (same ``width``).
+        Output of :func:`call_seqlets` (same ``width``).
     width
         Seqlet width.
     max_shift

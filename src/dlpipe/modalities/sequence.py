@@ -577,6 +577,8 @@ class Sequences(Modality):
                 "tax_groups": settings["jaspar_tax_groups"],
                 "files": settings["motif_files"],
                 "profiles": len(db),
+                "match_q": settings["match_q"],
+                "seqlet_fdr": settings["seqlet_fdr"],
             }
             if nucleotides
             else None,

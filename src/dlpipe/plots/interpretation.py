@@ -1,8 +1,9 @@
 """What the models learned: attribution and motif logos, feature-importance bars.
 
 Sequence logos are drawn with logomaker: attribution logos show each position's contribution
-on its observed base; motif logos show information content (bits), the learned motif above its
-best database match, aligned at the matched offset and strand.
+on its observed base; motif logos show information content (bits), the learned motif beside its
+significant TOMTOM match, aligned at the matched offset and strand (a motif without one is
+marked "no significant match", and no candidate logo is drawn).
 """
 
 from __future__ import annotations
@@ -77,15 +78,16 @@ def motif_logos(
     database: Mapping[str, Any],
     path: str | Path,
 ) -> None:
-    """Each learned motif (information content) above its best match, aligned.
+    """Each learned motif (information content) beside its significant match, aligned.
 
     Parameters
     ----------
     motifs
         The learned :class:`dlpipe.io.jaspar.Motif` objects, in the order of ``table``.
     table
-        ``motifs.tsv`` rows (``motif``, ``match_id``, ``match_name``, ``match_offset``,
-        ``match_strand``, ``match_e``, ``sites``, ``influence``).
+        ``motifs.tsv`` rows (``motif``, ``match_id``, ``match_offset``, ``match_strand``,
+        ``match_e``, ``match_q``, ``best_q``); ``match_id`` is empty where no match is
+        significant.
     database
         Matched motifs by id.
     path
@@ -104,26 +106,32 @@ def motif_logos(
         _logo(axes[i, 0], _bits(motif.ppm), what)
         axes[i, 0].set_ylim(0, 2)
         ax = axes[i, 1]
-        if row is None or "match_id" not in row or row["match_id"] not in database:
-            ax.axis("off")
+        ax.axis("off")
+        if row is None or "best_q" not in row:
             continue
+        if pd.isna(row["match_id"]) or row["match_id"] not in database:
+            ax.text(
+                0.0,
+                0.5,
+                f"no significant match (best candidate q = {row['best_q']:.2g}, not significant)",
+                fontsize="small",
+                va="center",
+            )
+            continue
+        ax.axis("on")
         target = database[row["match_id"]]
-        ppm = target.ppm
-        # Put the match in the query's coordinates: position j of the target sits at j - offset.
-        if row["match_strand"] == "-":
-            ppm = reverse_complement(ppm)
-            start = -(target.length - int(row["match_offset"]) - motif.length)
-        else:
-            start = -int(row["match_offset"])
+        # The match in the query's coordinates: the query's first column sits at position
+        # match_offset of the matched strand of the target.
+        ppm = reverse_complement(target.ppm) if row["match_strand"] == "-" else target.ppm
+        positions = np.arange(len(ppm)) - int(row["match_offset"])
         # Only the matched stretch (and three columns either side) is drawn.
-        positions = start + np.arange(len(ppm))
         shown = (positions >= -3) & (positions < motif.length + 3)
         ppm, start = ppm[shown], int(positions[shown][0])
         _logo(
             ax,
             _bits(ppm, start),
-            f"best match {target.id} {target.name} ({target.source}; strand "
-            f"{row['match_strand']}, E = {row['match_e']:.2g})",
+            f"match {target.id} {target.name} ({row['match_strand']} strand): "
+            f"E = {row['match_e']:.2g}, q = {row['match_q']:.2g}",
         )
         ax.set_ylim(0, 2)
         for a in (axes[i, 0], ax):

@@ -247,14 +247,23 @@ def _database_text(db: Mapping[str, Any] | None) -> str:
     taxa = ", ".join(db["tax_groups"]) or "all taxonomic groups"
     files = ", ".join(Path(f).name for f in db["files"])
     return (
-        "Motifs: high-attribution windows (seqlets) clustered on both strands, and the "
+        "Motifs: seqlets (spans of high attribution, called by tangermeme's recursive caller "
+        f"at an estimated false discovery rate of {db['seqlet_fdr']:g} against the attributions "
+        "of dinucleotide-shuffled copies of the sequences) clustered on both strands, and the "
         "first-layer filters with the largest influence (mean drop of the output when the "
-        f"filter is silenced). Each is matched against {db['release']} {db['collection']} "
+        f"filter is silenced). Each is compared with {db['release']} {db['collection']} "
         f"({taxa}; {db['profiles']} profiles in all"
         + (f", with {files}" if files else "")
-        + ") with a TOMTOM-like comparison (summed column Pearson correlation, both strands, "
-        "column-shuffled null; E = p × profiles)."
+        + ") by TOMTOM (memelite: both strands, exact p-values from TOMTOM's score "
+        "distribution; E = p × profiles; q: Benjamini-Hochberg over the profiles). A motif is "
+        f"named after its best match only where q < {db['match_q']:g}; otherwise it has no "
+        "significant match, and the q of its best candidate is shown for reference."
     )
+
+
+def _or_dash(value: Any, form: str) -> str:
+    """``value`` formatted, or an en dash where it is missing."""
+    return form.format(value) if pd.notna(value) else "–"
 
 
 def _sequence_interpretation(folder: Path, name: str) -> dict[str, Any]:
@@ -277,20 +286,28 @@ def _sequence_interpretation(folder: Path, name: str) -> dict[str, Any]:
                 "sites": motifs["sites"],
                 "consensus": motifs["consensus"],
                 "influence": [fmt(v, 2) for v in motifs["influence"]],
-                "best match": [
-                    f"{i} {n} ({s})"
-                    for i, n, s in zip(
+                f"match (q < {db['match_q']:g})": [
+                    f"{i} {n} ({src})" if pd.notna(i) else "no significant match"
+                    for i, n, src in zip(
                         motifs["match_id"],
                         motifs["match_name"],
                         motifs["match_source"],
                         strict=True,
                     )
                 ],
-                "E-value": [f"{v:.2g}" for v in motifs["match_e"]],
-                "best JASPAR match": [
-                    f"{i} {n} (E {e:.2g})"
-                    for i, n, e in zip(
-                        motifs["jaspar_id"], motifs["jaspar_name"], motifs["jaspar_e"], strict=True
+                "E-value": [_or_dash(v, "{:.2g}") for v in motifs["match_e"]],
+                "q-value": [
+                    f"{q:.2g}" if pd.notna(q) else f"best candidate {b:.2g} (n.s.)"
+                    for q, b in zip(motifs["match_q"], motifs["best_q"], strict=True)
+                ],
+                "JASPAR match": [
+                    f"{i} {n} (E {e:.2g}, q {q:.2g})" if pd.notna(i) else "no significant match"
+                    for i, n, e, q in zip(
+                        motifs["jaspar_id"],
+                        motifs["jaspar_name"],
+                        motifs["jaspar_e"],
+                        motifs["jaspar_q"],
+                        strict=True,
                     )
                 ],
             }
@@ -300,8 +317,8 @@ def _sequence_interpretation(folder: Path, name: str) -> dict[str, Any]:
         for file, caption in (
             (
                 "motif_logos.png",
-                "Learned motifs (information content) above their best match, "
-                "aligned at the matched offset and strand.",
+                "Learned motifs (information content) beside their significant TOMTOM match, "
+                "aligned at the matched offset and strand; no logo where no match is significant.",
             ),
             (
                 "attribution_logos.png",

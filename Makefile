@@ -19,6 +19,9 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet "torch==$(TORCH_VERSION)"
 	$(BIN)/python -m pip install --quiet --editable ".[dev]"
+	# numba compiles the motif search's kernels once into their caches (about a minute), so
+	# that no interpret job of a run pays for it.
+	$(BIN)/python -c "from dlpipe.motifs import precompile; precompile()"
 	touch $(STAMP)
 
 install: $(STAMP)

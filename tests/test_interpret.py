@@ -270,6 +270,26 @@ def test_only_significant_matches_are_named(jaspar: list[Motif]) -> None:
     assert best_match(hits, float(hits.iloc[0]["q_value"])) is None
 
 
+def test_a_weak_motif_on_the_flat_flank_of_a_long_profile_is_not_named(
+    jaspar: list[Motif],
+) -> None:
+    # Near-flat columns reach a small q against the flat flanks of long profiles under
+    # TOMTOM's Euclidean score, while aligning to little of the profile's information.
+    flat = Motif("flat", "flat", np.full((12, 4), 0.25) + np.eye(4)[[0, 1, 2, 3] * 3] * 0.05)
+    hits = MotifMatcher(jaspar).match(flat)
+    top = hits.iloc[0]
+    assert top["q_value"] < 0.05  # "significant" by q alone
+    assert top["coverage"] < 0.5
+    assert best_match(hits, 0.05, 0.0)["target_id"] == top["target_id"]
+    assert best_match(hits, 0.05) is None
+    row = motif_table([flat], jaspar).iloc[0]
+    assert row["match"] == "no significant match"
+    assert row["best_coverage"] == pytest.approx(top["coverage"])
+    # A profile matched against itself covers all of its information.
+    ctcf = next(m for m in jaspar if m.id == "MA0139.2")
+    assert MotifMatcher(jaspar).match(ctcf).iloc[0]["coverage"] == pytest.approx(1.0)
+
+
 @pytest.mark.parametrize("seed", [0, 7])
 def test_shuffled_copies_keep_the_composition_and_rerun_identically(seed: int) -> None:
     rng = np.random.default_rng(5)

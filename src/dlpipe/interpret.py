@@ -51,6 +51,7 @@ from dlpipe.io.jaspar import Motif, load_jaspar, ppm_from_counts, read_jaspar_fi
 from dlpipe.metrics import softmax
 from dlpipe.models.checkpoint import load_model, raw_outputs
 from dlpipe.motifs import (
+    MATCH_COVERAGE,
     MATCH_Q,
     MotifMatcher,
     best_match,
@@ -624,14 +625,19 @@ def sequence_interpretation(
     return {
         "selected": selected,
         "arrays": arrays,
-        "motifs": motif_table(learned, motif_db, float(settings["match_q"])),
+        "motifs": motif_table(
+            learned, motif_db, float(settings["match_q"]), float(settings["match_coverage"])
+        ),
         "motif_objects": learned,
         "agreement": agreement,
     }
 
 
 def motif_table(
-    motifs: Sequence[Motif], motif_db: Sequence[Motif], match_q: float = MATCH_Q
+    motifs: Sequence[Motif],
+    motif_db: Sequence[Motif],
+    match_q: float = MATCH_Q,
+    match_coverage: float = MATCH_COVERAGE,
 ) -> pd.DataFrame:
     """One row per learned motif with its TOMTOM match, named only where significant.
 
@@ -642,7 +648,9 @@ def motif_table(
     motif_db
         Motifs matched against (JASPAR and extra files); empty: no match columns.
     match_q
-        A match is named where its Benjamini-Hochberg q-value (over the targets) is below this.
+        A match is named where its Benjamini-Hochberg q-value (over the targets) is below this
+    match_coverage
+        and its alignment covers at least this share of the target's information content.
 
     Returns
     -------
@@ -653,9 +661,10 @@ def motif_table(
         with a database also ``match`` (``ID NAME`` or ``no significant match``), the
         significant match's ``match_id``, ``match_name``, ``match_source``, ``match_score``,
         ``match_overlap``, ``match_offset``, ``match_strand``, ``match_p``, ``match_e`` and
-        ``match_q`` (empty when none), ``best_q`` (q-value of the best candidate, significant
-        or not), ``significant_matches`` (targets with q below ``match_q``) and the best
-        significant JASPAR match ``jaspar_id``, ``jaspar_name``, ``jaspar_e``, ``jaspar_q``.
+        ``match_q``, ``match_coverage`` (empty when none), ``best_q`` and ``best_coverage``
+        (of the best candidate, named or not), ``significant_matches`` (targets with q below
+        ``match_q``) and the best JASPAR match worth naming: ``jaspar_id``, ``jaspar_name``,
+        ``jaspar_e``, ``jaspar_q``.
     """
     hits_all = MotifMatcher(motif_db).match_all(motifs) if motif_db else [None] * len(motifs)
     rows = []
@@ -671,7 +680,7 @@ def motif_table(
             "influence": motif.info.get("influence", float("nan")),
         }
         if hits is not None:
-            best = best_match(hits, match_q)
+            best = best_match(hits, match_q, match_coverage)
             row["match"] = "no significant match"
             for key in _MATCH_COLUMNS:
                 row[f"match_{key}"] = None
@@ -679,8 +688,11 @@ def motif_table(
                 row["match"] = f"{best['target_id']} {best['target_name']}"
                 row.update({f"match_{key}": best[column] for key, column in _MATCH_COLUMNS.items()})
             row["best_q"] = float(hits.iloc[0]["q_value"])
+            row["best_coverage"] = float(hits.iloc[0]["coverage"])
             row["significant_matches"] = int((hits["q_value"] < match_q).sum())
-            jaspar = best_match(hits[hits["source"].str.startswith("JASPAR")], match_q)
+            jaspar = best_match(
+                hits[hits["source"].str.startswith("JASPAR")], match_q, match_coverage
+            )
             row.update(
                 jaspar_id=None if jaspar is None else jaspar["target_id"],
                 jaspar_name=None if jaspar is None else jaspar["target_name"],
@@ -703,6 +715,7 @@ _MATCH_COLUMNS = {
     "p": "p_value",
     "e": "e_value",
     "q": "q_value",
+    "coverage": "coverage",
 }
 
 

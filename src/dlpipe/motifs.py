@@ -19,7 +19,9 @@
   hundred seqlets, which average linkage handles in well under a second.
 
 memelite compiles its numba kernels once and caches them (``cache=True``); tangermeme's seqlet
-kernels are compiled in every process (about 10 s). Both are imported where they are used.
+kernels are not marked for caching, so :func:`_seqlet_caller` imports them with caching on (9 s
+of compiling in every interpret job becomes a load from the cache after the first). Both are
+imported where they are used; :func:`precompile` fills both caches (``make install`` runs it).
 
 Motif matrices themselves (:class:`dlpipe.io.jaspar.Motif`) and the JASPAR database and files
 are read and written by :mod:`dlpipe.io.jaspar`.
@@ -28,8 +30,10 @@ are read and written by :mod:`dlpipe.io.jaspar`.
 from __future__ import annotations
 
 import logging
+import sys
 import warnings
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -43,6 +47,11 @@ log = logging.getLogger(__name__)
 
 #: The significance threshold of a match when the config gives none (``interpret.match_q``).
 MATCH_Q = 0.05
+#: Least share of a target's information content a named match must align to
+#: (``interpret.match_coverage``). TOMTOM's Euclidean column score lets a weak query align
+#: to the near-flat flank of a long profile (CTCF's 31-33 columns) at q < 0.05 while missing
+#: its core; the demo's CRP filters cover 16-28 % of CTCF's bits but 63-76 % of CRP's.
+MATCH_COVERAGE = 0.5
 
 
 def information_content(ppm: np.ndarray) -> np.ndarray:
@@ -93,6 +102,7 @@ class MotifMatcher:
         self.targets = list(targets)
         self.n_jobs = n_jobs
         self._columns = [_columns_first(t.ppm) for t in self.targets]
+        self._ic = [information_content(t.ppm) for t in self.targets]
 
     def match_all(self, queries: Sequence[Motif | np.ndarray]) -> list[pd.DataFrame]:
         """Compare each query with every target (one TOMTOM call for all queries).
@@ -109,7 +119,8 @@ class MotifMatcher:
             ``source``, ``score`` (TOMTOM's summed column similarity of the best alignment),
             ``overlap``, ``offset`` (position of the query's first column on the matched strand
             of the target; negative where the query starts before it), ``strand`` (``-``: the
-            target reverse-complemented), ``p_value``, ``e_value`` and ``q_value``.
+            target reverse-complemented), ``coverage`` (share of the target's information
+            content in the aligned columns), ``p_value``, ``e_value`` and ``q_value``.
         """
         from memelite import tomtom  # lazy: numba kernels, loaded by the motif search only
 
@@ -136,6 +147,7 @@ class MotifMatcher:
                     "overlap": overlap[i].astype(int),
                     "offset": offset[i].astype(int),
                     "strand": np.where(strand[i] > 0.5, "-", "+"),
+                    "coverage": self._coverage(len(ppms[i]), offset[i], strand[i]),
                     "p_value": pi,
                     "e_value": pi * len(self.targets),
                     "q_value": false_discovery_control(pi, method="bh"),
@@ -146,13 +158,28 @@ class MotifMatcher:
             )
         return frames
 
+    def _coverage(self, length: int, offsets: np.ndarray, strands: np.ndarray) -> np.ndarray:
+        """Share of each target's information content under a query of ``length`` columns."""
+        out = np.zeros(len(self.targets))
+        for j, (offset, minus) in enumerate(zip(offsets.astype(int), strands > 0.5, strict=True)):
+            ic = self._ic[j][::-1] if minus else self._ic[j]
+            lo, hi = max(0, offset), min(len(ic), offset + length)
+            out[j] = ic[lo:hi].sum() / ic.sum() if ic.sum() > 0 and hi > lo else 0.0
+        return out
+
     def match(self, query: Motif | np.ndarray) -> pd.DataFrame:
         """Compare one query with every target (see :meth:`match_all`)."""
         return self.match_all([query])[0]
 
 
-def best_match(hits: pd.DataFrame, q_threshold: float = MATCH_Q) -> pd.Series | None:
-    """Return the best target of :meth:`MotifMatcher.match` if its q is below ``q_threshold``.
+def best_match(
+    hits: pd.DataFrame, q_threshold: float = MATCH_Q, min_coverage: float = MATCH_COVERAGE
+) -> pd.Series | None:
+    """Return the best target of :meth:`MotifMatcher.match` if it is a match worth naming.
+
+    The best (lowest p) target is named only where its q is below ``q_threshold`` and the
+    alignment covers at least ``min_coverage`` of the target's information content; a lower
+    candidate is never promoted in its place.
 
     Returns
     -------
@@ -162,11 +189,57 @@ def best_match(hits: pd.DataFrame, q_threshold: float = MATCH_Q) -> pd.Series | 
     if not len(hits):
         return None
     top = hits.iloc[0]
-    return top if float(top["q_value"]) < q_threshold else None
+    named = float(top["q_value"]) < q_threshold and float(top["coverage"]) >= min_coverage
+    return top if named else None
 
 
 # ----------------------------------------------------------------------------------------------
 # Seqlets: spans of high attribution, against a null, clustered into motifs.
+
+
+def _seqlet_caller() -> Any:
+    """Return tangermeme's ``recursive_seqlets``, its numba kernels cached on disk.
+
+    tangermeme declares its kernels with a bare ``@numba.njit``; compiled anew in every
+    process they cost 9 s of each interpret job. They are imported here with ``cache=True``
+    added (same code, same results; measured in benchmarks/RESULTS.md).
+    """
+    if "tangermeme.seqlet" not in sys.modules:
+        import numba  # lazy: 0.4 s
+
+        plain = numba.njit
+
+        def cached(*args: Any, **kwargs: Any) -> Any:
+            if len(args) == 1 and callable(args[0]) and not kwargs:
+                return plain(args[0], cache=True)
+            return plain(*args, **{"cache": True, **kwargs})
+
+        numba.njit = cached
+        try:
+            import tangermeme.seqlet  # noqa: F401  # lazy: numba kernels, compiled via `cached`
+        finally:
+            numba.njit = plain
+    from tangermeme.seqlet import recursive_seqlets  # lazy: imported (cached) just above
+
+    return recursive_seqlets
+
+
+def precompile() -> bool:
+    """Compile the numba kernels of the motif search once, into their on-disk caches.
+
+    Returns ``False`` (and does nothing) where the motif extra is not installed.
+    """
+    try:
+        import memelite  # noqa: F401  # lazy: the motifs extra may be absent
+        import tangermeme  # noqa: F401  # lazy: the motifs extra may be absent
+    except ImportError:
+        return False
+    rng = np.random.default_rng(0)
+    targets = [Motif(f"t{i}", f"t{i}", rng.dirichlet(np.ones(4), size=8)) for i in range(30)]
+    MotifMatcher(targets).match(targets[0])
+    contributions = rng.normal(size=(4, 40))
+    call_seqlets(contributions, rng.normal(size=(4, 40)), width=10)
+    return True
 
 
 def call_seqlets(
@@ -201,8 +274,9 @@ def call_seqlets(
         (the called span), ``score`` (its summed contribution) and ``p_value`` (of the span,
         a ranking score), strongest first; empty where no threshold reaches ``target_fdr``.
     """
-    from tangermeme.seqlet import recursive_seqlets  # lazy: numba, compiled per process
-    from tangermeme.utils import TangermemeWarning
+    from tangermeme.utils import TangermemeWarning  # lazy: with the seqlet caller
+
+    recursive_seqlets = _seqlet_caller()
 
     contributions = np.asarray(contributions, dtype=np.float64)
     length = contributions.shape[1]

@@ -578,6 +578,7 @@ class Sequences(Modality):
                 "files": settings["motif_files"],
                 "profiles": len(db),
                 "match_q": settings["match_q"],
+                "match_coverage": settings["match_coverage"],
                 "seqlet_fdr": settings["seqlet_fdr"],
             }
             if nucleotides

@@ -256,8 +256,10 @@ def _database_text(db: Mapping[str, Any] | None) -> str:
         + (f", with {files}" if files else "")
         + ") by TOMTOM (memelite: both strands, exact p-values from TOMTOM's score "
         "distribution; E = p × profiles; q: Benjamini-Hochberg over the profiles). A motif is "
-        f"named after its best match only where q < {db['match_q']:g}; otherwise it has no "
-        "significant match, and the q of its best candidate is shown for reference."
+        f"named after its best match only where q < {db['match_q']:g} and the alignment covers "
+        f"at least {db.get('match_coverage', 0):.0%} of the profile's information content (a "
+        "weak motif can reach a small q on the flat flank of a long profile); otherwise it has "
+        "no significant match, and its best candidate's q and coverage are shown for reference."
     )
 
 
@@ -297,8 +299,15 @@ def _sequence_interpretation(folder: Path, name: str) -> dict[str, Any]:
                 ],
                 "E-value": [_or_dash(v, "{:.2g}") for v in motifs["match_e"]],
                 "q-value": [
-                    f"{q:.2g}" if pd.notna(q) else f"best candidate {b:.2g} (n.s.)"
-                    for q, b in zip(motifs["match_q"], motifs["best_q"], strict=True)
+                    f"{q:.2g}"
+                    if pd.notna(q)
+                    else f"best candidate {b:.2g}, covering {c:.0%} (not named)"
+                    for q, b, c in zip(
+                        motifs["match_q"],
+                        motifs["best_q"],
+                        motifs.get("best_coverage", pd.Series(np.nan, index=motifs.index)),
+                        strict=True,
+                    )
                 ],
                 "JASPAR match": [
                     f"{i} {n} (E {e:.2g}, q {q:.2g})" if pd.notna(i) else "no significant match"

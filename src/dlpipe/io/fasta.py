@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import pandas as pd
 import pysam
 
 from dlpipe.errors import InputError
+from dlpipe.io.labels import labels_path, read_labels
 
 log = logging.getLogger(__name__)
 
@@ -86,11 +88,13 @@ def read_fasta_records(path: str | Path, key: str = "data.fasta") -> list[tuple[
 
 
 def read_labelled_fasta(
-    path: str | Path, labels_tsv: str | Path | None = None
+    path: str | Path, label_file: str | Mapping[str, Any] | None = None
 ) -> tuple[list[str], list[str], list[str]]:
     """Read ids, sequences and labels of a FASTA whose labels follow ``|`` in the header.
 
-    With ``labels_tsv`` (columns: id, label; no header) the labels come from that file instead.
+    With ``label_file`` (``data.labels``: a two-column file without header, or
+    ``{path, id_column, label_column}``; :func:`dlpipe.io.labels.read_labels`) the labels come
+    from that file instead.
 
     Returns
     -------
@@ -103,14 +107,13 @@ def read_labelled_fasta(
         ids.append(head.split()[0])
         seqs.append(sequence)
         labels.append(label.strip())
-    if labels_tsv is not None:
-        table = pd.read_csv(labels_tsv, sep="\t", header=None, names=["id", "label"], dtype=str)
-        mapping = dict(zip(table["id"], table["label"], strict=True))
+    if label_file is not None:
+        mapping = read_labels(label_file, ids)
         missing = [i for i in ids if i not in mapping]
         if missing:
             raise InputError(
-                f"{labels_tsv}: no label for {len(missing)} sequence(s) of {path}, e.g. "
-                f"{missing[:3]}"
+                f"{labels_path(label_file)}: no label for {len(missing)} of the {len(ids)} "
+                f"sequences of {path}, e.g. {missing[:3]}; add a line for each"
             )
         labels = [mapping[i] for i in ids]
     unlabelled = [i for i, lab in zip(ids, labels, strict=True) if not lab]

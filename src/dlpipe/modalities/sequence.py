@@ -451,6 +451,10 @@ class Sequences(Modality):
     def input_files(self, exp: Mapping[str, Any]) -> dict[str, str]:
         """Genome, blacklist, FASTA and labels, then the BED file of every target."""
         files = super().input_files(exp)
+        labels = exp["data"].get("labels")
+        if isinstance(labels, Mapping):  # {path, id_column, label_column}
+            files = {("labels.path" if k == "labels" else k): v for k, v in files.items()}
+            files["labels.path"] = labels["path"]
         bed = exp["data"].get("bed") or {}
         files.update({f"bed.{target}": path for target, path in bed.items()})
         return files

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dlpipe.alphabet import encode, gc_content
+from dlpipe.alphabet import encode, gc_content, reverse_complement
 from dlpipe.errors import InputError
 from dlpipe.shuffle import dinucleotide_shuffle
 
@@ -52,11 +52,13 @@ def clip_to_chromosomes(
     return windows.reset_index(drop=True), n
 
 
-def fetch(fasta: Any, windows: pd.DataFrame, alphabet: str = "dna") -> np.ndarray:
+def fetch(
+    fasta: Any, windows: pd.DataFrame, alphabet: str = "dna", stranded: bool = False
+) -> np.ndarray:
     """Fetch windows from the FASTA as ``uint8`` codes; bases past a chromosome end become N.
 
-    Minus-strand windows are not reverse-complemented: strand rarely carries meaning for
-    binding sites, and reverse-complement augmentation covers both orientations.
+    With ``stranded``, windows whose ``strand`` is ``-`` are read on that strand (the reverse
+    complement of the reference, 5' to 3'); otherwise every window is the forward strand.
     """
     lengths = dict(zip(fasta.references, fasta.lengths, strict=True))
     seqs = []
@@ -65,7 +67,77 @@ def fetch(fasta: Any, windows: pd.DataFrame, alphabet: str = "dna") -> np.ndarra
         left, right = max(0, -start), max(0, end - size)
         seq = fasta.fetch(chrom, max(0, start), min(end, size))
         seqs.append("N" * left + seq + "N" * right)
-    return encode(seqs, alphabet) if seqs else np.zeros((0, 0), np.uint8)
+    codes = encode(seqs, alphabet) if seqs else np.zeros((0, 0), np.uint8)
+    if stranded and len(codes):
+        minus = windows["strand"].to_numpy() == "-"
+        codes[minus] = reverse_complement(codes[minus])
+    return codes
+
+
+def is_stranded(bed: pd.DataFrame) -> bool:
+    """Whether any interval names its strand (``+`` or ``-``) in the BED's sixth column."""
+    return bool(bed["strand"].isin(["+", "-"]).any())
+
+
+@dataclass(frozen=True)
+class StrandPlan:
+    """How an experiment's sequences are oriented, and whether training flips strands.
+
+    ``stranded``: windows are read on their BED strand. ``reverse_complement``: training
+    flips a random half of the batches to the reverse complement. ``why``: the reason, for
+    the report.
+    """
+
+    stranded: bool
+    reverse_complement: bool
+    why: str
+
+
+def strand_plan(
+    setting: bool | str, alphabet: str, source: str, stranded: bool, coordinates: bool = False
+) -> StrandPlan:
+    """Resolve ``training.reverse_complement`` (``auto``, true or false) for a data set.
+
+    Parameters
+    ----------
+    setting
+        The config's value; ``auto`` flips strands only for unstranded DNA windows of a
+        genome, where a site reads the same on either strand.
+    alphabet
+        ``dna``, ``rna`` or ``protein``.
+    source
+        ``genome`` (windows of BED intervals) or ``fasta`` (records read as given).
+    stranded
+        Whether the windows are read on their own strand (a stranded BED, not ignored).
+    coordinates
+        For a FASTA: whether every record is named ``chrom:start-end`` (unstranded windows of a
+        genome, whose orientation is arbitrary).
+    """
+    if alphabet == "protein":
+        return StrandPlan(stranded, False, "protein sequences have no reverse complement")
+    if setting is not True and setting is not False:  # auto
+        if alphabet == "rna":
+            on, why = False, "auto: RNA is single-stranded, read as given"
+        elif stranded:
+            on, why = (
+                False,
+                (
+                    "auto: windows are read on their BED strand, so a strand-specific signal "
+                    "is kept (data.strand: ignore reads the forward strand and flips strands)"
+                ),
+            )
+        elif source == "genome" or coordinates:
+            on, why = True, "auto: unstranded DNA windows read the same on either strand"
+        else:
+            on, why = (
+                False,
+                (
+                    "auto: FASTA records are read as given (their orientation may be the signal); "
+                    "set training.reverse_complement: true if it is arbitrary"
+                ),
+            )
+        return StrandPlan(stranded, on, why)
+    return StrandPlan(stranded, bool(setting), "set in the config")
 
 
 def _merge(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -209,7 +281,8 @@ def shuffled_negatives(
          np.sort(rng.permutation(len(positives))[: n_wanted % len(positives)])]
     )  # fmt: skip
     copy = pd.Series(source).groupby(source).cumcount().to_numpy()
-    windows = positives.iloc[source][["chrom", "start", "end"]].reset_index(drop=True)
+    columns = ["chrom", "start", "end"] + (["strand"] if "strand" in positives else [])
+    windows = positives.iloc[source][columns].reset_index(drop=True)
     windows["copy"] = [f"|shuffle{k + 1}" for k in copy]
     return windows, dinucleotide_shuffle(codes[source], rng)
 

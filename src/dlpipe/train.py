@@ -303,7 +303,7 @@ def fit(
         optimizer=training["optimizer"],
         class_weights=weights,
         reverse_complement=bool(
-            training["reverse_complement"]
+            training["reverse_complement"] is True  # "auto" is resolved per data set before
             and X_train.dtype == np.uint8
             and exp.get("data", {}).get("alphabet", "dna") in ("dna", "rna")
         ),

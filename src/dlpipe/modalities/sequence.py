@@ -14,13 +14,14 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
-from dlpipe.alphabet import ALPHABETS, LETTERS, encode, gc_content
+from dlpipe.alphabet import ALPHABETS, LETTERS, encode, gc_content, reverse_complement
 from dlpipe.datasets import SequenceDataset, check_class_sizes
 from dlpipe.errors import ConfigError, InputError
 from dlpipe.genomic import (
@@ -30,10 +31,12 @@ from dlpipe.genomic import (
     fit_length,
     gc_matched_negatives,
     genomic_groups,
+    is_stranded,
     label_windows,
     overlaps,
     resize,
     shuffled_negatives,
+    strand_plan,
 )
 from dlpipe.io.bed import check_chromosomes, read_bed
 from dlpipe.io.fasta import open_fasta, read_fasta_records, read_labelled_fasta
@@ -92,12 +95,14 @@ def prepare_sequence(
     positives, counts["positives_at_chromosome_ends"] = clip_to_chromosomes(
         positives, lengths, data["chrom_ends"]
     )
+    stranded = data["strand"] == "auto" and is_stranded(bed)
     before = len(positives)
-    positives = positives.drop_duplicates(["chrom", "start"]).reset_index(drop=True)
+    same = ["chrom", "start", "strand"] if stranded else ["chrom", "start"]
+    positives = positives.drop_duplicates(same).reset_index(drop=True)
     counts["duplicate_positive_windows"] = before - len(positives)
     if positives.empty:
         raise InputError(f"{bed_path}: no positive window is left after resizing and filtering")
-    pos_codes = fetch(fasta, positives)
+    pos_codes = fetch(fasta, positives, stranded=stranded)
     pos_gc = gc_content(pos_codes)
     settings = NegativeSampling(
         ratio=data["negatives"]["ratio"],
@@ -115,14 +120,21 @@ def prepare_sequence(
         negatives, neg_codes = gc_matched_negatives(
             fasta, avoid, pos_gc, length, settings, int(exp["seed"]), exclude
         )
+        if stranded:
+            # Positives are read on their strand; background windows on a random one, so
+            # that orientation alone does not tell the classes apart.
+            minus = np.random.default_rng([int(exp["seed"]), 1]).random(len(negatives)) < 0.5
+            negatives = negatives.assign(strand=np.where(minus, "-", "+"))
+            neg_codes[minus] = reverse_complement(neg_codes[minus])
     targets = list(beds)
     multilabel = len(targets) > 1
     positive_name = targets[0] if not multilabel else "positive"
     classes = ["background", positive_name] if not multilabel else targets
+    place = ["chrom", "start", "end"] + (["strand"] if stranded else [])
     windows = pd.concat(
         [
-            positives[["chrom", "start", "end"]].assign(label=positive_name, gc=pos_gc),
-            negatives.reindex(columns=["chrom", "start", "end", "copy"]).assign(
+            positives[place].assign(label=positive_name, gc=pos_gc),
+            negatives.reindex(columns=[*place, "copy"]).assign(
                 label="background", gc=gc_content(neg_codes)
             ),
         ],
@@ -139,12 +151,14 @@ def prepare_sequence(
     _check_chromosome_plan(cv, positives, list(lengths), bed_path)
     by_bins = len(lengths) == 1 and cv["plan"] == "chromosome_kfold"
     windows["group"] = genomic_groups(windows, data["bin_size"] if by_bins else None)
+    strand = ("(" + windows["strand"] + ")") if stranded else ""
     windows.index = pd.Index(
         windows["chrom"]
         + ":"
         + windows["start"].astype(str)
         + "-"
         + windows["end"].astype(str)
+        + strand
         + windows.pop("copy").fillna(""),
         name="sample_id",
     )
@@ -170,6 +184,9 @@ def prepare_sequence(
         "gc_negatives": float(windows.loc[windows["label"] == "background", "gc"].mean()),
         "group_by": "genomic bins" if by_bins else "chromosome",
         "negatives": data["negatives"]["method"],
+        "strand": asdict(
+            strand_plan(exp["training"]["reverse_complement"], "dna", "genome", stranded)
+        ),
     }
     log.info("%s: %s", name, counts)
     return SequenceDataset(
@@ -263,6 +280,15 @@ def prepare_fasta(exp: Mapping[str, Any], name: str = "experiment") -> SequenceD
         },
         "gc_by_class": {str(k): float(v) for k, v in windows.groupby("label")["gc"].mean().items()},
         "group_by": "chromosome" if all(coords) else "sequence",
+        "strand": asdict(
+            strand_plan(
+                exp["training"]["reverse_complement"],
+                data["alphabet"],
+                "fasta",
+                stranded=False,
+                coordinates=all(coords) and not any(i.endswith(("(+)", "(-)")) for i in ids),
+            )
+        ),
     }
     log.info("%s: %s", name, meta["counts"])
     return SequenceDataset(
@@ -348,22 +374,37 @@ def read_new_fasta(path: str | Path, length: int, alphabet: str) -> tuple[np.nda
 
 
 def read_new_intervals(
-    bed: str | Path, genome: str | Path, length: int, use_summit: bool = True
+    bed: str | Path,
+    genome: str | Path,
+    length: int,
+    use_summit: bool = True,
+    stranded: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
     """Ids, codes and windows of new BED intervals, resized around summit or centre.
 
-    Windows running past a chromosome end are padded with N.
+    Windows running past a chromosome end are padded with N. ``stranded`` (a model trained on
+    stranded windows) reads each interval on its BED strand, as training did.
     """
     fasta = open_fasta(genome)
     lengths = dict(zip(fasta.references, fasta.lengths, strict=True))
     intervals = read_bed(bed)
     check_chromosomes(intervals, lengths, str(bed))
     windows = resize(intervals, length, use_summit).reset_index(drop=True)
-    codes = fetch(fasta, windows)
-    ids = (
-        windows["chrom"] + ":" + windows["start"].astype(str) + "-" + windows["end"].astype(str)
-    ).to_numpy()
+    codes = fetch(fasta, windows, stranded=stranded)
+    ids = windows["chrom"] + ":" + windows["start"].astype(str) + "-" + windows["end"].astype(str)
+    if stranded:
+        ids = ids + "(" + windows["strand"] + ")"
+    ids = ids.to_numpy()
     return ids, codes, windows
+
+
+def _strand_fact(m: Mapping[str, Any], reading: str) -> list[tuple[str, str]]:
+    """Return the data-facts row of the strand plan (none for data prepared before it)."""
+    plan = m.get("strand")
+    if not plan:
+        return []
+    rc = "on" if plan["reverse_complement"] else "off"
+    return [("strand", f"{reading}; reverse-complement augmentation {rc} ({plan['why']})")]
 
 
 class Sequences(Modality):
@@ -606,6 +647,7 @@ class Sequences(Modality):
                 ("mean GC by class", gc or "–"),
                 ("resized", f"{counts['cropped']} centre-cropped, {counts['padded']} padded"),
                 ("CV groups", f"{counts['groups']} ({m['group_by']})"),
+                *_strand_fact(m, "records read as given"),
             ]
         items = [
             ("genome", f"{m['genome']} (sha256 {m['genome_sha256'][:16]}…)"),
@@ -621,6 +663,9 @@ class Sequences(Modality):
         ]
         skipped = {k: v for k, v in counts.items() if k not in ("positives", "negatives", "groups")}
         items.append(("interval bookkeeping", ", ".join(f"{k}: {v}" for k, v in skipped.items())))
+        stranded = m.get("strand", {}).get("stranded")
+        reading = "windows read on their BED strand" if stranded else "forward strand"
+        items.extend(_strand_fact(m, reading))
         return items
 
     def shown_settings(self, exp: Mapping[str, Any]) -> dict[str, Any]:
@@ -631,8 +676,13 @@ class Sequences(Modality):
         return shown
 
     def preprocessing_text(self, exp: Mapping[str, Any]) -> str | None:
-        """Nothing is fitted before training; strands are augmented."""
-        rc = "on" if exp["training"]["reverse_complement"] else "off"
+        """Nothing is fitted before training; strands are flipped as the strand plan says."""
+        setting = exp["training"]["reverse_complement"]
+        rc = (
+            "auto (on for unstranded DNA windows: see the data)"
+            if setting == "auto"
+            else ("on" if setting else "off")
+        )
         strands = (
             ""
             if exp["data"]["alphabet"] == "protein"
@@ -653,7 +703,10 @@ class Sequences(Modality):
         return "model weights: training side of each fold (sequences need no fitted preprocessing)"
 
     def training_text(self, exp: Mapping[str, Any]) -> str:
-        """Reverse-complement augmentation (nucleotides only: proteins have one strand)."""
+        """Reverse-complement augmentation (``auto``: resolved per data set, in the data facts).
+
+        Nothing for proteins, which have one strand.
+        """
         if exp["data"]["alphabet"] == "protein":
             return ""
         return f", reverse-complement augmentation {exp['training']['reverse_complement']}"
@@ -692,6 +745,7 @@ class Sequences(Modality):
                 source["genome"],
                 int(meta["length"]),
                 bool(exp.get("data", {}).get("use_summit", True)),
+                bool(meta.get("meta", {}).get("strand", {}).get("stranded", False)),
             )
             return ids, codes, {"name": windows["name"].to_numpy()}
         raise InputError("nothing to predict: give a table, a FASTA file or a BED file")

@@ -33,6 +33,13 @@ def train_step(
     info = read_json(meta)
     task = get_task(info["task"])
     exp = {**exp, "task": info["task"]}  # the data's task: multilabel for several BEDs
+    # training.reverse_complement as resolved for these data when they were prepared (auto:
+    # unstranded DNA windows only); data without a strand plan are not sequences.
+    plan = info.get("meta", {}).get("strand", {})
+    exp["training"] = {
+        **exp["training"],
+        "reverse_complement": bool(plan.get("reverse_complement", False)),
+    }
     fitted: FittedPreprocessor = load_fitted(preprocessor)
     tr, va = FoldArrays.load(train), FoldArrays.load(val)
     y_tr, y_va = task.scaled_targets(tr.y, fitted), task.scaled_targets(va.y, fitted)

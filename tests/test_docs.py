@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import tomllib
 from pathlib import Path
@@ -58,3 +59,18 @@ def test_licence_file_matches_pyproject() -> None:
     assert declared == "MIT"
     assert licence.startswith("MIT License")
     assert "Permission is hereby granted, free of charge" in licence
+
+
+def test_every_shipped_data_file_has_its_size_and_checksum_in_the_resources_guide() -> None:
+    guide = (ROOT / "resources" / "README.md").read_text()
+    rows = re.findall(r"^\| `([^`]+)` \|.*\| ([\d,]+) \| `([0-9a-f]{64})` \|$", guide, re.M)
+    listed = {name: (int(size.replace(",", "")), digest) for name, size, digest in rows}
+    shipped = {
+        p.name
+        for p in (ROOT / "resources").iterdir()
+        if p.suffix not in (".py", ".md") and not p.name.endswith((".fai", ".gzi"))
+    }
+    assert shipped == set(listed)
+    for name, (size, digest) in listed.items():
+        data = (ROOT / "resources" / name).read_bytes()
+        assert (len(data), hashlib.sha256(data).hexdigest()) == (size, digest), name

@@ -9,7 +9,7 @@ when the config asks for SMOTE), never the validation or test side.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -42,9 +42,10 @@ def one_vs_rest(model: BaseEstimator) -> OneVsRestClassifier:
     return OneVsRestClassifier(model)
 
 
-def on_kmers(model: BaseEstimator, k: int) -> Pipeline:
-    """``model`` on standardised k-mer frequencies of sequence codes."""
-    return make_pipeline(KmerFrequencies(k), StandardScaler(), model)
+def on_kmers(model: BaseEstimator, ks: Sequence[int], letters: int = 4) -> Pipeline:
+    """``model`` on standardised k-mer frequencies (every k of ``ks``) of sequence codes."""
+    k: int | list[int] = int(ks[0]) if len(ks) == 1 else [int(k) for k in ks]
+    return make_pipeline(KmerFrequencies(k, letters), StandardScaler(), model)
 
 
 def class_probabilities(model: BaseEstimator, X: np.ndarray, n_classes: int) -> np.ndarray:  # noqa: N803

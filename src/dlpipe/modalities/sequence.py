@@ -21,7 +21,14 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from dlpipe.alphabet import ALPHABETS, LETTERS, encode, gc_content, reverse_complement
+from dlpipe.alphabet import (
+    ALPHABETS,
+    LETTERS,
+    alphabet_size,
+    encode,
+    gc_content,
+    reverse_complement,
+)
 from dlpipe.datasets import SequenceDataset, check_class_sizes
 from dlpipe.errors import ConfigError, InputError
 from dlpipe.genomic import (
@@ -398,6 +405,19 @@ def read_new_intervals(
     return ids, codes, windows
 
 
+#: ``baseline.k: auto`` per alphabet: 6-mers of nucleotides; amino-acid and dipeptide
+#: composition of proteins (20 + 400 features; 20**6 would be 64 million).
+AUTO_K = {"dna": (6,), "rna": (6,), "protein": (1, 2)}
+
+
+def baseline_ks(exp: Mapping[str, Any]) -> list[int]:
+    """Return the k-mer lengths of the baseline (``baseline.k``; ``auto`` by alphabet)."""
+    k = exp["baseline"]["k"]
+    if k == "auto":
+        return list(AUTO_K[exp["data"]["alphabet"]])
+    return [int(k)] if isinstance(k, int) else sorted(int(v) for v in k)
+
+
 def _strand_fact(m: Mapping[str, Any], reading: str) -> list[tuple[str, str]]:
     """Return the data-facts row of the strand plan (none for data prepared before it)."""
     plan = m.get("strand")
@@ -433,6 +453,16 @@ class Sequences(Modality):
     def check_config(self, key: str, exp: Mapping[str, Any]) -> None:
         """Genome + BED or a FASTA; classification; chromosome plans; no SMOTE or VAE."""
         data, cv = exp["data"], exp["cv"]
+        letters = alphabet_size(data["alphabet"])
+        for k in baseline_ks(exp):
+            if letters**k > 4**12:  # dlpipe.kmers.MAX_KMERS: the counts would not fit memory
+                from dlpipe.kmers import kmer_limit  # lazy: scikit-learn, on this error only
+
+                raise ConfigError(
+                    f"config key {key}.baseline.k: {k}-mers of {data['alphabet']} span "
+                    f"{letters**k:,} features; use k of at most {kmer_limit(letters)} "
+                    "(auto picks 6 for nucleotides, 1 and 2 for proteins)"
+                )
         if exp["embed"]["enabled"]:
             raise ConfigError(
                 f"config key {key}.embed.enabled: the VAE embeds tabular features, not sequences"
@@ -549,14 +579,16 @@ class Sequences(Modality):
         return preprocess_sequence_fold(data, index)
 
     def baseline_name(self, exp: Mapping[str, Any], task: Task) -> str:
-        """Name the task's linear model on k-mer frequencies."""
-        return f"kmer{exp['baseline']['k']}_{task.baseline_name}"
+        """Name the task's linear model on k-mer frequencies (``kmer6_…``, ``kmer1_2_…``)."""
+        ks = "_".join(str(k) for k in baseline_ks(exp))
+        return f"kmer{ks}_{task.baseline_name}"
 
     def make_baseline(self, exp: Mapping[str, Any], task: Task) -> Any:
         """Standardised k-mer frequencies into the task's linear model."""
         from dlpipe.baselines import on_kmers  # lazy: scikit-learn, 0.7 s
 
-        return on_kmers(super().make_baseline(exp, task), int(exp["baseline"]["k"]))
+        letters = alphabet_size(exp["data"]["alphabet"])
+        return on_kmers(super().make_baseline(exp, task), baseline_ks(exp), letters)
 
     def figures(self, meta: Mapping[str, Any]) -> list[str]:
         """GC content of positives and negatives (nucleotides)."""
@@ -638,13 +670,18 @@ class Sequences(Modality):
         m = meta["meta"]
         counts = m["counts"]
         if "genome" not in m:  # a FASTA of labelled sequences
-            gc = ", ".join(f"{k}: {v:.3f}" for k, v in m["gc_by_class"].items() if v == v)
+            # Proteins have no GC: dataset.json holds null (NaN) for every class.
+            gc = ", ".join(
+                f"{k}: {v:.3f}"
+                for k, v in m["gc_by_class"].items()
+                if isinstance(v, float) and np.isfinite(v)
+            )
             return [
                 ("sequences", f"{m['source']} (sha256 {m['sha256'][:16]}…)"),
                 ("alphabet", meta["alphabet"]),
                 ("sequences × length", f"{m['n_samples']} × {m['sequence_length']}"),
                 ("classes", ", ".join(f"{k}: {v}" for k, v in m["class_counts"].items())),
-                ("mean GC by class", gc or "–"),
+                *([("mean GC by class", gc)] if gc else []),
                 ("resized", f"{counts['cropped']} centre-cropped, {counts['padded']} padded"),
                 ("CV groups", f"{counts['groups']} ({m['group_by']})"),
                 *_strand_fact(m, "records read as given"),
@@ -694,9 +731,16 @@ class Sequences(Modality):
         )
 
     def baseline_text(self, exp: Mapping[str, Any]) -> str:
-        """k-mer frequencies and logistic regression."""
-        base = exp["baseline"]
-        return f"{base['k']}-mer frequencies + logistic regression (C={base['C']})"
+        """k-mer frequencies (composition) and the task's linear model."""
+        base, ks = exp["baseline"], baseline_ks(exp)
+        named = {1: "amino-acid", 2: "dipeptide", 3: "tripeptide"}
+        if exp["data"]["alphabet"] == "protein" and all(k in named for k in ks):
+            features = " and ".join(named[k] for k in ks) + " composition"
+        else:
+            features = " + ".join(f"{k}-mer" for k in ks) + " frequencies"
+        model = self.task(exp).baseline_name
+        strength = f"alpha={base['alpha']}" if exp["task"] == "regression" else f"C={base['C']}"
+        return f"{features} + {model.replace('_', ' ')} ({strength})"
 
     def fitted_text(self, exp: Mapping[str, Any]) -> str:
         """Only the weights: sequences need no fitted preprocessing."""

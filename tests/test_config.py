@@ -20,7 +20,7 @@ TRAINING_KEYS = (
 )
 PLANS = (
     "stratified_kfold, kfold, group_kfold, repeated_kfold, repeated_stratified_kfold, "
-    "leave_one_out, holdout, chromosome_kfold, chromosome_holdout"
+    "leave_one_out, holdout, chromosome_kfold, chromosome_holdout, bin_kfold"
 )
 
 

@@ -19,11 +19,12 @@ PLANS = (
     "holdout",
     "chromosome_kfold",
     "chromosome_holdout",
+    "bin_kfold",
 )
 #: Plans whose test folds are whole groups.
-GROUP_PLANS = ("group_kfold", "chromosome_kfold")
+GROUP_PLANS = ("group_kfold", "chromosome_kfold", "bin_kfold")
 #: Plans that need genomic coordinates.
-CHROMOSOME_PLANS = ("chromosome_kfold", "chromosome_holdout")
+CHROMOSOME_PLANS = ("chromosome_kfold", "chromosome_holdout", "bin_kfold")
 #: Plans that stratify on a class label.
 STRATIFIED_PLANS = ("stratified_kfold", "repeated_stratified_kfold")
 
@@ -38,6 +39,8 @@ _PLAN_TEXT = {
     "chromosome_kfold": "{n_splits}-fold over chromosomes (genomic bins for a one-sequence genome)",
     "chromosome_holdout": "chromosome hold-out (validation {val_chromosomes}, test "
     "{test_chromosomes})",
+    "bin_kfold": "{n_splits}-fold over genomic bins (whole bins of data.bin_size bp, "
+    "windows across a bin edge kept together)",
 }
 
 

@@ -43,6 +43,7 @@ def _test_splits(
             "repeated_kfold",
             "repeated_stratified_kfold",
             "chromosome_kfold",
+            "bin_kfold",
         )
         and k > n
     ):

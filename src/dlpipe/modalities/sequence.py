@@ -29,6 +29,7 @@ from dlpipe.alphabet import (
     gc_content,
     reverse_complement,
 )
+from dlpipe.cv import CHROMOSOME_PLANS
 from dlpipe.datasets import SequenceDataset, check_class_sizes
 from dlpipe.errors import ConfigError, InputError
 from dlpipe.genomic import (
@@ -53,6 +54,8 @@ from dlpipe.tasks import Task, get_task
 
 log = logging.getLogger(__name__)
 
+#: How the advice names bin_kfold's groups.
+BIN_WORDS = "bins of data.bin_size bp"
 _COORD = re.compile(r"^(?P<chrom>[^:\s]+):(?P<start>\d+)-(?P<end>\d+)")
 _NEGATIVES_TEXT = {
     "genome": "genome windows GC-matched to the positives, away from every positive",
@@ -156,7 +159,7 @@ def prepare_sequence(
             windows[f"y_{target}"] = matrix[:, j]
     codes = np.concatenate([pos_codes, neg_codes])
     _check_chromosome_plan(cv, positives, list(lengths), bed_path)
-    by_bins = len(lengths) == 1 and cv["plan"] == "chromosome_kfold"
+    by_bins = cv["plan"] == "bin_kfold" or (len(lengths) == 1 and cv["plan"] == "chromosome_kfold")
     windows["group"] = genomic_groups(windows, data["bin_size"] if by_bins else None)
     strand = ("(" + windows["strand"] + ")") if stranded else ""
     windows.index = pd.Index(
@@ -205,6 +208,18 @@ def prepare_sequence(
     )
 
 
+def chromosomes_needed(n_splits: int) -> int:
+    """Fewest chromosomes ``chromosome_kfold`` can use: each training side keeps two or more.
+
+    A fold tests up to ``ceil(n / n_splits)`` whole chromosomes, and its validation side is
+    carved from whole chromosomes of the rest, so ``n - ceil(n / n_splits) >= 2``.
+    """
+    n = n_splits
+    while n - -(-n // n_splits) < 2:
+        n += 1
+    return n
+
+
 def _check_chromosome_plan(
     cv: Mapping[str, Any],
     positives: pd.DataFrame,
@@ -227,14 +242,20 @@ def _check_chromosome_plan(
                     "that hold positives"
                 )
         if not (~positives["chrom"].isin(named)).any():
-            raise InputError(f"{source}: every positive lies on a val/test chromosome")
+            raise InputError(
+                f"{source}: every positive lies on a val/test chromosome, none is left to train "
+                f"on; name fewer chromosomes, or use cv.plan: bin_kfold (folds of whole "
+                f"{BIN_WORDS} inside chromosomes)"
+            )
     elif cv["plan"] == "chromosome_kfold" and len(references) > 1:
-        n_chrom = positives["chrom"].nunique()
-        if n_chrom < cv["n_splits"]:
+        n_chrom, k = positives["chrom"].nunique(), int(cv["n_splits"])
+        if n_chrom < chromosomes_needed(k):
             raise InputError(
                 f"{source}: positives lie on {n_chrom} chromosome(s) "
-                f"({sorted(positives['chrom'].unique())[:5]}) but cv.chromosome_kfold needs at "
-                f"least cv.n_splits={cv['n_splits']}; lower n_splits or use chromosome_holdout"
+                f"({sorted(positives['chrom'].unique())[:5]}) but cv.chromosome_kfold with "
+                f"n_splits={k} needs {chromosomes_needed(k)} (whole test chromosomes per fold, "
+                "and at least two others for training and validation); use cv.plan: bin_kfold "
+                f"(folds of whole {BIN_WORDS} inside chromosomes)"
             )
 
 
@@ -256,8 +277,9 @@ def prepare_fasta(exp: Mapping[str, Any], name: str = "experiment") -> SequenceD
         windows["chrom"] = [m["chrom"] for m in coords]
         windows["start"] = [int(m["start"]) for m in coords]
         windows["end"] = [int(m["end"]) for m in coords]
-        windows["group"] = genomic_groups(windows.reset_index(drop=True), None)
-    elif cv["plan"] in ("chromosome_kfold", "chromosome_holdout"):
+        bins = data["bin_size"] if cv["plan"] == "bin_kfold" else None
+        windows["group"] = genomic_groups(windows.reset_index(drop=True), bins)
+    elif cv["plan"] in CHROMOSOME_PLANS:
         bad = ids[[m is None for m in coords].index(True)]
         raise InputError(
             f"{path}: cv.plan {cv['plan']} needs headers 'chrom:start-end', but {bad!r} is not"
@@ -268,10 +290,13 @@ def prepare_fasta(exp: Mapping[str, Any], name: str = "experiment") -> SequenceD
     windows["gc"] = gc_content(codes) if data["alphabet"] != "protein" else np.nan
     counts = windows["label"].value_counts()
     check_class_sizes(counts, cv, f"{path}: the labels")
-    if cv["plan"] == "chromosome_kfold" and windows["chrom"].nunique() < cv["n_splits"]:
+    needed = chromosomes_needed(int(cv["n_splits"]))
+    if cv["plan"] == "chromosome_kfold" and windows["chrom"].nunique() < needed:
         raise InputError(
             f"{path}: sequences lie on {windows['chrom'].nunique()} chromosome(s) but "
-            f"chromosome_kfold needs at least cv.n_splits={cv['n_splits']}"
+            f"chromosome_kfold with n_splits={cv['n_splits']} needs {needed} (whole test "
+            "chromosomes per fold, and at least two others for training and validation); use "
+            f"cv.plan: bin_kfold (folds of whole {BIN_WORDS} inside chromosomes)"
         )
     meta = {
         "source": str(path),
@@ -286,7 +311,11 @@ def prepare_fasta(exp: Mapping[str, Any], name: str = "experiment") -> SequenceD
             "groups": int(windows["group"].nunique()),
         },
         "gc_by_class": {str(k): float(v) for k, v in windows.groupby("label")["gc"].mean().items()},
-        "group_by": "chromosome" if all(coords) else "sequence",
+        "group_by": (
+            ("genomic bins" if cv["plan"] == "bin_kfold" else "chromosome")
+            if all(coords)
+            else "sequence"
+        ),
         "strand": asdict(
             strand_plan(
                 exp["training"]["reverse_complement"],

@@ -32,6 +32,7 @@ from dlpipe.cells import (
     genes_detected_per_batch,
     labels_of,
 )
+from dlpipe.cv import CHROMOSOME_PLANS
 from dlpipe.datasets import ID_INDEX, TabularDataset, check_class_sizes
 from dlpipe.errors import ConfigError, InputError
 from dlpipe.io.files import sha256
@@ -265,7 +266,7 @@ class SingleCell(Modality):
                 f"config key {key}.data.batch_column: {data['batch_column']!r} is also the label "
                 "or group column; name the obs column of batches"
             )
-        if exp["cv"]["plan"] in ("chromosome_kfold", "chromosome_holdout", "leave_one_out"):
+        if exp["cv"]["plan"] in (*CHROMOSOME_PLANS, "leave_one_out"):
             raise ConfigError(
                 f"config key {key}.cv.plan: {exp['cv']['plan']!r} does not apply to cells; use "
                 "stratified_kfold (or group_kfold over donors)"

@@ -88,3 +88,31 @@ def test_chromosomes_needed_leave_two_for_training_and_validation() -> None:
     from dlpipe.modalities.sequence import chromosomes_needed
 
     assert [chromosomes_needed(k) for k in (2, 3, 5, 10)] == [4, 3, 5, 10]
+
+
+@pytest.mark.parametrize(
+    "cv",
+    [
+        {"plan": "stratified_kfold", "n_splits": 3},
+        {"plan": "kfold", "n_splits": 3},
+        {"plan": "repeated_stratified_kfold", "n_splits": 2, "n_repeats": 2},
+        {"plan": "holdout", "test_size": 0.25},
+    ],
+    ids=["stratified", "kfold", "repeated", "holdout"],
+)
+def test_random_plans_on_genome_windows_split_whole_overlap_chains(
+    tmp_path: Path, cv: dict
+) -> None:
+    genome, bed = _two_chromosomes(tmp_path)
+    exp = _exp(genome, bed, **cv)
+    data = prepare_sequence(exp, "yeast")
+    assert "each kept in one fold" in data.meta["fold_guard"]
+    clusters = data.clusters
+    assert len(np.unique(clusters)) < len(clusters)
+    folds = dataset_folds(data, exp)
+    for _, rows in folds.groupby("fold"):
+        side = rows.set_index("id").loc[data.ids, "set"].to_numpy()
+        assert (pd.Series(side).groupby(clusters).nunique() == 1).all()
+        assert {"train", "val", "test"} <= set(side)
+    again = dataset_folds(prepare_sequence(exp, "yeast"), exp)
+    pd.testing.assert_frame_equal(folds, again)  # seeded: reruns identical

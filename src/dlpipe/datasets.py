@@ -95,6 +95,11 @@ class TabularDataset:
         """Tables hold no genomic coordinates."""
         return None
 
+    @property
+    def clusters(self) -> None:
+        """Rows of a table are split one by one (groups, if any, come from ``groups``)."""
+        return None
+
     def save(self, parquet: str | Path, meta_json: str | Path) -> None:
         """Write the table as Parquet and the column roles and provenance as JSON."""
         self.table.to_parquet(parquet, index=True)
@@ -235,6 +240,13 @@ class SequenceDataset:
     def chromosomes(self) -> np.ndarray:
         """Chromosome of every sequence (``chromosome_holdout``)."""
         return self.windows["chrom"].to_numpy()
+
+    @property
+    def clusters(self) -> np.ndarray | None:
+        """Chains of overlapping windows, never split apart (``None``: sequences unrelated)."""
+        if "cluster" not in self.windows:
+            return None
+        return self.windows["cluster"].to_numpy()
 
     def save(self, parquet: str | Path, meta_json: str | Path) -> None:
         """Write windows and codes (one fixed-size binary column) as Parquet, meta as JSON."""

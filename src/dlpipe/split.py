@@ -4,6 +4,10 @@ A plan assigns every sample, in every fold, to ``train``, ``val`` or ``test``. T
 come from the scikit-learn splitter the config names; the validation set (for early stopping)
 is carved from the training side of each fold, stratified for classification and by group
 when groups are given, so the test fold never informs any fitting.
+
+Samples that must never be split apart (``clusters``: genome windows chained by overlaps) are
+kept together by every other plan too: k-fold, stratified and hold-out plans then split whole
+clusters, with the group-aware splitter of the same kind (``StratifiedGroupKFold`` …).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from sklearn.model_selection import (
     LeaveOneOut,
     RepeatedKFold,
     RepeatedStratifiedKFold,
+    StratifiedGroupKFold,
     StratifiedKFold,
     train_test_split,
 )
@@ -78,6 +83,34 @@ def _test_splits(
     raise InputError(f"unknown cv.plan {plan!r}; choose one of {', '.join(PLANS)}")
 
 
+def _clustered_splits(
+    cv: Mapping[str, Any], n: int, labels: np.ndarray | None, clusters: np.ndarray, seed: int
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Test splits of a non-group plan over whole clusters (the plan's group-aware twin)."""
+    plan, k = cv["plan"], int(cv["n_splits"])
+    index = np.arange(n)
+    n_clusters = len(np.unique(clusters))
+    if plan != "holdout" and n_clusters < k:
+        raise InputError(
+            f"cv.plan {plan} keeps overlapping windows together, which leaves {n_clusters} "
+            f"independent chains, fewer than cv.n_splits={k}; lower n_splits"
+        )
+    stratified = plan in ("stratified_kfold", "repeated_stratified_kfold")
+    repeats = int(cv["n_repeats"]) if plan.startswith("repeated_") else 1
+    if plan == "holdout":
+        splitter = GroupShuffleSplit(n_splits=1, test_size=cv["test_size"], random_state=seed)
+        yield from splitter.split(index, groups=clusters)
+        return
+    for r in range(repeats):
+        if stratified:
+            folds = StratifiedGroupKFold(k, shuffle=True, random_state=seed + r)
+            yield from folds.split(index, labels, clusters)
+        else:
+            yield from GroupKFold(k, shuffle=True, random_state=seed + r).split(
+                index, groups=clusters
+            )
+
+
 def _carve_validation(
     train: np.ndarray,
     labels: np.ndarray | None,
@@ -116,6 +149,7 @@ def make_folds(
     labels: np.ndarray | None = None,
     groups: np.ndarray | None = None,
     chromosomes: np.ndarray | None = None,
+    clusters: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Assign every sample of every fold to train, val or test.
 
@@ -134,6 +168,9 @@ def make_folds(
         Group ids; samples of one group never straddle train and test (group plans).
     chromosomes
         Chromosome of every sample (``chromosome_holdout``).
+    clusters
+        Samples that may never be split apart (overlapping genome windows): a non-group plan
+        then splits whole clusters, and validation is carved from whole clusters.
 
     Returns
     -------
@@ -156,13 +193,18 @@ def make_folds(
             np.where(np.isin(chrom, cv["val_chromosomes"]), "val", "train"),
         )
         return pd.DataFrame({"fold": 0, "id": ids, "set": role.astype(object)})
-    splits = _test_splits(cv, len(ids), labels, groups, seed)
+    grouped = cv["plan"] in GROUP_PLANS
+    chained = not grouped and clusters is not None and len(np.unique(clusters)) < len(ids)
+    if chained:
+        splits = _clustered_splits(cv, len(ids), labels, np.asarray(clusters), seed)
+    else:
+        splits = _test_splits(cv, len(ids), labels, groups, seed)
     frames = []
     for fold, (train, test) in enumerate(splits):
         fit, val = _carve_validation(
             np.asarray(train),
             labels,
-            groups if cv["plan"] in GROUP_PLANS else None,
+            groups if grouped else (np.asarray(clusters) if chained else None),
             cv["val_fraction"],
             seed + fold,
         )

@@ -534,4 +534,5 @@ def dataset_folds(data: Any, exp: Mapping[str, Any]) -> pd.DataFrame:
         labels=get_task(data.task).stratify(data.y),
         groups=data.groups,
         chromosomes=data.chromosomes,
+        clusters=data.clusters,
     )

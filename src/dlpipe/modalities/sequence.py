@@ -29,7 +29,7 @@ from dlpipe.alphabet import (
     gc_content,
     reverse_complement,
 )
-from dlpipe.cv import CHROMOSOME_PLANS
+from dlpipe.cv import CHROMOSOME_PLANS, GROUP_PLANS
 from dlpipe.datasets import SequenceDataset, check_class_sizes
 from dlpipe.errors import ConfigError, InputError
 from dlpipe.genomic import (
@@ -41,6 +41,7 @@ from dlpipe.genomic import (
     genomic_groups,
     is_stranded,
     label_windows,
+    overlap_clusters,
     overlaps,
     resize,
     shuffled_negatives,
@@ -161,6 +162,7 @@ def prepare_sequence(
     _check_chromosome_plan(cv, positives, list(lengths), bed_path)
     by_bins = cv["plan"] == "bin_kfold" or (len(lengths) == 1 and cv["plan"] == "chromosome_kfold")
     windows["group"] = genomic_groups(windows, data["bin_size"] if by_bins else None)
+    windows["cluster"] = overlap_clusters(windows)
     strand = ("(" + windows["strand"] + ")") if stranded else ""
     windows.index = pd.Index(
         windows["chrom"]
@@ -193,6 +195,7 @@ def prepare_sequence(
         "gc_positives": float(pos_gc.mean()),
         "gc_negatives": float(windows.loc[windows["label"] == "background", "gc"].mean()),
         "group_by": "genomic bins" if by_bins else "chromosome",
+        "fold_guard": fold_guard(cv, windows["cluster"].to_numpy()),
         "negatives": data["negatives"]["method"],
         "strand": asdict(
             strand_plan(exp["training"]["reverse_complement"], "dna", "genome", stranded)
@@ -206,6 +209,15 @@ def prepare_sequence(
         meta=meta,
         task="multilabel" if multilabel else "classification",
     )
+
+
+def fold_guard(cv: Mapping[str, Any], clusters: np.ndarray) -> str:
+    """Say what keeps related genome windows out of each other's folds, for the report."""
+    sizes = np.bincount(pd.factorize(clusters)[0])
+    chains = f"{int((sizes > 1).sum())} chains of overlapping windows ({int(sizes.max())} at most)"
+    if cv["plan"] in GROUP_PLANS:
+        return f"whole CV groups per fold; {chains} each inside one group"
+    return f"{chains}, each kept in one fold: the plan splits whole chains"
 
 
 def chromosomes_needed(n_splits: int) -> int:
@@ -279,6 +291,7 @@ def prepare_fasta(exp: Mapping[str, Any], name: str = "experiment") -> SequenceD
         windows["end"] = [int(m["end"]) for m in coords]
         bins = data["bin_size"] if cv["plan"] == "bin_kfold" else None
         windows["group"] = genomic_groups(windows.reset_index(drop=True), bins)
+        windows["cluster"] = overlap_clusters(windows.reset_index(drop=True))
     elif cv["plan"] in CHROMOSOME_PLANS:
         bad = ids[[m is None for m in coords].index(True)]
         raise InputError(
@@ -729,6 +742,8 @@ class Sequences(Modality):
         ]
         skipped = {k: v for k, v in counts.items() if k not in ("positives", "negatives", "groups")}
         items.append(("interval bookkeeping", ", ".join(f"{k}: {v}" for k, v in skipped.items())))
+        if "fold_guard" in m:
+            items.append(("kept together", m["fold_guard"]))
         stranded = m.get("strand", {}).get("stranded")
         reading = "windows read on their BED strand" if stranded else "forward strand"
         items.extend(_strand_fact(m, reading))

@@ -110,3 +110,15 @@ def test_composition_baseline_on_real_peptides_is_well_above_chance() -> None:
     assert accuracy > 0.83
     majority = np.bincount(y).max() / len(y)
     assert accuracy - majority > 0.25
+
+
+def test_check_warns_when_kmers_outnumber_the_datas_positions(tmp_path: Path) -> None:
+    from dlpipe.modalities.sequence import kmer_space_warning
+
+    assert kmer_space_warning(_exp("dna"), 1_000) == ""  # 4,096 6-mers, 45,000 positions
+    warning = kmer_space_warning(_exp("protein", 3), 10)  # 8,000 3-mers, 480 positions
+    assert "3-mers (8,000 possible) outnumber the 480 k-mer positions" in warning
+    fasta = tmp_path / "few.fa"
+    fasta.write_text("".join(f">p{i}|{'ab'[i % 2]}\n{'MKVLAAGIVA' * 5}\n" for i in range(20)))
+    line = get_modality("sequence").describe_data("p", _exp("protein", 3, fasta=str(fasta)))
+    assert line.startswith("p: 20 samples (a: 10, b: 10); warning: the baseline's 3-mers")

@@ -460,6 +460,28 @@ def baseline_ks(exp: Mapping[str, Any]) -> list[int]:
     return [int(k)] if isinstance(k, int) else sorted(int(v) for v in k)
 
 
+def kmer_space_warning(exp: Mapping[str, Any], n_sequences: int) -> str:
+    """Warn (``""`` if all is well) when the baseline's k-mers outnumber the data's positions.
+
+    With more possible k-mers than k-mer positions in all sequences, most k-mers never occur
+    and the rest are seen once or twice: the baseline then has little to learn from, and a
+    deep model beating it says little. ``auto`` (or a smaller k) is the fix.
+    """
+    if not exp["baseline"]["enabled"]:
+        return ""
+    letters = alphabet_size(exp["data"]["alphabet"])
+    length = int(exp["data"]["sequence_length"])
+    for k in baseline_ks(exp):
+        space, seen = letters**k, n_sequences * max(0, length - k + 1)
+        if space > seen:
+            return (
+                f"; warning: the baseline's {k}-mers ({space:,} possible) outnumber the "
+                f"{seen:,} k-mer positions of the data, so most never occur; the baseline is "
+                "weak by construction (set baseline.k smaller, or auto)"
+            )
+    return ""
+
+
 def _strand_fact(m: Mapping[str, Any], reading: str) -> list[tuple[str, str]]:
     """Return the data-facts row of the strand plan (none for data prepared before it)."""
     plan = m.get("strand")
@@ -598,7 +620,8 @@ class Sequences(Modality):
             self.check_split(name, data, exp)
             counts = data.meta.get("class_counts") or {}
             detail = ", ".join(f"{k}: {v}" for k, v in counts.items())
-            return f"{name}: {data.meta['n_samples']} samples" + (f" ({detail})" if detail else "")
+            line = f"{name}: {data.meta['n_samples']} samples" + (f" ({detail})" if detail else "")
+            return line + kmer_space_warning(exp, data.meta["n_samples"])
         fasta = open_fasta(exp["data"]["genome"])
         lengths = dict(zip(fasta.references, fasta.lengths, strict=True))
         sizes, beds = [], []
@@ -610,7 +633,10 @@ class Sequences(Modality):
         # Windows are sampled by the prepare step; the plan's chromosomes can be checked now.
         source = ", ".join(map(str, exp["data"]["bed"].values()))
         _check_chromosome_plan(exp["cv"], pd.concat(beds), list(lengths), source)
-        return f"{name}: genome of {len(lengths)} sequence(s); {', '.join(sizes)}"
+        # Positives and the default two negatives per positive: about the windows to come.
+        windows = int(3 * sum(len(b) for b in beds))
+        line = f"{name}: genome of {len(lengths)} sequence(s); {', '.join(sizes)}"
+        return line + kmer_space_warning(exp, windows)
 
     def preprocess_fold(
         self, data: Any, index: Mapping[str, np.ndarray], exp: Mapping[str, Any]

@@ -347,18 +347,21 @@ def test_select_sequences_takes_top_scoring_true_positives() -> None:
     assert picks["id"].tolist() == ["a", "f", "d"]
 
 
+@pytest.mark.parametrize(
+    ("cv", "scope"),
+    [({"n_splits": 2}, "per fold"), ({"plan": "leave_one_out"}, "pooled")],
+    ids=["kfold", "leave_one_out"],
+)
 def test_tabular_importance_finds_the_only_informative_feature(
-    make_exp,
-    binary_csv: Path,
-    write_checkpoint,
-    tmp_path: Path,
+    make_exp, binary_csv: Path, write_checkpoint, tmp_path: Path, cv: dict, scope: str
 ) -> None:
-    exp = make_exp(binary_csv, cv={"n_splits": 2}, interpret={"permutation_features": 3})
+    exp = make_exp(binary_csv, cv=cv, interpret={"permutation_features": 3})
     data = prepare_tabular(exp)
     task = get_task(data.task)
     folds = make_folds(data.ids, exp["cv"], 0, labels=task.stratify(data.y))
     checkpoints, preprocessors = {}, {}
-    for fold in (0, 1):
+    # Leave-one-out: one held-out row per fold, which no fold can score alone.
+    for fold in sorted(folds["fold"].unique())[:40]:
         _, fitted, _ = preprocess_fold(data, fold_indices(folds, fold, data.ids),
                                        exp["preprocess"], 0)  # fmt: skip
         model = build_model("mlp", 6, 2, hidden_layers=[], batch_norm=False)
@@ -379,6 +382,8 @@ def test_tabular_importance_finds_the_only_informative_feature(
     assert case.loc["f1", "permutation"] > 0.1
     assert case["permutation"].notna().sum() == 3  # only the most attributed were shuffled
     assert set(table["output"]) == {"case", "control"}
+    assert set(table["permutation_scope"]) == {scope}
+    assert case.loc["f1", "folds"] == len(checkpoints)
 
 
 def test_recurrent_models_are_explained_without_deeplift(planted: dict) -> None:

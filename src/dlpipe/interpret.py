@@ -723,6 +723,73 @@ _MATCH_COLUMNS = {
 # Tabular experiments.
 
 
+def _scorable(categorical: bool, y: np.ndarray) -> bool:
+    """Whether one fold's held-out rows can score a model (two classes; three rows for R²)."""
+    return len(np.unique(y)) > 1 if categorical else len(y) > 2
+
+
+def _pooled_permutation(
+    explained: Sequence[tuple[int, nn.Module, np.ndarray, list[str], np.ndarray, np.ndarray]],
+    scorer: Any,
+    n_features: int,
+    repeats: int,
+    seed: int,
+) -> list[tuple[int, str, str, str, float]]:
+    """Permutation importance over the pooled held-out rows of all folds, each by its own model.
+
+    For leave-one-out and other plans whose folds are too small to score alone. A feature's
+    column is shuffled across all pooled rows (each in its own fold's scale) and the pooled
+    score's drop is the importance; the features tested are those every fold kept, the most
+    attributed first. One record per repeat, so the spread is over repeats.
+    """
+    common = [n for n in explained[0][3] if all(n in f[3] for f in explained)]
+    overall = pd.Series(0.0, index=common)
+    for _, _, _, names, _, magnitude in explained:
+        overall += pd.Series(magnitude, index=names).reindex(common)
+    tested = list(overall.sort_values(ascending=False, kind="stable").index[:n_features])
+    pooled = _PooledModels(
+        [(m, X, [names.index(t) for t in tested]) for _, m, X, names, _, _ in explained]
+    )
+    y = np.concatenate([f[4] for f in explained])
+    perm = permutation_importance(
+        pooled, pooled.columns(), y, scoring=scorer, n_repeats=repeats, random_state=seed
+    )
+    return [
+        (r, "all", name, "permutation", float(perm.importances[k, r]))
+        for k, name in enumerate(tested)
+        for r in range(repeats)
+    ]
+
+
+class _PooledModels:
+    """scikit-learn-style view of all fold models over their pooled held-out rows.
+
+    Row block ``i`` of the pooled input belongs to fold ``i`` and is predicted by its model;
+    only the tested columns vary, the others keep each row's values.
+    """
+
+    def __init__(self, folds: Sequence[tuple[nn.Module, np.ndarray, list[int]]]) -> None:
+        self.folds = folds
+
+    def columns(self) -> np.ndarray:
+        """Return the pooled rows' values of the tested columns."""
+        return np.concatenate([X[:, cols] for _, X, cols in self.folds])
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> _PooledModels:  # noqa: N803
+        """Do nothing: the models are trained."""
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
+        """Raw outputs of each row's own fold model, with ``X`` in place of the tested columns."""
+        out, start = [], 0
+        for model, full, cols in self.folds:
+            inputs = full.copy()
+            inputs[:, cols] = X[start : start + len(full)]
+            start += len(full)
+            out.append(raw_outputs(model, inputs))
+        return np.concatenate(out)
+
+
 class _TorchModel:
     """scikit-learn-style view of a fold model for ``permutation_importance``.
 
@@ -801,13 +868,17 @@ def tabular_importance(
         One row per output and feature: ``output``, ``feature``, ``ig`` (mean attribution, over
         the held-out rows of that class for classifiers), ``ig_abs`` (mean absolute attribution
         over all held-out rows), ``permutation`` (mean drop of the score; NaN for features not
-        tested) and ``permutation_sd`` (sd over folds), ``folds`` (folds that tested it).
+        tested) and ``permutation_sd`` (sd over folds), ``folds`` (folds that tested it),
+        ``permutation_scope`` (``per fold``; ``pooled`` where a fold's held-out rows cannot
+        be scored alone, as in leave-one-out: then one score over all held-out rows, each
+        predicted by its own fold's model, and the sd is over shuffles).
     """
     settings, seed = exp["interpret"], int(exp["seed"])
     outputs = task.outputs(meta)
     position = pd.Series(np.arange(len(features)), index=features.index.astype(str))
     rng = np.random.default_rng(seed)
     records = []
+    explained_folds = []
     for fold, path in sorted(checkpoints.items()):
         fitted = preprocessors[fold]
         ids = folds.loc[(folds["fold"] == fold) & (folds["set"] == "test"), "id"].astype(str)
@@ -834,25 +905,32 @@ def tabular_importance(
             for k, name in enumerate(names):
                 records.append((fold, output, name, "ig", float(signed[k])))
                 records.append((fold, output, name, "ig_abs", float(magnitude[k])))
-        # Shuffling is one model call per feature and repeat: test the most attributed ones.
-        tested = np.sort(
-            np.argsort(-overall, kind="stable")[: int(settings["permutation_features"])]
+        explained_folds.append(
+            (fold, model, np.asarray(X, dtype=np.float32), names, y_fold, overall)
         )
-        perm = permutation_importance(
-            _TorchModel(model, np.asarray(X, dtype=np.float32), tested),
-            X[:, tested],
-            y_fold,
-            scoring=_score(task.categorical, len(outputs) if task.categorical else None),
-            n_repeats=int(settings["permutation_repeats"]),
-            random_state=seed,
-        )
-        for k, column in enumerate(tested):
-            value = float(perm.importances_mean[k])
-            records.append((fold, "all", names[column], "permutation", value))
+    scorer = _score(task.categorical, len(outputs) if task.categorical else None)
+    n_features, repeats = (
+        int(settings["permutation_features"]),
+        int(settings["permutation_repeats"]),
+    )
+    per_fold = all(_scorable(task.categorical, f[4]) for f in explained_folds)
+    if per_fold:
+        for fold, model, X, names, y_fold, overall in explained_folds:  # noqa: N806
+            # Shuffling is one model call per feature and repeat: test the most attributed ones.
+            tested = np.sort(np.argsort(-overall, kind="stable")[:n_features])
+            perm = permutation_importance(
+                _TorchModel(model, X, tested), X[:, tested], y_fold, scoring=scorer,
+                n_repeats=repeats, random_state=seed,
+            )  # fmt: skip
+            for k, column in enumerate(tested):
+                value = float(perm.importances_mean[k])
+                records.append((fold, "all", names[column], "permutation", value))
+    else:
+        records.extend(_pooled_permutation(explained_folds, scorer, n_features, repeats, seed))
     frame = pd.DataFrame(records, columns=["fold", "output", "feature", "kind", "value"])
     table = frame.pivot_table(
         index=["output", "feature"], columns="kind", values="value", aggfunc="mean"
-    )
+    ).reindex(columns=["ig", "ig_abs", "permutation"])
     spread = frame[frame["kind"] == "permutation"].groupby("feature")["value"].std(ddof=1)
     counts = frame[frame["kind"] == "permutation"].groupby("feature")["fold"].nunique()
     table = table.reset_index()
@@ -860,7 +938,14 @@ def tabular_importance(
     out = table[table["output"] != "all"][["output", "feature", "ig", "ig_abs"]].copy()
     out["permutation"] = out["feature"].map(perm_all)
     out["permutation_sd"] = out["feature"].map(spread)
-    out["folds"] = out["feature"].map(counts).fillna(0).astype(int)
+    out["folds"] = (
+        out["feature"].map(counts).fillna(0).astype(int)
+        if per_fold
+        else np.where(out["permutation"].notna(), len(explained_folds), 0)
+    )
+    # per fold: mean and sd over folds; pooled: one score over all held-out rows, sd over
+    # the shuffles (leave-one-out and other folds too small to score alone).
+    out["permutation_scope"] = "per fold" if per_fold else "pooled"
     order = {name: i for i, name in enumerate(outputs)}
     out = out.sort_values(
         ["output", "ig_abs"], key=lambda c: c.map(order) if c.name == "output" else -c

@@ -384,6 +384,8 @@ def _feature_interpretation(folder: Path, task: Task, top: int, name: str) -> di
         n_outputs=len(outputs),
         outputs_shown=min(len(outputs), 10),
         table=table(pd.DataFrame(rows)),
+        pooled="permutation_scope" in importance
+        and (importance["permutation_scope"] == "pooled").any(),
         permutation=[
             f"{f} {v:.3g} ± {s:.2g}"
             for f, v, s in zip(

@@ -233,13 +233,17 @@ def _sequence_interpretation(tmp_path: Path, make_exp: Any) -> dict[str, Any]:
     _write(folder / "summary.json", {
         "sequences": 20, "ism_sequences": 5, "agreement": {"bound": {"deeplift": 0.9}},
         "motif_database": {"release": "JASPAR2024", "collection": "CORE", "tax_groups": [],
-                           "profiles": 3, "files": ["crp.jaspar"]},
+                           "profiles": 3, "files": ["crp.jaspar"], "match_q": 0.05,
+                           "match_coverage": 0.5, "seqlet_fdr": 0.1},
     })  # fmt: skip
     _write(folder / "motifs.tsv", pd.DataFrame({
-        "motif": ["m1"], "source": ["attribution seqlets"], "sites": [5], "consensus": ["TGTGA"],
-        "influence": [0.5], "match_id": ["RegulonDB_CRP"], "match_name": [EVIL],
-        "match_source": ["crp.jaspar"], "match_e": [0.01], "jaspar_id": ["MA1"],
-        "jaspar_name": ["X"], "jaspar_e": [0.5],
+        "motif": ["m1", "m2"], "source": ["attribution seqlets", "first-layer filter"],
+        "sites": [5, 9], "consensus": ["TGTGA", "CCNNT"], "influence": [0.5, 0.2],
+        "match_id": ["RegulonDB_CRP", None], "match_name": [EVIL, None],
+        "match_source": ["crp.jaspar", None], "match_e": [0.01, None],
+        "match_q": [0.004, None], "best_q": [0.004, 0.002], "best_coverage": [0.8, 0.1],
+        "jaspar_id": ["MA1", None], "jaspar_name": ["X", None], "jaspar_e": [0.5, None],
+        "jaspar_q": [0.02, None],
     }))  # fmt: skip
     _png(folder / "motif_logos.png")
     cfg = make_exp(tmp_path / "data.csv")
@@ -302,7 +306,10 @@ def test_every_section_template_renders_and_escapes(
         html = render_section(s)
         assert EVIL not in html
         assert "&lt;script&gt;" in html or s["template"] != "integration_verdict.html.j2"
-    assert "RegulonDB_CRP" in render_section(sections[0])
+    motifs = render_section(sections[0])
+    assert "RegulonDB_CRP" in motifs
+    assert "no significant match" in motifs  # m2: q 0.002 but 10 % of the profile covered
+    assert "best candidate 0.002, covering 10% (not named)" in motifs
     latent.transfer_section({"n_targets": 0, "n_unknown": 0, "epochs": 1, "n_reference": 5,
                              "threshold": 0.5, "mean_probability": 0.9, "composition": {},
                              "dominated": {}}, None)  # fmt: skip

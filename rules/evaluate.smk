@@ -22,7 +22,14 @@ rule evaluate:
         mem_mb=step_mem_mb("evaluate"),
         runtime=step_runtime("evaluate"),
     params:
-        exp=sections("task", "model.name", "baseline", "data.modality", "calibration"),
+        exp=sections(
+            "task",
+            "model.name",
+            "baseline",
+            "data.modality",
+            "data.alphabet",
+            "calibration",
+        ),
     script:
         "../workflow/scripts/evaluate.py"
 

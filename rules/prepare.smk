@@ -18,7 +18,14 @@ rule prepare:
         mem_mb=step_mem_mb("prepare"),
         runtime=step_runtime("prepare"),
     params:
-        exp=sections("task", "seed", "data", "cv", "preprocess.impute"),
+        exp=sections(
+            "task",
+            "seed",
+            "data",
+            "cv",
+            "preprocess.impute",
+            "training.reverse_complement",
+        ),
         workdir=workflow.basedir,
     script:
         "../workflow/scripts/prepare.py"

@@ -49,7 +49,12 @@ rule baseline:
         runtime=step_runtime("baseline"),
     params:
         exp=sections(
-            "task", "seed", "baseline", "training.class_weights", "data.modality"
+            "task",
+            "seed",
+            "baseline",
+            "training.class_weights",
+            "data.modality",
+            "data.alphabet",
         ),
     script:
         "../workflow/scripts/baseline.py"

@@ -233,3 +233,12 @@ def test_fold_table_round_trip_keeps_text_ids(tmp_path: Path) -> None:
     assert back["fold"].dtype == np.int64
     index = fold_indices(back, 0, ids)
     assert len(index["train"]) + len(index["val"]) + len(index["test"]) == 6
+
+
+def test_a_training_side_with_one_class_is_named_before_any_fit() -> None:
+    ids = np.array([f"s{i}" for i in range(24)])
+    groups = np.repeat(["a", "b", "c", "d"], 6)
+    labels = np.repeat([0, 1, 0, 1], 6)  # each group holds one class: a, c only 0
+    cv = {"plan": "group_kfold", "n_splits": 2, "val_fraction": 0.3}
+    with pytest.raises(InputError, match=r"the training side of fold \d holds one class only"):
+        make_folds(ids, cv, 0, labels=labels, groups=groups)

@@ -208,6 +208,13 @@ def make_folds(
             cv["val_fraction"],
             seed + fold,
         )
+        if labels is not None and len(np.unique(labels[fit])) < 2:
+            raise InputError(
+                f"cv.plan {cv['plan']}: the training side of fold {fold} holds one class only "
+                f"({labels[fit][0]!r} in the task's codes), so no classifier can be fitted; "
+                "the groups this plan keeps whole (chromosomes, bins, groups) each hold few "
+                "classes: use more groups or fewer folds"
+            )
         role = np.empty(len(ids), dtype=object)
         role[fit], role[val], role[test] = "train", "val", "test"
         frames.append(pd.DataFrame({"fold": fold, "id": ids, "set": role}))

@@ -1,0 +1,218 @@
+"""Every modality × alphabet × CV plan that applies runs from its data to ``report.html``.
+
+One cell of the matrix is one Snakemake run on tiny data in its own folder, so a cell that
+breaks names itself and leaves the others standing. Training is cut to a couple of epochs:
+these tests check that every step of every combination runs and writes what the next one reads,
+not how well the models do (the demo test does that on real data).
+"""
+
+from __future__ import annotations
+
+import gzip
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+FAST = {"max_epochs": 2, "patience": 1, "progress_bar": False, "device": "cpu", "batch_size": 16}
+SMALL_INTERPRET = {"n_samples": 8, "ig_steps": 8, "permutation_repeats": 1,
+                   "permutation_features": 4}  # fmt: skip
+MOTIF = "TGTGATCTAGATCACA"
+
+
+def _table(folder: Path, n: int = 48, seed: int = 0) -> str:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 6))
+    frame = pd.DataFrame(x, columns=[f"g{i}" for i in range(6)])
+    frame.insert(0, "sample", [f"S{i:03d}" for i in range(n)])
+    frame["state"] = np.where(x[:, 0] + 0.3 * rng.normal(size=n) > 0, "disease", "healthy")
+    frame["patient"] = [f"P{i % 8}" for i in range(n)]
+    frame["t"] = x[:, 1] * 2 + rng.normal(size=n) * 0.2
+    frame.to_csv(folder / "table.csv", index=False)
+    return "table.csv"
+
+
+def _genome(folder: Path, n_chrom: int, stranded: bool = False, seed: int = 0) -> tuple[str, str]:
+    """A genome of ``n_chrom`` 40-kb chromosomes with a planted motif at 30 sites each."""
+    rng = np.random.default_rng(seed)
+    records, rows = [], []
+    for c in range(n_chrom):
+        seq = rng.choice(list("ACGT"), 40_000)
+        for k, start in enumerate(rng.choice(np.arange(500, 39_000, 600), 30, replace=False)):
+            seq[start : start + len(MOTIF)] = list(MOTIF)
+            strand = "+-"[k % 2] if stranded else "."
+            rows.append(
+                (f"chr{c + 1}", int(start), int(start) + len(MOTIF), f"s{c}_{k}", 0, strand)
+            )
+        text = "".join(seq)
+        records.append(f">chr{c + 1}\n" + "\n".join(text[i : i + 60] for i in range(0, 40_000, 60)))
+    (folder / "genome.fa").write_text("\n".join(records) + "\n")
+    pd.DataFrame(sorted(rows)).to_csv(folder / "sites.bed", sep="\t", header=False, index=False)
+    return "genome.fa", "sites.bed"
+
+
+def _fasta(folder: Path, alphabet: str, coordinates: bool = False, n: int = 80) -> str:
+    rng = np.random.default_rng(1)
+    letters = {"dna": "ACGT", "rna": "ACGU", "protein": "ACDEFGHIKLMNPQRSTVWY"}[alphabet]
+    lines = []
+    for i in range(n):
+        label = "bound" if i % 2 else "unbound"
+        seq = list(rng.choice(list(letters), 60))
+        if label == "bound":  # a composition shift the baseline can see
+            for j in range(0, 60, 5):
+                seq[j] = "K" if alphabet == "protein" else "G"
+        name = f"chr{i // 2 % 4 + 1}:{1000 * i}-{1000 * i + 60}" if coordinates else f"r{i}"
+        lines.append(f">{name}|{label}\n{''.join(seq)}\n")
+    path = folder / f"{alphabet}.fa.gz"
+    with gzip.open(path, "wt") as out:
+        out.write("".join(lines))
+    return path.name
+
+
+def _cells(folder: Path) -> str:
+    rng = np.random.default_rng(0)
+    n, genes, types = 120, 30, ["B", "NK", "T"]
+    cell_type = np.array([types[i % 3] for i in range(n)])
+    rate = np.ones((n, genes))
+    for k, name in enumerate(types):
+        rate[np.ix_(cell_type == name, np.arange(8 * k, 8 * k + 8))] *= 6.0
+    batch = np.repeat(["b1", "b2"], n // 2)
+    rate[batch == "b2"] *= 1.5
+    counts = rng.negative_binomial(5, 5 / (5 + rate)).astype(np.float32)
+    obs = pd.DataFrame(
+        # Every donor has cells of every type (donors cycle every three cells).
+        {"batch": batch, "cell_type": cell_type, "donor": [f"d{(i // 3) % 6}" for i in range(n)]},
+        index=[f"cell{i:03d}" for i in range(n)],
+    )
+    adata = ad.AnnData(sp.csr_matrix(counts), obs=obs,
+                       var=pd.DataFrame(index=[f"g{j}" for j in range(genes)]))  # fmt: skip
+    adata.write_h5ad(folder / "cells.h5ad")
+    return "cells.h5ad"
+
+
+def _sequence_exp(data: dict[str, Any], cv: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {
+        "task": "classification",
+        "data": {"modality": "sequence", "sequence_length": 60, **data},
+        "model": {"name": "cnn", "filters": [8], "kernel_sizes": [9]},
+        "training": FAST,
+        "cv": cv,
+        "interpret": {"n_sequences": 10, "ig_steps": 8, "references": 4},
+        "resources": {"threads": 1},
+        **extra,
+    }
+
+
+def _table_exp(cv: dict[str, Any], task: str = "classification", **data: Any) -> dict[str, Any]:
+    columns = {"label_column": "state"} if task == "classification" else {"target_columns": ["t"]}
+    return {
+        "task": task,
+        "data": {"path": "table.csv", "id_column": "sample", **columns,
+                 "exclude_columns": ["patient", "t" if task == "classification" else "state"],
+                 **data},
+        "model": {"name": "mlp", "hidden_layers": [8]},
+        "training": FAST,
+        "cv": cv,
+        "interpret": SMALL_INTERPRET,
+        "resources": {"threads": 1},
+    }  # fmt: skip
+
+
+def _cell(name: str, folder: Path) -> dict[str, Any]:
+    """Write the data of one cell of the matrix into ``folder``; return its experiment."""
+    if name.startswith("table"):
+        _table(folder)
+    if name == "table_stratified":
+        return _table_exp({"plan": "stratified_kfold", "n_splits": 2})
+    if name == "table_kfold_regression":
+        return _table_exp({"plan": "kfold", "n_splits": 2}, task="regression")
+    if name == "table_group":
+        return _table_exp({"plan": "group_kfold", "n_splits": 2}, group_column="patient")
+    if name == "table_repeated":
+        return _table_exp({"plan": "repeated_stratified_kfold", "n_splits": 2, "n_repeats": 2})
+    if name == "table_holdout":
+        return _table_exp({"plan": "holdout", "test_size": 0.3})
+    if name == "table_leave_one_out":
+        _table(folder, n=10)
+        return _table_exp({"plan": "leave_one_out"})
+    if name.startswith("genome"):
+        n_chrom = {"genome_chromosome_kfold": 3, "genome_bin_kfold": 2}.get(name, 3)
+        genome, bed = _genome(folder, n_chrom, stranded=name == "genome_stranded")
+        data = {"genome": genome, "bed": {"site": bed}, "bin_size": 10_000}
+        cv = {
+            "genome_chromosome_kfold": {"plan": "chromosome_kfold", "n_splits": 3},
+            "genome_chromosome_holdout": {"plan": "chromosome_holdout",
+                                          "val_chromosomes": ["chr2"],
+                                          "test_chromosomes": ["chr3"]},
+            "genome_bin_kfold": {"plan": "bin_kfold", "n_splits": 2},
+            "genome_stranded": {"plan": "stratified_kfold", "n_splits": 2},
+        }[name]  # fmt: skip
+        return _sequence_exp(data, cv)
+    if name.startswith("fasta"):
+        alphabet = name.split("_")[1]
+        coordinates = name == "fasta_dna_chromosome_kfold"
+        fasta = _fasta(folder, alphabet, coordinates)
+        cv = {"plan": "chromosome_kfold", "n_splits": 2} if coordinates else {
+            "plan": "stratified_kfold", "n_splits": 2}  # fmt: skip
+        return _sequence_exp({"fasta": fasta, "alphabet": alphabet}, cv)
+    if name.startswith("singlecell"):
+        _cells(folder)
+        return {
+            "task": "classification",
+            "data": {"modality": "singlecell", "path": "cells.h5ad", "batch_column": "batch",
+                     "label_column": "cell_type", "group_column": "donor"},
+            "integration": {"methods": ["pca", "scvi"], "n_top_genes": None, "n_latent": 4,
+                            "n_hidden": 16, "max_epochs": 3, "n_pcs": 5,
+                            "min_cells_per_batch": 20, "device": "cpu"},
+            "model": {"name": "mlp", "hidden_layers": [8]},
+            "training": FAST,
+            "cv": {"plan": "group_kfold", "n_splits": 2},
+            "resources": {"threads": 1},
+        }  # fmt: skip
+    raise AssertionError(name)
+
+
+CELLS = [
+    "table_stratified", "table_kfold_regression", "table_group", "table_repeated",
+    "table_holdout", "table_leave_one_out",
+    "genome_chromosome_kfold", "genome_chromosome_holdout", "genome_bin_kfold", "genome_stranded",
+    "fasta_dna_stratified", "fasta_rna_stratified", "fasta_protein_stratified",
+    "fasta_dna_chromosome_kfold",
+    "singlecell_group",
+]  # fmt: skip
+
+
+def _failure(folder: Path, run: subprocess.CompletedProcess[str]) -> str:
+    """The error lines of the run and the tail of every job log that failed."""
+    lines = [line for line in (run.stdout + run.stderr).splitlines() if "rror" in line]
+    for log in sorted(folder.glob("logs/**/*.log")):
+        text = log.read_text(errors="replace")
+        if "Error" in text or "Traceback" in text:
+            lines += [f"--- {log.relative_to(folder)}", *text.splitlines()[-15:]]
+    return "\n".join(lines[-60:])
+
+
+@pytest.mark.workflow
+@pytest.mark.parametrize("name", CELLS)
+def test_cell_runs_to_the_report(tmp_path: Path, name: str) -> None:
+    (tmp_path / "config.yaml").write_text(
+        yaml.safe_dump({"report": {"title": name}, "experiments": {name: _cell(name, tmp_path)}})
+    )
+    cmd = [sys.executable, "-m", "dlpipe.cli", "run", "config.yaml", "--cores", "2", "--quiet"]
+    run = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=tmp_path)
+    assert run.returncode == 0, _failure(tmp_path, run)
+    results = tmp_path / "results" / name
+    metrics = pd.read_csv(results / "metrics.tsv", sep="\t")
+    assert metrics["learner"].nunique() == 2  # the deep model and its baseline
+    assert metrics["pooled"].notna().any()
+    page = (tmp_path / "results" / "report.html").read_text()
+    assert f'id="{name}"' in page
+    assert "Traceback" not in page

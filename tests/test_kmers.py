@@ -122,3 +122,11 @@ def test_check_warns_when_kmers_outnumber_the_datas_positions(tmp_path: Path) ->
     fasta.write_text("".join(f">p{i}|{'ab'[i % 2]}\n{'MKVLAAGIVA' * 5}\n" for i in range(20)))
     line = get_modality("sequence").describe_data("p", _exp("protein", 3, fasta=str(fasta)))
     assert line.startswith("p: 20 samples (a: 10, b: 10); warning: the baseline's 3-mers")
+
+
+def test_a_baseline_k_of_no_allowed_form_names_the_forms() -> None:
+    with pytest.raises(ConfigError) as err:
+        _exp("dna", "six")
+    message = str(err.value)
+    assert message.startswith("config key experiments.p.baseline.k: 'six' is not valid; ")
+    assert "allowed values are auto; k-mer length(s) of the sequence baseline" in message

@@ -81,6 +81,18 @@ def _compiled_lookup() -> Callable[[np.ndarray, np.ndarray], int]:
         return numba.njit(nogil=True)(_lookup_in_place)
 
 
+#: Largest k-mer space a composition baseline counts (4**12, 20**5 fit; counts are n × size).
+MAX_KMERS = 4**12
+
+
+def kmer_limit(letters: int) -> int:
+    """Return the largest k whose k-mer space stays within :data:`MAX_KMERS`."""
+    k = 1
+    while letters ** (k + 1) <= MAX_KMERS:
+        k += 1
+    return k
+
+
 def alphabet_size(alphabet: str) -> int:
     """Return the number of one-hot channels (4 nucleotides or 20 amino acids)."""
     return 20 if alphabet == "protein" else 4

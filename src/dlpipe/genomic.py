@@ -115,7 +115,7 @@ def strand_plan(
     """
     if alphabet == "protein":
         return StrandPlan(stranded, False, "protein sequences have no reverse complement")
-    if setting is not True and setting is not False:  # auto
+    if setting == "auto":
         if alphabet == "rna":
             on, why = False, "auto: RNA is single-stranded, read as given"
         elif stranded:

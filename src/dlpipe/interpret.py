@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -723,13 +723,24 @@ _MATCH_COLUMNS = {
 # Tabular experiments.
 
 
+class _FoldExplanation(NamedTuple):
+    """One fold's model with the held-out rows it explained, for permutation importance."""
+
+    fold: int
+    model: nn.Module
+    X: np.ndarray  # the rows as the model reads them
+    names: list[str]
+    y: np.ndarray  # class codes or standardised targets
+    magnitude: np.ndarray  # mean absolute attribution per feature, summed over outputs
+
+
 def _scorable(categorical: bool, y: np.ndarray) -> bool:
     """Whether one fold's held-out rows can score a model (two classes; three rows for R²)."""
     return len(np.unique(y)) > 1 if categorical else len(y) > 2
 
 
 def _pooled_permutation(
-    explained: Sequence[tuple[int, nn.Module, np.ndarray, list[str], np.ndarray, np.ndarray]],
+    explained: Sequence[_FoldExplanation],
     scorer: Any,
     n_features: int,
     repeats: int,
@@ -742,15 +753,13 @@ def _pooled_permutation(
     score's drop is the importance; the features tested are those every fold kept, the most
     attributed first. One record per repeat, so the spread is over repeats.
     """
-    common = [n for n in explained[0][3] if all(n in f[3] for f in explained)]
+    common = [n for n in explained[0].names if all(n in f.names for f in explained)]
     overall = pd.Series(0.0, index=common)
-    for _, _, _, names, _, magnitude in explained:
-        overall += pd.Series(magnitude, index=names).reindex(common)
+    for f in explained:
+        overall += pd.Series(f.magnitude, index=f.names).reindex(common)
     tested = list(overall.sort_values(ascending=False, kind="stable").index[:n_features])
-    pooled = _PooledModels(
-        [(m, X, [names.index(t) for t in tested]) for _, m, X, names, _, _ in explained]
-    )
-    y = np.concatenate([f[4] for f in explained])
+    pooled = _PooledModels([(f.model, f.X, [f.names.index(t) for t in tested]) for f in explained])
+    y = np.concatenate([f.y for f in explained])
     perm = permutation_importance(
         pooled, pooled.columns(), y, scoring=scorer, n_repeats=repeats, random_state=seed
     )
@@ -906,25 +915,25 @@ def tabular_importance(
                 records.append((fold, output, name, "ig", float(signed[k])))
                 records.append((fold, output, name, "ig_abs", float(magnitude[k])))
         explained_folds.append(
-            (fold, model, np.asarray(X, dtype=np.float32), names, y_fold, overall)
+            _FoldExplanation(fold, model, np.asarray(X, dtype=np.float32), names, y_fold, overall)
         )
     scorer = _score(task.categorical, len(outputs) if task.categorical else None)
     n_features, repeats = (
         int(settings["permutation_features"]),
         int(settings["permutation_repeats"]),
     )
-    per_fold = all(_scorable(task.categorical, f[4]) for f in explained_folds)
+    per_fold = all(_scorable(task.categorical, f.y) for f in explained_folds)
     if per_fold:
-        for fold, model, X, names, y_fold, overall in explained_folds:  # noqa: N806
+        for f in explained_folds:
             # Shuffling is one model call per feature and repeat: test the most attributed ones.
-            tested = np.sort(np.argsort(-overall, kind="stable")[:n_features])
+            tested = np.sort(np.argsort(-f.magnitude, kind="stable")[:n_features])
             perm = permutation_importance(
-                _TorchModel(model, X, tested), X[:, tested], y_fold, scoring=scorer,
+                _TorchModel(f.model, f.X, tested), f.X[:, tested], f.y, scoring=scorer,
                 n_repeats=repeats, random_state=seed,
             )  # fmt: skip
             for k, column in enumerate(tested):
                 value = float(perm.importances_mean[k])
-                records.append((fold, "all", names[column], "permutation", value))
+                records.append((f.fold, "all", f.names[column], "permutation", value))
     else:
         records.extend(_pooled_permutation(explained_folds, scorer, n_features, repeats, seed))
     frame = pd.DataFrame(records, columns=["fold", "output", "feature", "kind", "value"])

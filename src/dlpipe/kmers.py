@@ -15,8 +15,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
-#: Largest k-mer space counted (4**12, 20**5 fit; the counts matrix is n × letters**k).
-MAX_KMERS = 4**12
+from dlpipe.alphabet import MAX_KMERS, kmer_limit
 
 
 def kmer_frequencies(codes: np.ndarray, k: int, letters: int = 4) -> np.ndarray:
@@ -55,14 +54,6 @@ def kmer_frequencies(codes: np.ndarray, k: int, letters: int = 4) -> np.ndarray:
     counts = np.bincount(flat, minlength=n * size).reshape(n, size).astype(np.float32)
     totals = counts.sum(axis=1, keepdims=True)
     return np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
-
-
-def kmer_limit(letters: int) -> int:
-    """Return the largest k whose k-mer space stays within :data:`MAX_KMERS`."""
-    k = 1
-    while letters ** (k + 1) <= MAX_KMERS:
-        k += 1
-    return k
 
 
 def composition(codes: np.ndarray, ks: Sequence[int], letters: int = 4) -> np.ndarray:

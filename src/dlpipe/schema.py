@@ -159,9 +159,15 @@ def describe(error: jsonschema.ValidationError) -> str:
             f"config key {key}: {value!r} is not allowed; "
             f"choose one of {', '.join(map(str, schema['enum']))}"
         )
-    if error.validator == "oneOf" and error.context:
-        allowed = sorted({str(v) for sub in error.context for v in (sub.schema.get("enum") or [])})
+    if error.validator in ("oneOf", "anyOf") and error.context:
+        allowed = sorted(
+            {str(v) for sub in error.context for v in (sub.schema.get("enum") or [])}
+            | {str(sub.schema["const"]) for sub in error.context if "const" in sub.schema}
+        )
         hint = f"; allowed values are {', '.join(allowed)}" if allowed else ""
+        # Where the alternatives are not a list of values, the key's description is the fix.
+        if schema.get("description"):
+            hint += f"; {' '.join(str(schema['description']).split())}"
         return f"config key {key}: {value!r} is not valid{hint}"
     if error.validator == "propertyNames":
         return (

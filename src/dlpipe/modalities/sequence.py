@@ -24,9 +24,11 @@ import pandas as pd
 from dlpipe.alphabet import (
     ALPHABETS,
     LETTERS,
+    MAX_KMERS,
     alphabet_size,
     encode,
     gc_content,
+    kmer_limit,
     reverse_complement,
 )
 from dlpipe.cv import CHROMOSOME_PLANS, GROUP_PLANS
@@ -519,9 +521,7 @@ class Sequences(Modality):
         data, cv = exp["data"], exp["cv"]
         letters = alphabet_size(data["alphabet"])
         for k in baseline_ks(exp):
-            if letters**k > 4**12:  # dlpipe.kmers.MAX_KMERS: the counts would not fit memory
-                from dlpipe.kmers import kmer_limit  # lazy: scikit-learn, on this error only
-
+            if letters**k > MAX_KMERS:  # the counts would not fit memory
                 raise ConfigError(
                     f"config key {key}.baseline.k: {k}-mers of {data['alphabet']} span "
                     f"{letters**k:,} features; use k of at most {kmer_limit(letters)} "
@@ -633,8 +633,9 @@ class Sequences(Modality):
         # Windows are sampled by the prepare step; the plan's chromosomes can be checked now.
         source = ", ".join(map(str, exp["data"]["bed"].values()))
         _check_chromosome_plan(exp["cv"], pd.concat(beds), list(lengths), source)
-        # Positives and the default two negatives per positive: about the windows to come.
-        windows = int(3 * sum(len(b) for b in beds))
+        # Positives and data.negatives.ratio negatives each: about the windows to come.
+        ratio = float(exp["data"]["negatives"]["ratio"])
+        windows = int((1 + ratio) * sum(len(b) for b in beds))
         line = f"{name}: genome of {len(lengths)} sequence(s); {', '.join(sizes)}"
         return line + kmer_space_warning(exp, windows)
 

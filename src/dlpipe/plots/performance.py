@@ -123,6 +123,7 @@ def _roc_pr_grid(
             colour = _colour(learners.index(learner))
             if truth.min() == truth.max():
                 roc_values.append(("one class: no curve", colour))
+                pr_values.append(("one class: no curve", colour))
                 continue
             prevalence = float(truth.mean())
             if show_folds:

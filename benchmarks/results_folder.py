@@ -1,6 +1,6 @@
 """What reading a results folder safely costs: skops against pickle, and the manifest check.
 
-For every fitted file (``preprocessor.skops``, ``baseline.skops``) of the experiments in a
+For every fitted file (``preprocessor.skops``, ``baselines.skops``) of the experiments in a
 results folder, the object is written again as dlpipe writes it now and with joblib (a pickle,
 what dlpipe stored before), and both are read back ``--repeat`` times; the manifest check is
 timed on the files that ``dlpipe predict`` reads. Run after ``make demo``::

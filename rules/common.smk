@@ -69,11 +69,11 @@ def per_fold(pattern):
 
 
 def fold_models(wildcards):
-    """The fold's deep model and, when enabled, its baseline."""
+    """The fold's deep model and, when enabled, its baselines (one file)."""
     exp = exp_config(wildcards)
     files = {"model": f"results/{wildcards.exp}/{wildcards.fold}/model.ckpt"}
     if exp["baseline"]["enabled"]:
-        files["baseline"] = f"results/{wildcards.exp}/{wildcards.fold}/baseline.skops"
+        files["baselines"] = f"results/{wildcards.exp}/{wildcards.fold}/baselines.skops"
     return files
 
 
@@ -121,7 +121,7 @@ def manifest_inputs(wildcards):
     ]
     per_fold_files += ["preprocess.json", "metrics.json"]
     if exp_config(wildcards)["baseline"]["enabled"]:
-        per_fold_files.append("baseline.skops")
+        per_fold_files.append("baselines.skops")
     files = [f"results/{exp}/{name}" for name in MANIFEST_FILES]
     for name in per_fold_files:
         files += per_fold(f"results/{{exp}}/{{fold}}/{name}")(wildcards)

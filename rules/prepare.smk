@@ -25,6 +25,9 @@ rule prepare:
             "cv",
             "preprocess.impute",
             "training.reverse_complement",
+            "baseline.enabled",
+            "baseline.models",
+            "baseline.k",
         ),
         workdir=workflow.basedir,
     script:

@@ -30,13 +30,13 @@ rule train:
 
 
 rule baseline:
-    """Fit the scikit-learn baseline on the same training rows as the deep model."""
+    """Fit the scikit-learn baselines on the same training rows as the deep model."""
     input:
         train="results/{exp}/{fold}/train.npz",
         preprocessor="results/{exp}/{fold}/preprocessor.skops",
         meta="results/{exp}/dataset.json",
     output:
-        model="results/{exp}/{fold}/baseline.skops",
+        model="results/{exp}/{fold}/baselines.skops",
     log:
         "logs/baseline/{exp}/{fold}.log",
     benchmark:

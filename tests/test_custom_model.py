@@ -92,8 +92,8 @@ def test_model_class_from_a_config_trains_evaluates_and_reloads(
     train_step(exp, sides["train"], sides["val"], files["preprocessor"], f["dataset.json"], ckpt,
                str(out / "history.tsv"))  # fmt: skip
     baseline_step(exp, sides["train"], files["preprocessor"], f["dataset.json"],
-                  str(out / "baseline.skops"))  # fmt: skip
-    results = evaluate_step(exp, 0, sides["test"], ckpt, str(out / "baseline.skops"),
+                  str(out / "baselines.skops"))  # fmt: skip
+    results = evaluate_step(exp, 0, sides["test"], ckpt, str(out / "baselines.skops"),
                             files["preprocessor"], f["dataset.json"],
                             str(out / "predictions.tsv"), str(out / "metrics.json"))  # fmt: skip
     assert set(results) == {"TinyNet", "logistic_regression"}

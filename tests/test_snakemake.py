@@ -193,7 +193,7 @@ def test_a_damaged_checkpoint_is_retrained_and_results_of_other_configs_are_name
     before = _digests(tiny)
     manifest = yaml.safe_load((results / "cls" / "manifest.json").read_text())["files"]
     assert {"config.yaml", "dataset.json", "1/model.ckpt", "1/preprocessor.skops",
-            "1/baseline.skops", "1/calibration.json"} <= set(manifest)  # fmt: skip
+            "1/baselines.skops", "1/calibration.json"} <= set(manifest)  # fmt: skip
     ckpt = results / "cls" / "1" / "model.ckpt"
     intact = ckpt.read_bytes()
     ckpt.write_bytes(intact[: len(intact) // 2])

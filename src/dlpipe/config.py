@@ -109,7 +109,9 @@ def check_experiment(name: str, exp: dict[str, Any]) -> None:
     task = modality.task(exp)
     task.check_config(key, exp)
     check_model(f"{key}.model", model, modality.inputs)
-    if exp["baseline"]["enabled"] and model["name"] == modality.baseline_name(exp, task):
+    modality.check_baselines(key, exp)
+    names = {modality.baseline_name(exp, task, kind) for kind in modality.baseline_kinds}
+    if exp["baseline"]["enabled"] and model["name"] in names:
         raise ConfigError(
             f"config key {key}.model.name: {model['name']!r} is the name of the baseline; name "
             "the model otherwise"

@@ -1,7 +1,7 @@
 """The learners of an experiment: what each reads, its scores, and the fold models as one predictor.
 
-An experiment evaluates two learners in every fold: the deep model (``model.ckpt``) and, unless
-disabled, its baseline (``baseline.skops``), named by the modality
+An experiment evaluates its learners in every fold: the deep model (``model.ckpt``) and, unless
+disabled, its baselines (together in ``baselines.skops``), named by the modality
 (:meth:`dlpipe.modalities.base.Modality.learners`). Each reads its own columns of a fold's
 arrays (single cells: the scVI latent space for the deep model, the PCA for the baseline) and
 gives probabilities or values through the task. For new data, the k fold models of an
@@ -60,7 +60,7 @@ def learner_scores(
     learner
         The learner's name.
     model_path
-        Its ``model.ckpt`` or ``baseline.skops``.
+        Its ``model.ckpt``, or the fold's ``baselines.skops`` (which holds every baseline).
     X
         The fold's preprocessed rows (every column; the learner reads its own).
     fitted
@@ -83,7 +83,7 @@ def learner_scores(
     if role == "model":
         out = task.scores(raw_outputs(load_model(model_path, model_config), X))
     else:
-        out = task.baseline_scores(load_fitted(model_path), X, task.n_outputs(meta))
+        out = task.baseline_scores(load_fitted(model_path)[learner], X, task.n_outputs(meta))
     return task.finish(out, fitted)
 
 

@@ -63,6 +63,21 @@ def metric_bounds(metric: str) -> tuple[float, float]:
     return METRIC_BOUNDS.get(metric.removesuffix("_calibrated"), (-np.inf, np.inf))
 
 
+#: What a metric scores for predictions unrelated to the truth (metrics not listed depend on the
+#: data, e.g. auPRC on the prevalence).
+CHANCE = {"auroc": 0.5, "mcc": 0.0, "r2": 0.0, "pearson": 0.0, "spearman": 0.0}
+
+
+def at_chance(metric: str, ci_low: float) -> bool:
+    """Whether a metric's 95 % interval reaches down to chance (see :data:`CHANCE`).
+
+    Such a learner is not shown to do better than predictions unrelated to the truth; a
+    missing interval or a metric without a fixed chance level is never flagged.
+    """
+    chance = CHANCE.get(metric)
+    return chance is not None and bool(np.isfinite(ci_low)) and ci_low <= chance
+
+
 def softmax(logits: np.ndarray) -> np.ndarray:
     """Row-wise softmax, numerically stable."""
     shifted = logits - logits.max(axis=1, keepdims=True)

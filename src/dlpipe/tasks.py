@@ -102,9 +102,23 @@ class Task:
         """Scores on the scale they are reported on (regression: the original one)."""
         return scores
 
-    def make_baseline(self, cfg: Mapping[str, Any], seed: int, balanced: bool) -> Any:
-        """Return the unfitted linear baseline of the ``baseline`` config."""
+    def make_baseline(
+        self, cfg: Mapping[str, Any], seed: int, balanced: bool, kind: str = "linear"
+    ) -> Any:
+        """Return an unfitted baseline (``kind``: ``linear`` or ``random_forest``)."""
         raise NotImplementedError
+
+    def baseline_model_name(self, kind: str) -> str:
+        """Name a baseline kind's model (``logistic_regression``, ``random_forest``)."""
+        return self.baseline_name if kind == "linear" else kind
+
+    def baseline_model_text(self, cfg: Mapping[str, Any], kind: str) -> str:
+        """Describe a baseline kind's model and its strength, in words."""
+        if kind == "random_forest":
+            return f"random forest ({cfg['trees']} trees)"
+        if self.probabilistic:
+            return f"logistic regression (C={cfg['C']})"
+        return f"ridge regression (alpha={cfg['alpha']})"
 
     def baseline_scores(self, model: Any, X: np.ndarray, n_outputs: int) -> np.ndarray:  # noqa: N803
         """Probabilities (or values) of a fitted baseline, one column per output."""
@@ -254,10 +268,14 @@ class Classification(Task):
         """Softmax over the logits."""
         return softmax(raw)
 
-    def make_baseline(self, cfg: Mapping[str, Any], seed: int, balanced: bool) -> Any:
-        """L2 logistic regression."""
+    def make_baseline(
+        self, cfg: Mapping[str, Any], seed: int, balanced: bool, kind: str = "linear"
+    ) -> Any:
+        """L2 logistic regression, or a random forest."""
         from dlpipe import baselines  # lazy: scikit-learn, 0.7 s
 
+        if kind == "random_forest":
+            return baselines.random_forest_classifier(cfg, seed, balanced)
         return baselines.logistic_regression(cfg, seed, balanced)
 
     def baseline_scores(self, model: Any, X: np.ndarray, n_outputs: int) -> np.ndarray:  # noqa: N803
@@ -343,10 +361,14 @@ class MultiLabel(Task):
         """One sigmoid per target."""
         return sigmoid(raw)
 
-    def make_baseline(self, cfg: Mapping[str, Any], seed: int, balanced: bool) -> Any:
-        """One logistic regression per target."""
+    def make_baseline(
+        self, cfg: Mapping[str, Any], seed: int, balanced: bool, kind: str = "linear"
+    ) -> Any:
+        """One logistic regression (or random forest) per target."""
         from dlpipe import baselines  # lazy: scikit-learn, 0.7 s
 
+        if kind == "random_forest":
+            return baselines.one_vs_rest(baselines.random_forest_classifier(cfg, seed, balanced))
         return baselines.one_vs_rest(baselines.logistic_regression(cfg, seed, balanced))
 
     def baseline_scores(self, model: Any, X: np.ndarray, n_outputs: int) -> np.ndarray:  # noqa: N803
@@ -419,10 +441,14 @@ class Regression(Task):
         """Back to the original scale of the targets."""
         return fitted.unscale_targets(scores)
 
-    def make_baseline(self, cfg: Mapping[str, Any], seed: int, balanced: bool) -> Any:
-        """Multi-output ridge regression."""
+    def make_baseline(
+        self, cfg: Mapping[str, Any], seed: int, balanced: bool, kind: str = "linear"
+    ) -> Any:
+        """Multi-output ridge regression, or a multi-output random forest."""
         from dlpipe import baselines  # lazy: scikit-learn, 0.7 s
 
+        if kind == "random_forest":
+            return baselines.random_forest_regressor(cfg, seed)
         return baselines.ridge_regression(cfg, seed)
 
     def baseline_scores(self, model: Any, X: np.ndarray, n_outputs: int) -> np.ndarray:  # noqa: N803

@@ -18,7 +18,10 @@ from typing import Any
 from dlpipe.errors import InputError
 
 #: dlpipe's own types (and the one scoring function) that fitted objects hold; numpy's dtypes
-#: are how column transformers record the dtype of their input.
+#: are how column transformers record the dtype of their input; scikit-learn's tree structure
+#: is what the random-forest baseline is made of. skops leaves the tree untrusted because
+#: scikit-learn follows its node indices without bounds checks: every tree loaded is checked
+#: first (:func:`check_trees`).
 TRUSTED = (
     "dlpipe.preprocess.FittedPreprocessor",
     "dlpipe.preprocess.SequenceInput",
@@ -26,7 +29,9 @@ TRUSTED = (
     "dlpipe.preprocess.CPMLog1p",
     "dlpipe.preprocess.variance_score",
     "dlpipe.kmers.KmerFrequencies",
+    "dlpipe.onehot.OneHotPositions",
     "numpy.dtype",
+    "sklearn.tree._tree.Tree",
 )
 
 
@@ -97,8 +102,67 @@ def load_fitted(path: str | Path) -> Any:
             "workflow to refit it"
         )
     try:
-        return sio.load(path, trusted=list(found))
+        obj = sio.load(path, trusted=list(found))
     except Exception as err:  # noqa: BLE001 - a damaged archive fails in many ways
         raise InputError(
             f"{path}: cannot be read ({err}); delete it and rerun the workflow to refit it"
         ) from None
+    if "sklearn.tree._tree.Tree" in found:
+        check_trees(obj, path)
+    return obj
+
+
+def check_trees(obj: Any, path: str | Path) -> None:
+    """Refuse decision trees whose nodes could send scikit-learn outside its arrays.
+
+    scikit-learn walks a tree from the root by the child indices of its nodes and reads the
+    feature index of each inner node, unchecked. A tree as scikit-learn builds it numbers the
+    children of a node after the node itself (so every walk ends), inside the node count, and
+    splits on features that exist; a tree breaking any of these is refused.
+
+    Raises
+    ------
+    InputError
+        Naming the file, if a tree is malformed.
+    """
+    import numpy as np  # lazy: only for files holding trees
+    from sklearn.tree._tree import Tree  # lazy: only for files holding trees
+
+    for tree in _objects_of(obj, Tree):
+        state = tree.__getstate__()
+        nodes, n = state["nodes"], int(state["node_count"])
+        left, right, feature = nodes["left_child"], nodes["right_child"], nodes["feature"]
+        leaf = left == -1
+        inner = np.flatnonzero(~leaf)
+        ok = (
+            len(nodes) == n
+            and len(state["values"]) == n
+            and np.array_equal(leaf, right == -1)
+            and bool(np.all((left[inner] > inner) & (left[inner] < n)))
+            and bool(np.all((right[inner] > inner) & (right[inner] < n)))
+            and bool(np.all((feature[inner] >= 0) & (feature[inner] < tree.n_features)))
+        )
+        if not ok:
+            raise InputError(
+                f"{path}: holds a malformed decision tree (node indices outside the tree); the "
+                "file was altered, so it is not used. Delete it and rerun the workflow"
+            )
+
+
+def _objects_of(obj: Any, kind: type) -> list[Any]:
+    """Every object of type ``kind`` reachable from ``obj`` through attributes and containers."""
+    found, seen, stack = [], set(), [obj]
+    while stack:
+        item = stack.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, kind):
+            found.append(item)
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+        elif hasattr(item, "__dict__"):
+            stack.extend(vars(item).values())
+    return found

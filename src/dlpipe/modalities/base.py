@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from dlpipe.errors import InputError
+from dlpipe.errors import ConfigError, InputError
 from dlpipe.io.fitted import load_fitted
 from dlpipe.schema import for_modality
 from dlpipe.tasks import Task, dataset_folds, get_task
@@ -135,21 +135,67 @@ class Modality:
 
     # --- learners ---------------------------------------------------------------------------
 
-    def baseline_name(self, exp: Mapping[str, Any], task: Task) -> str:
-        """Name the baseline learner in tables and figures (``task``: the data's task)."""
-        return task.baseline_name
+    #: The baseline kinds the modality offers (``baseline.models``).
+    baseline_kinds: ClassVar[tuple[str, ...]] = ("linear", "random_forest")
 
-    def learners(self, exp: Mapping[str, Any], task: Task) -> list[str]:
-        """Name the learners an experiment evaluates: the deep model, then the baseline."""
-        names = [exp["model"]["name"]]
-        if exp["baseline"]["enabled"]:
-            names.append(self.baseline_name(exp, task))
-        return names
+    def auto_baselines(self, exp: Mapping[str, Any], facts: Mapping[str, Any] | None) -> list[str]:
+        """Return the kinds ``baseline.models: auto`` fits (``facts``: the data's, from prepare)."""
+        return ["linear"]
 
-    def make_baseline(self, exp: Mapping[str, Any], task: Task) -> Any:
-        """Return the unfitted baseline (the task's linear model on the preprocessed features)."""
+    def baseline_plan(
+        self, exp: Mapping[str, Any], task: Task, facts: Mapping[str, Any] | None = None
+    ) -> dict[str, str]:
+        """Name → kind of the baselines an experiment fits, in order (none when disabled).
+
+        ``facts`` are the data's (``dataset.json``'s ``meta``), which ``auto`` may depend on;
+        the prepare step records the plan there, so that every later step reads one answer.
+        """
+        base = exp["baseline"]
+        if not base["enabled"]:
+            return {}
+        models = base.get("models", "auto")
+        kinds = self.auto_baselines(exp, facts) if models == "auto" else list(models)
+        return {self.baseline_name(exp, task, kind): kind for kind in kinds}
+
+    def check_baselines(self, key: str, exp: Mapping[str, Any]) -> None:
+        """Refuse baseline kinds the modality does not offer, naming those it does."""
+        models = exp["baseline"].get("models", "auto")
+        for kind in [] if models == "auto" else models:
+            if kind not in self.baseline_kinds:
+                raise ConfigError(
+                    f"config key {key}.baseline.models: {kind!r} is not a baseline of "
+                    f"{self.name} data; use auto or some of: {', '.join(self.baseline_kinds)}"
+                )
+
+    def baseline_name(self, exp: Mapping[str, Any], task: Task, kind: str = "linear") -> str:
+        """Name a baseline learner in tables and figures (``task``: the data's task)."""
+        return task.baseline_model_name(kind)
+
+    def learners(
+        self, exp: Mapping[str, Any], task: Task, info: Mapping[str, Any] | None = None
+    ) -> list[str]:
+        """Name the learners an experiment evaluates: the deep model, then its baselines.
+
+        ``info`` is the experiment's ``dataset.json``, whose baseline plan (recorded by the
+        prepare step) is the one used; without it the plan is resolved from the config alone.
+        """
+        return [exp["model"]["name"], *self.baselines_of(exp, task, info)]
+
+    def baselines_of(
+        self, exp: Mapping[str, Any], task: Task, info: Mapping[str, Any] | None = None
+    ) -> dict[str, str]:
+        """Name → kind of the baselines, as the prepare step recorded them in ``info``."""
+        facts = (info or {}).get("meta") or {}
+        plan = facts.get("baselines")
+        return dict(plan) if plan is not None else self.baseline_plan(exp, task, facts)
+
+    def make_baseline(self, exp: Mapping[str, Any], task: Task, kind: str = "linear") -> Any:
+        """Return an unfitted baseline of the task on the preprocessed features."""
         return task.make_baseline(
-            exp["baseline"], int(exp["seed"]), exp["training"]["class_weights"] == "balanced"
+            exp["baseline"],
+            int(exp["seed"]),
+            exp["training"]["class_weights"] == "balanced",
+            kind,
         )
 
     # --- figures, interpretation, report ----------------------------------------------------
@@ -228,12 +274,9 @@ class Modality:
         """Say what is fitted before training, for the report (``None``: the table steps)."""
         return None
 
-    def baseline_text(self, exp: Mapping[str, Any]) -> str:
-        """Describe the baseline in words."""
-        base = exp["baseline"]
-        if self.task(exp).probabilistic:
-            return f"logistic regression (C={base['C']})"
-        return f"ridge regression (alpha={base['alpha']})"
+    def baseline_text(self, exp: Mapping[str, Any], kind: str = "linear") -> str:
+        """Describe a baseline in words."""
+        return self.task(exp).baseline_model_text(exp["baseline"], kind)
 
     def fitted_text(self, exp: Mapping[str, Any]) -> str:
         """Say what was fitted on each fold's training side, for the DOME summary."""
@@ -243,8 +286,8 @@ class Modality:
             "weights: training side of each fold"
         )
 
-    def training_text(self, exp: Mapping[str, Any]) -> str:
-        """Training settings the modality adds to the DOME summary."""
+    def training_text(self, exp: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
+        """Training settings the modality adds to the DOME summary (``meta``: dataset.json)."""
         return ""
 
     def model_inputs_text(

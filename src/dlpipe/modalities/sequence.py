@@ -647,17 +647,57 @@ class Sequences(Modality):
 
         return preprocess_sequence_fold(data, index)
 
-    def baseline_name(self, exp: Mapping[str, Any], task: Task) -> str:
-        """Name the task's linear model on k-mer frequencies (``kmer6_…``, ``kmer1_2_…``)."""
+    baseline_kinds: ClassVar[tuple[str, ...]] = ("kmer", "onehot")
+
+    def auto_baselines(self, exp: Mapping[str, Any], facts: Mapping[str, Any] | None) -> list[str]:
+        """k-mer composition; plus the position-aware one-hot model for inputs of one length.
+
+        Genome windows all have the model's input length; a FASTA does when none of its
+        sequences was cropped or padded (unknown before the data are read: then k-mers only).
+        """
+        counts = (facts or {}).get("counts") or {}
+        genomic = bool(exp["data"].get("genome"))
+        one_length = genomic or (
+            bool(counts) and counts.get("cropped", 1) == 0 and counts.get("padded", 1) == 0
+        )
+        return ["kmer", "onehot"] if one_length else ["kmer"]
+
+    def baseline_plan(
+        self, exp: Mapping[str, Any], task: Task, facts: Mapping[str, Any] | None = None
+    ) -> dict[str, str]:
+        """Return the plan of :class:`Modality`, refusing a one-hot baseline of resized sequences.
+
+        Sequences cropped or padded to the input length have no common positions to line up.
+        """
+        plan = super().baseline_plan(exp, task, facts)
+        counts = (facts or {}).get("counts") or {}
+        resized = int(counts.get("cropped", 0)) + int(counts.get("padded", 0))
+        if "onehot" in plan.values() and resized:
+            raise InputError(
+                f"{exp['data']['fasta']}: baseline.models lists onehot, a position-aware model "
+                f"for sequences of one length, but {resized:,} of {counts['sequences']:,} "
+                f"sequences were cropped or padded to data.sequence_length "
+                f"({exp['data']['sequence_length']}); drop onehot from baseline.models (or "
+                "use auto, which fits it only for sequences of one length)"
+            )
+        return plan
+
+    def baseline_name(self, exp: Mapping[str, Any], task: Task, kind: str = "kmer") -> str:
+        """Name the baseline: ``kmer6_…`` / ``kmer1_2_…`` (composition), ``onehot_…``."""
+        if kind == "onehot":
+            return f"onehot_{task.baseline_name}"
         ks = "_".join(str(k) for k in baseline_ks(exp))
         return f"kmer{ks}_{task.baseline_name}"
 
-    def make_baseline(self, exp: Mapping[str, Any], task: Task) -> Any:
-        """Standardised k-mer frequencies into the task's linear model."""
-        from dlpipe.baselines import on_kmers  # lazy: scikit-learn, 0.7 s
+    def make_baseline(self, exp: Mapping[str, Any], task: Task, kind: str = "kmer") -> Any:
+        """Return the task's linear model on k-mer frequencies or on the flattened one-hot."""
+        from dlpipe.baselines import on_kmers, on_positions  # lazy: scikit-learn, 0.7 s
 
         letters = alphabet_size(exp["data"]["alphabet"])
-        return on_kmers(super().make_baseline(exp, task), baseline_ks(exp), letters)
+        model = super().make_baseline(exp, task, "linear")
+        if kind == "onehot":
+            return on_positions(model, letters)
+        return on_kmers(model, baseline_ks(exp), letters)
 
     def figures(self, meta: Mapping[str, Any]) -> list[str]:
         """GC content of positives and negatives (nucleotides)."""
@@ -801,30 +841,41 @@ class Sequences(Modality):
             f"{strands}. Nothing is fitted before training."
         )
 
-    def baseline_text(self, exp: Mapping[str, Any]) -> str:
-        """k-mer frequencies (composition) and the task's linear model."""
-        base, ks = exp["baseline"], baseline_ks(exp)
+    def baseline_text(self, exp: Mapping[str, Any], kind: str = "kmer") -> str:
+        """k-mer frequencies (composition) or the flattened one-hot, and the linear model."""
+        model = self.task(exp).baseline_model_text(exp["baseline"], "linear")
+        if kind == "onehot":
+            letters = alphabet_size(exp["data"]["alphabet"])
+            length = int(exp["data"]["sequence_length"])
+            return (
+                f"flattened one-hot ({length} positions × {letters} letters, position-aware) "
+                f"+ {model}"
+            )
+        ks = baseline_ks(exp)
         named = {1: "amino-acid", 2: "dipeptide", 3: "tripeptide"}
         if exp["data"]["alphabet"] == "protein" and all(k in named for k in ks):
             features = " and ".join(named[k] for k in ks) + " composition"
         else:
             features = " + ".join(f"{k}-mer" for k in ks) + " frequencies"
-        model = self.task(exp).baseline_name
-        strength = f"alpha={base['alpha']}" if exp["task"] == "regression" else f"C={base['C']}"
-        return f"{features} + {model.replace('_', ' ')} ({strength})"
+        return f"{features} + {model}"
 
     def fitted_text(self, exp: Mapping[str, Any]) -> str:
         """Only the weights: sequences need no fitted preprocessing."""
         return "model weights: training side of each fold (sequences need no fitted preprocessing)"
 
-    def training_text(self, exp: Mapping[str, Any]) -> str:
-        """Reverse-complement augmentation (``auto``: resolved per data set, in the data facts).
+    def training_text(self, exp: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
+        """Say whether reverse-complement augmentation ran on these data, and why.
 
-        Nothing for proteins, which have one strand.
+        ``auto`` is shown as the strand plan the prepare step resolved it to; nothing for
+        proteins, which have one strand.
         """
         if exp["data"]["alphabet"] == "protein":
             return ""
-        return f", reverse-complement augmentation {exp['training']['reverse_complement']}"
+        plan = (meta.get("meta") or {}).get("strand")
+        if not plan:  # data prepared before the strand plan: the setting as given
+            return f", reverse-complement augmentation {exp['training']['reverse_complement']}"
+        rc = "on" if plan["reverse_complement"] else "off"
+        return f", reverse-complement augmentation {rc} ({plan['why']})"
 
     def model_inputs_text(
         self, meta: Mapping[str, Any], summaries: Sequence[Mapping[str, Any]]

@@ -353,13 +353,13 @@ class SingleCell(Modality):
             f"{len(batches)} batches, {labelled} labelled"
         )
 
-    def baseline_name(self, exp: Mapping[str, Any], task: Task) -> str:
-        """Name the baseline: it reads the unintegrated PCA."""
-        return f"pca_{task.baseline_name}"
+    def baseline_name(self, exp: Mapping[str, Any], task: Task, kind: str = "linear") -> str:
+        """Name a baseline: it reads the unintegrated PCA (``pca_logistic_regression``)."""
+        return f"pca_{task.baseline_model_name(kind)}"
 
-    def baseline_text(self, exp: Mapping[str, Any]) -> str:
-        """Logistic regression on the PCA."""
-        return f"logistic regression (C={exp['baseline']['C']}) on the unintegrated PCA"
+    def baseline_text(self, exp: Mapping[str, Any], kind: str = "linear") -> str:
+        """Describe a baseline on the unintegrated PCA."""
+        return f"{super().baseline_text(exp, kind)} on the unintegrated PCA"
 
     def model_inputs_text(
         self, meta: Mapping[str, Any], summaries: Sequence[Mapping[str, Any]]

@@ -18,6 +18,7 @@ import pandas as pd
 from dlpipe.calibrate import SKIPPED
 from dlpipe.cv import plan_text
 from dlpipe.io.files import read_json
+from dlpipe.metrics import CHANCE, at_chance
 from dlpipe.modalities import modality_of
 from dlpipe.report.files import ExperimentFiles
 from dlpipe.report.render import anchor, fmt, image, section, table
@@ -33,6 +34,18 @@ def _metric_text(metrics: pd.DataFrame, learner: str, metric: str) -> str:
     used = r.get("folds_used", n_folds)
     short = f" ({int(used)} of {n_folds} folds)" if used < n_folds else ""
     return f"{metric} {fmt(r['mean'])} [{fmt(r['ci95_low'])}, {fmt(r['ci95_high'])}]{short}"
+
+
+def chance_note(metrics: pd.DataFrame, learner: str, metric: str) -> str:
+    """Say ``"at chance: …"`` when a learner's 95 % interval of ``metric`` reaches chance."""
+    rec = metrics[(metrics["learner"] == learner) & (metrics["metric"] == metric)]
+    if rec.empty or "ci95_low" not in rec or not at_chance(metric, float(rec["ci95_low"].iloc[0])):
+        return ""
+    r = rec.iloc[0]
+    return (
+        f"at chance: its {metric} interval [{fmt(r['ci95_low'])}, {fmt(r['ci95_high'])}] "
+        f"reaches {CHANCE[metric]:g}"
+    )
 
 
 def _best_epochs(histories: Sequence[str]) -> list[int]:
@@ -109,8 +122,9 @@ def dome_section(
     fitted = [modality.fitted_text(cfg), "early stopping (best epoch): validation side"]
     if extras.get("calibrations"):
         fitted.append("temperature scaling: validation side")
-    if cfg["baseline"]["enabled"]:
-        fitted.append(f"baseline ({learners[-1]}): the same training rows")
+    plan = modality.baselines_of(cfg, task, meta)
+    if plan:
+        fitted.append(f"baselines ({', '.join(plan)}): the same training rows")
     fitted.append("test side: scored once by evaluate, never fitted on")
     hyper = ", ".join(f"{k}={v}" for k, v in cfg["model"].items() if k != "name")
     train = cfg["training"]
@@ -119,7 +133,7 @@ def dome_section(
         f"batch {train['batch_size']}, up to {train['max_epochs']} epochs, patience "
         f"{train['patience']}, class weights {train['class_weights']}"
     )
-    optim += modality.training_text(cfg)
+    optim += modality.training_text(cfg, meta)
     epochs = _best_epochs(extras.get("histories", []))
     if epochs:
         optim += f"; best epoch per fold {', '.join(map(str, epochs))}"
@@ -141,6 +155,8 @@ def dome_section(
         text = ", ".join(_metric_text(metrics, learner, m) for m in primary)
         if learner != learners[0]:
             text += _pair_p(pairs, exp.name, learners[0], learner)
+        chance = chance_note(metrics, learner, task.primary_metric)
+        text += f" — {chance}" if chance else ""
         evaluation.append(f"{learner}: {text}")
     if task.probabilistic and "ece" in set(metrics["metric"]):
         ece = [
@@ -149,9 +165,10 @@ def dome_section(
             for lrn in learners
         ]
         evaluation.append("ECE raw → temperature-scaled: " + "; ".join(ece))
-    baseline = "none"
-    if cfg["baseline"]["enabled"] and len(learners) > 1:
-        baseline = f"{learners[-1]}: {modality.baseline_text(cfg)}, in the same folds"
+    baselines = [
+        f"{name}: {modality.baseline_text(cfg, kind)}, in the same folds"
+        for name, kind in plan.items()
+    ] or ["none"]
     rows = [
         ("Data", "source and checksums", [checksums]),
         ("Data", "samples", [f"{info['n_samples']}; {labels}"]),
@@ -160,7 +177,7 @@ def dome_section(
         ("Optimisation", "training", [optim]),
         ("Optimisation", "hyperparameters", ["fixed in the config; none chosen on test folds"]),
         ("Model", "model", [model_text]),
-        ("Model", "baselines", [baseline]),
+        ("Model", "baselines", baselines),
         ("Evaluation", "metrics over test folds (mean [95 % CI])", evaluation),
         (
             "Evaluation",
@@ -431,6 +448,10 @@ def comparison_section(files: Mapping[str, str], order: Sequence[str] = ()) -> d
                 "difference to best": [fmt(v) for v in rows["difference"]],
                 "p (corrected t)": [fmt(v, 4) for v in rows["p_corrected_t"]],
                 "p (Wilcoxon)": [fmt(v, 4) for v in rows["p_wilcoxon"]],
+                "note": [
+                    "at chance (95 % interval reaches it)" if flag else ""
+                    for flag in rows.get("at_chance", pd.Series(False, index=rows.index))
+                ],
             }
         )
         first = min(place.get(e, len(place)) for e in rows["experiment"])
@@ -448,12 +469,14 @@ def comparison_section(files: Mapping[str, str], order: Sequence[str] = ()) -> d
 def experiment_verdict(
     name: str, metrics: pd.DataFrame, board: pd.DataFrame | None, pairs: pd.DataFrame | None
 ) -> str:
-    """One sentence from the numbers: the best learner, its margin over the next and how sure.
+    """Write a few sentences from the numbers: the best learner, its margin, how sure.
 
     The learners are ranked on the leaderboard's metric (the task's primary one). The margin is
     the mean paired difference over folds with its 95 % interval from the corrected resampled
     t-test (Nadeau & Bengio 2003), whose p-value decides between "beats" and "no significant
-    difference" at 0.05.
+    difference" at 0.05. When the deep model (the first learner of ``metrics``) is not one of
+    the two compared, its rank follows; then every learner whose interval reaches chance is
+    named.
 
     Parameters
     ----------
@@ -469,6 +492,30 @@ def experiment_verdict(
     str
         Plain text (escape it for HTML).
     """
+    text = _ranking_verdict(name, metrics, board, pairs)
+    rows = board[board["experiment"] == name] if board is not None else None
+    if rows is None or rows.empty:
+        return text
+    rows = rows.sort_values("rank")
+    metric = str(rows["metric"].iloc[0])
+    deep = str(metrics["learner"].iloc[0])
+    if len(rows) > 2 and deep not in set(rows["learner"].iloc[:2]):
+        mine = rows[rows["learner"] == deep].iloc[0]
+        text += (
+            f" The deep model {deep} ranks {int(mine['rank'])} of {len(rows)} "
+            f"({metric} {mine['mean']:.3f})."
+        )
+    for learner in rows["learner"]:
+        note = chance_note(metrics, str(learner), metric)
+        if note:
+            text += f" {learner} is {note}."
+    return text
+
+
+def _ranking_verdict(
+    name: str, metrics: pd.DataFrame, board: pd.DataFrame | None, pairs: pd.DataFrame | None
+) -> str:
+    """Name the best learner, its margin over the next and how sure (:func:`experiment_verdict`)."""
     from scipy import stats  # lazy: 0.6 s
 
     rows = board[board["experiment"] == name] if board is not None else None

@@ -10,9 +10,18 @@ import pandas as pd
 
 from dlpipe.compare import comparison_key, fold_scores, fold_size_ratio, leaderboard
 from dlpipe.io.files import read_json
+from dlpipe.metrics import at_chance
 from dlpipe.modalities import task_of
 
 log = logging.getLogger(__name__)
+
+
+def chance_flag(metrics: pd.DataFrame, learner: str, metric: str) -> bool:
+    """Whether a learner's 95 % interval of ``metric`` (its ``metrics.tsv`` row) reaches chance."""
+    row = metrics[(metrics["learner"] == learner) & (metrics["metric"] == metric)]
+    if row.empty or "ci95_low" not in row:
+        return False
+    return at_chance(metric, float(row["ci95_low"].iloc[0]))
 
 
 def compare_step(
@@ -61,6 +70,10 @@ def compare_step(
                 )
         ratio = fold_size_ratio(summaries)
         board, pairs = leaderboard(entries, metric, ratio)
+        board["at_chance"] = [
+            chance_flag(pd.read_csv(files[e]["metrics"], sep="\t"), lrn, metric)
+            for e, lrn in zip(board["experiment"], board["learner"], strict=True)
+        ]
         label = f"group {number}: " + ", ".join(names)
         board.insert(0, "group", label)
         board["test_train_ratio"] = ratio

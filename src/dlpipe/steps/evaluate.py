@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from dlpipe.errors import InputError
 from dlpipe.io.files import read_json, read_predictions, write_json
 from dlpipe.io.fitted import load_fitted
 from dlpipe.metrics import summarise_folds
@@ -24,12 +25,26 @@ from dlpipe.tasks import figure_names, get_task
 log = logging.getLogger(__name__)
 
 
+def learner_files(
+    exp: Mapping[str, Any],
+    task: Any,
+    info: Mapping[str, Any],
+    model: str,
+    baselines: str | None,
+) -> dict[str, str]:
+    """Each learner's file: the deep model's checkpoint, the baselines' shared file."""
+    names = modality_of(exp).learners(exp, task, info)
+    if len(names) > 1 and baselines is None:
+        raise InputError(f"no baselines file given for {', '.join(names[1:])}")
+    return {name: model if i == 0 else str(baselines) for i, name in enumerate(names)}
+
+
 def calibrate_step(
     exp: Mapping[str, Any],
     fold: int,
     val: str,
     model: str,
-    baseline: str | None,
+    baselines: str | None,
     preprocessor: str,
     meta: str,
     out_json: str,
@@ -45,8 +60,8 @@ def calibrate_step(
         The fold number (recorded in the output).
     val
         The fold's ``val.npz``; the only rows this step reads (it is given no test side).
-    model, baseline
-        The deep model's checkpoint and the baseline's file (or ``None``).
+    model, baselines
+        The deep model's checkpoint and the fold's baselines file (``None``: no baselines).
     preprocessor
         The fold's fitted preprocessor.
     meta
@@ -80,8 +95,7 @@ def calibrate_step(
     fitted = load_fitted(preprocessor)
     va = FoldArrays.load(val)
     result["n_val"] = len(va.ids)
-    files = dict(zip(modality_of(exp).learners(exp, task), [model, baseline], strict=False))
-    for learner, path in files.items():
+    for learner, path in learner_files(exp, task, info, model, baselines).items():
         scores = learner_scores(exp, learner, path, va.X, fitted, task, info)
         temperature, skipped = task.calibration_fit(va.y, scores)
         after = task.apply_calibration(scores, temperature)
@@ -108,14 +122,14 @@ def evaluate_step(
     fold: int,
     test: str,
     model: str,
-    baseline: str | None,
+    baselines: str | None,
     preprocessor: str,
     meta: str,
     predictions_tsv: str,
     metrics_json: str,
     calibration: str | None = None,
 ) -> dict[str, Any]:
-    """Score the deep model and the baseline on the fold's test side, the only step reading it.
+    """Score the deep model and the baselines on the fold's test side, the only step reading it.
 
     With ``calibration`` (the fold's ``calibration.json``, fitted on its validation side) the
     predictions also hold each learner's temperature-scaled probabilities (``calprob_*``).
@@ -130,9 +144,8 @@ def evaluate_step(
         temperatures = {name: rec["temperature"] for name, rec in fitted_t.items()}
     fitted = load_fitted(preprocessor)
     te = FoldArrays.load(test)
-    files = dict(zip(modality_of(exp).learners(exp, task), [model, baseline], strict=False))
     tables, results = [], {}
-    for learner, path in files.items():
+    for learner, path in learner_files(exp, task, info, model, baselines).items():
         scores = learner_scores(exp, learner, path, te.X, fitted, task, info)
         calibrated = None
         if learner in temperatures:
@@ -168,8 +181,8 @@ def aggregate_step(
         fold = int(Path(path).parent.name)
         per_fold[fold] = read_json(path)
     oof = pd.concat([read_predictions(p) for p in prediction_files], ignore_index=True)
-    # The deep model first, then its baseline, in the tables and figures.
-    learners = modality_of(exp).learners(exp, task)
+    # The deep model first, then its baselines, in the tables and figures.
+    learners = modality_of(exp).learners(exp, task, info)
     order = {name: i for i, name in enumerate(learners)}
     oof = oof.sort_values(
         ["learner", "fold", "id"], key=lambda col: col.map(order) if col.name == "learner" else col

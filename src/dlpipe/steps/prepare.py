@@ -10,6 +10,7 @@ from typing import Any
 from dlpipe.io.files import write_json
 from dlpipe.modalities import modality_of
 from dlpipe.provenance import provenance
+from dlpipe.tasks import get_task
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,8 @@ def prepare_step(
     if inputs is not None:
         exp = modality.with_inputs(exp, inputs)
     data, checksums = modality.prepare(name, exp, Path(dataset).parent, integrated)
+    # One answer for every later step: which baselines ``auto`` means on these data.
+    data.meta["baselines"] = modality.baseline_plan(exp, get_task(data.task), data.meta)
     data.save(dataset, meta)
     write_json(provenance(name, exp, checksums, workdir), provenance_json)
     log.info("%s: %d samples", name, data.meta["n_samples"])

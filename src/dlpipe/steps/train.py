@@ -1,7 +1,8 @@
-"""Rules ``train`` and ``baseline`` (rules/train.smk): the fold's deep model and its baseline."""
+"""Rules ``train`` and ``baseline`` (rules/train.smk): the fold's deep model and its baselines."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,6 +12,8 @@ from dlpipe.io.fitted import load_fitted, save_fitted
 from dlpipe.modalities import modality_of
 from dlpipe.preprocess import FittedPreprocessor, FoldArrays
 from dlpipe.tasks import get_task
+
+log = logging.getLogger(__name__)
 
 
 def train_step(
@@ -60,13 +63,21 @@ def train_step(
 def baseline_step(
     exp: Mapping[str, Any], train: str, preprocessor: str, meta: str, model_out: str
 ) -> None:
-    """Fit the scikit-learn baseline on the same training rows as the deep model."""
+    """Fit every baseline of the experiment on the same training rows as the deep model.
+
+    The baselines are those the prepare step recorded (``dataset.json``); they are written
+    together as ``{name: fitted model}`` in one skops file.
+    """
     info = read_json(meta)
     task = get_task(info["task"])
     exp = {**exp, "task": info["task"]}
+    modality = modality_of(exp)
     fitted: FittedPreprocessor = load_fitted(preprocessor)
     tr = FoldArrays.load(train)
     y = task.scaled_targets(tr.y, fitted)
-    model = modality_of(exp).make_baseline(exp, task)
-    model.fit(learner_input(tr.X, info, "baseline", fitted), y)
-    save_fitted(model, model_out)
+    X = learner_input(tr.X, info, "baseline", fitted)  # noqa: N806
+    models = {}
+    for name, kind in modality.baselines_of(exp, task, info).items():
+        log.info("fitting %s on %d rows", name, len(X))
+        models[name] = modality.make_baseline(exp, task, kind).fit(X, y)
+    save_fitted(models, model_out)

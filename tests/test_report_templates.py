@@ -19,7 +19,7 @@ import pytest
 from browser import assert_page_ok, check_page, chromium
 
 from dlpipe.calibrate import SKIPPED
-from dlpipe.report import latent
+from dlpipe.report import latent, trust
 from dlpipe.report.files import ExperimentFiles
 from dlpipe.report.page import build_report, metrics_table
 from dlpipe.report.render import environment, render, render_section, section
@@ -365,3 +365,21 @@ def test_a_mean_over_fewer_folds_says_so() -> None:
     assert partial_folds(metrics) == ["mlp auroc: 1 of 2 folds"]
     cells = [row[1]["text"] for row in metrics_table(metrics)["rows"]]
     assert cells == ["0.850 ± 0.070", "0.700 ± – (1/2 folds)"]
+
+
+@pytest.mark.parametrize(
+    ("cv", "meta", "said"),
+    [
+        ({"plan": "bin_kfold", "n_splits": 4},
+         {"meta": {"fold_guard": "whole CV groups per fold; 3 chains of overlapping windows "
+                                 "(2 at most) each inside one group"}},
+         "Split: 4-fold over genomic bins (whole bins of data.bin_size bp, windows across a bin "
+         "edge kept together); whole CV groups per fold; 3 chains"),
+        ({"plan": "group_kfold", "n_splits": 3}, {"group_column": "patient", "meta": {}},
+         "Split: group 3-fold; whole groups of patient per fold."),
+        ({"plan": "stratified_kfold", "n_splits": 3}, {"meta": {}},
+         "Split: stratified 3-fold; samples assigned one by one (no groups named)."),
+    ],
+)  # fmt: skip
+def test_the_verdict_line_says_what_the_split_guarded(cv: dict, meta: dict, said: str) -> None:
+    assert trust.split_guard({"cv": cv}, meta).startswith(said)

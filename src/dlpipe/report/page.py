@@ -215,11 +215,13 @@ def summary_table(experiments: Sequence[ExperimentFiles]) -> dict[str, Any]:
 def verdict_section(
     experiments: Sequence[ExperimentFiles], comparison: Mapping[str, str] | None
 ) -> dict[str, Any]:
-    """Open the page with one generated sentence per experiment."""
+    """Open the page with the generated verdict of each experiment and what its split guarded."""
     board = pd.read_csv(comparison["leaderboard"], sep="\t") if comparison else None
     pairs = pd.read_csv(comparison["pairs"], sep="\t") if comparison else None
     sentences = [
         trust.experiment_verdict(exp.name, pd.read_csv(exp.metrics, sep="\t"), board, pairs)
+        + " "
+        + trust.split_guard(exp.config, read_json(exp.dataset_meta))
         for exp in experiments
     ]
     return section("verdict.html.j2", "Verdict", "verdict", level=2, sentences=sentences)

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from dlpipe.calibrate import SKIPPED
-from dlpipe.cv import plan_text
+from dlpipe.cv import GROUP_PLANS, plan_text
 from dlpipe.io.files import read_json
 from dlpipe.metrics import CHANCE, at_chance
 from dlpipe.modalities import modality_of
@@ -464,6 +464,29 @@ def comparison_section(files: Mapping[str, str], order: Sequence[str] = ()) -> d
         level=2,
         groups=[g for _, g in groups],
     )
+
+
+def split_guard(cfg: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
+    """Say what kept related samples out of each other's folds, for the verdict's line.
+
+    Parameters
+    ----------
+    cfg
+        The experiment's config (its ``cv`` plan).
+    meta
+        Its ``dataset.json``: genome windows record how overlapping windows were kept
+        together (``fold_guard``), tables and cells their group column.
+    """
+    cv = cfg["cv"]
+    facts = meta.get("meta") or {}
+    text = f"Split: {plan_text(cv)}"
+    if facts.get("fold_guard"):
+        return f"{text}; {facts['fold_guard']}."
+    if cv["plan"] in GROUP_PLANS and meta.get("group_column"):
+        return f"{text}; whole groups of {meta['group_column']} per fold."
+    if cv["plan"] in GROUP_PLANS:
+        return f"{text}; whole groups per fold."
+    return f"{text}; samples assigned one by one (no groups named)."
 
 
 def experiment_verdict(

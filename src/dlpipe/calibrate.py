@@ -253,3 +253,25 @@ def calibration_metrics(
         "ece": expected_calibration_error(y, proba, n_bins, multilabel),
         "nll": negative_log_likelihood(y, proba, multilabel),
     }
+
+
+def resample_calibration_metrics(
+    y: np.ndarray, proba: np.ndarray, multilabel: bool = False, n_bins: int = N_BINS
+) -> dict[str, float]:
+    """Return :func:`calibration_metrics` with numpy alone (the bootstrap's many resamples)."""
+    if len(y) == 0:
+        return {"brier": float("nan"), "ece": float("nan"), "nll": float("nan")}
+    confidence, correct = confidence_and_correct(y, proba, multilabel)
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    index = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, n_bins - 1)
+    count = np.bincount(index, minlength=n_bins)
+    gap = np.abs(
+        np.bincount(index, weights=confidence, minlength=n_bins)
+        - np.bincount(index, weights=correct.astype(np.float64), minlength=n_bins)
+    )
+    return {
+        "brier": brier_score(y, proba, multilabel),
+        # sum over bins of count/total * |mean confidence - accuracy| = sum |gap| / total
+        "ece": float(gap.sum() / count.sum()),
+        "nll": negative_log_likelihood(y, proba, multilabel),
+    }

@@ -156,6 +156,9 @@ def aggregate_step(
 ) -> pd.DataFrame:
     """Summarise metrics over folds (mean, sd, 95 % CI, pooled) and pool the predictions.
 
+    A metric the folds cannot summarise (:func:`dlpipe.metrics.pooled_summary`: leave-one-out,
+    a holdout) is summarised by its pooled value with a bootstrap interval over samples.
+
     With ``config_yaml`` the experiment's full config (defaults filled in) is written beside
     the metrics, so the results folder says exactly how it was made.
     """
@@ -179,6 +182,19 @@ def aggregate_step(
         for learner, rows in oof.groupby("learner", sort=False)
     }
     summary = summarise_folds(per_fold, task.metric_names, pooled, learners=learners)
+    # Bootstrap intervals only for the learners with a metric summarised pooled (leave-one-out,
+    # a holdout): a thousand resamples are not worth it where the folds give the interval.
+    need = set(summary.loc[summary["summary"] == "pooled", "learner"])
+    if need:
+        seed = int(exp.get("seed", 0))
+        intervals = {
+            learner: task.pooled_intervals(rows, info, seed)
+            for learner, rows in oof.groupby("learner", sort=False)
+            if learner in need
+        }
+        summary = summarise_folds(
+            per_fold, task.metric_names, pooled, learners=learners, pooled_intervals=intervals
+        )
     summary.to_csv(metrics_tsv, sep="\t", index=False, float_format="%.6g")
     oof.to_csv(oof_tsv, sep="\t", index=False, float_format="%.8g")
     return summary

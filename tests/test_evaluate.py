@@ -239,7 +239,7 @@ def test_summarise_folds_mean_sd_ci_and_pooled() -> None:
     ]  # fmt: skip
     assert list(table.columns) == [
         "learner", "metric", "fold_0", "fold_1", "fold_2", "mean", "sd", "ci95_low",
-        "ci95_high", "folds_used", "pooled",
+        "ci95_high", "folds_used", "pooled", "summary",
     ]  # fmt: skip
     mlp_acc = table.iloc[0]
     assert mlp_acc["mean"] == pytest.approx(0.9)
@@ -266,4 +266,5 @@ def test_summarise_folds_learner_order_and_single_fold() -> None:
     assert table["mean"].tolist() == [3.0, 2.0]
     assert table["sd"].isna().all()
     assert table["ci95_low"].isna().all()
-    assert "pooled" not in table.columns
+    assert table["pooled"].isna().all()  # none given: the one fold is the summary
+    assert (table["summary"] == "folds").all()

@@ -120,9 +120,11 @@ class Task:
         """Temperature(s) fitted on validation labels and probabilities."""
         return fit_temperature(y, proba, self.multilabel)
 
-    def calibration_fit(self, y: np.ndarray, proba: np.ndarray) -> tuple[Any, Any]:
+    def calibration_fit(
+        self, y: np.ndarray, proba: np.ndarray, min_rows: int = 0
+    ) -> tuple[Any, Any]:
         """Temperature(s) and why each was left at 1 (:func:`dlpipe.calibrate.temperature_fit`)."""
-        return temperature_fit(y, proba, self.multilabel)
+        return temperature_fit(y, proba, self.multilabel, min_rows)
 
     def apply_calibration(self, proba: np.ndarray, temperature: Any) -> np.ndarray:
         """Probabilities after temperature scaling."""

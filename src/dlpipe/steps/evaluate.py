@@ -40,7 +40,8 @@ def calibrate_step(
     ----------
     exp
         The experiment's config (``model.name``, ``baseline``, ``data.modality``,
-        ``calibration.enabled``).
+        ``calibration.enabled``, ``calibration.min_validation``: fewer validation rows leave
+        every temperature at 1, skipped as ``too_few_validation_rows``).
     fold
         The fold number (recorded in the output).
     val
@@ -67,6 +68,8 @@ def calibrate_step(
     info = read_json(meta)
     task = get_task(info["task"])
     enabled = bool(exp.get("calibration", {}).get("enabled", True))
+    # Below it, a temperature would follow a handful of rows (calibration.min_validation).
+    min_rows = int(exp.get("calibration", {}).get("min_validation", 0))
     result: dict[str, Any] = {
         "fold": fold,
         "task": task.name,
@@ -83,7 +86,7 @@ def calibrate_step(
     files = dict(zip(modality_of(exp).learners(exp, task), [model, baseline], strict=False))
     for learner, path in files.items():
         scores = learner_scores(exp, learner, path, va.X, fitted, task, info)
-        temperature, skipped = task.calibration_fit(va.y, scores)
+        temperature, skipped = task.calibration_fit(va.y, scores, min_rows)
         after = task.apply_calibration(scores, temperature)
         result["learners"][learner] = {
             "temperature": temperature,

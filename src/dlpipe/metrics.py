@@ -67,7 +67,7 @@ N_BOOTSTRAP = 1000
 #: How the intervals of pooled values are made, for the report.
 POOLED_INTERVAL_METHOD = (
     f"percentile bootstrap over samples ({N_BOOTSTRAP:,} resamples of the pooled out-of-fold "
-    "predictions, stratified by class for classification)"
+    "predictions; a resample without both classes has no auROC and is left out)"
 )
 #: Metrics that need both classes on a fold's test side (NaN on a one-class fold).
 TWO_CLASS_METRICS = ("precision", "recall", "f1", "mcc", "auroc", "auprc")
@@ -364,21 +364,16 @@ def pooled_summary(values: Sequence[float], test_sizes: Sequence[int] = ()) -> b
     return single_rows or finite < max(2, int(np.ceil(len(values) / 2)))
 
 
-def resample_indices(
-    n: int, strata: np.ndarray | None, seed: int, n_boot: int = N_BOOTSTRAP
-) -> Iterator[np.ndarray]:
-    """Yield ``n_boot`` bootstrap resamples of ``n`` rows, drawn within each stratum.
+def resample_indices(n: int, seed: int, n_boot: int = N_BOOTSTRAP) -> Iterator[np.ndarray]:
+    """Yield ``n_boot`` bootstrap resamples of ``n`` rows (drawn with replacement).
 
-    Drawing within strata (the classes) keeps every class in every resample, as pROC's
-    stratified bootstrap does for auROC. The same seed gives the same resamples, which pairs
-    two learners' predictions of the same rows.
+    Not stratified: the class balance of the held-out rows varies between resamples as it would
+    between data sets, so a learner calling one class everywhere gets an interval too. The same
+    seed gives the same resamples, which pairs two learners' predictions of the same rows.
     """
     rng = np.random.default_rng(seed)
-    groups = [np.arange(n)] if strata is None else [
-        np.flatnonzero(strata == s) for s in np.unique(strata)
-    ]  # fmt: skip
     for _ in range(n_boot):
-        yield np.concatenate([g[rng.integers(0, len(g), len(g))] for g in groups])
+        yield rng.integers(0, n, n)
 
 
 def bootstrap_values(

@@ -193,7 +193,7 @@ class Task:
         meta
             The dataset's record (classes or targets).
         seed
-            Seed of the resamples (stratified by :meth:`stratify` of the true labels).
+            Seed of the resamples.
 
         Returns
         -------
@@ -201,9 +201,8 @@ class Task:
             ``{metric: (low, high)}`` (:func:`dlpipe.metrics.percentile_interval`).
         """
         frame = frame.reset_index(drop=True)
-        strata = self.stratify(self.truth(frame, meta))
         values = bootstrap_values(
-            self.metric_statistic(frame, meta), resample_indices(len(frame), strata, seed)
+            self.metric_statistic(frame, meta), resample_indices(len(frame), seed)
         )
         return {metric: percentile_interval(v) for metric, v in values.items()}
 

@@ -57,6 +57,10 @@ def _best_epochs(histories: Sequence[str]) -> tuple[list[int], list[str]]:
     return epochs, skipped
 
 
+def _min_calibration_rows(cfg: Mapping[str, Any]) -> int:
+    return int(cfg.get("calibration", {}).get("min_validation", 0))
+
+
 def _pair_p(pairs: pd.DataFrame | None, name: str, a: str, b: str) -> str:
     if pairs is None or pairs.empty:
         return ""
@@ -124,10 +128,15 @@ def dome_section(
     deep = cfg["model"]["name"]
     fitted = [modality.fitted_text(cfg), "early stopping (best epoch): validation side"]
     if extras.get("calibrations"):
-        fitted.append(
-            "temperature scaling: validation side (left at 1 where it has fewer than "
-            f"{cfg.get('calibration', {}).get('min_validation', 0)} rows)"
-        )
+        text = "temperature scaling: validation side"
+        fits = [read_json(p) for p in extras["calibrations"]]
+        small = [f["fold"] for f in fits if f.get("n_val", np.inf) < _min_calibration_rows(cfg)]
+        if small:
+            text += (
+                f" (left at 1 in {len(small)} of {len(fits)} folds: fewer than "
+                f"calibration.min_validation = {_min_calibration_rows(cfg)} validation rows)"
+            )
+        fitted.append(text)
     if cfg["baseline"]["enabled"]:
         fitted.append(f"baseline ({learners[-1]}): the same training rows")
     fitted.append("test side: scored once by evaluate, never fitted on")

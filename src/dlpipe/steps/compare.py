@@ -115,11 +115,10 @@ def _resample(
         mine = mine.set_index([mine["fold"].astype(str), mine["id"].astype(str)])
         aligned[id(entry)] = mine.loc[list(zip(keys["fold"], keys["id"], strict=True))]
         aligned[id(entry)] = aligned[id(entry)].reset_index(drop=True)
-    strata = task.stratify(task.truth(aligned[id(entries[0])], meta))
     seed = int(experiments[first].get("seed", 0))
     for entry in entries:
         frame = aligned[id(entry)]
         values = bootstrap_values(
-            task.metric_statistic(frame, meta), resample_indices(len(frame), strata, seed)
+            task.metric_statistic(frame, meta), resample_indices(len(frame), seed)
         )
         entry["resampled"] = values.get(metric, np.full(0, np.nan))

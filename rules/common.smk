@@ -96,10 +96,13 @@ def interpret_inputs(wildcards):
 
 
 def compare_inputs(wildcards):
-    """What the leaderboard needs of every experiment: metrics, fold table, data checksums."""
+    """What the leaderboard needs of every experiment: metrics, fold table, data checksums,
+    and the pooled predictions (a paired bootstrap where metrics are summarised pooled).
+    """
     files = {}
     for exp in EXPERIMENTS:
         files[f"{exp}_metrics"] = f"results/{exp}/metrics.tsv"
+        files[f"{exp}_predictions"] = f"results/{exp}/oof_predictions.tsv"
         files[f"{exp}_meta"] = f"results/{exp}/dataset.json"
         files[f"{exp}_folds"] = f"results/{exp}/folds.tsv"
         files[f"{exp}_summaries"] = expand(

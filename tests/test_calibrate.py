@@ -13,12 +13,14 @@ import torch
 from sklearn.metrics import brier_score_loss, log_loss
 
 from dlpipe.calibrate import (
+    SKIPPED,
     apply_temperature,
     brier_score,
     calibration_metrics,
     expected_calibration_error,
     fit_temperature,
     reliability_table,
+    resample_calibration_metrics,
     temperature_fit,
 )
 from dlpipe.io.files import read_json, write_json
@@ -223,3 +225,35 @@ def test_no_temperatures_without_calibration_or_for_regression(
     assert written["learners"] == {}
     assert written["enabled"] is False
     assert read_json(out) == written
+
+
+def test_a_small_validation_side_leaves_the_temperature_at_one() -> None:
+    y, p = _overconfident(2000, seed=1)
+    fitted, why = temperature_fit(y[:12], p[:12])
+    assert why is None  # 12 rows are enough to move the temperature
+    assert fitted != 1.0
+    assert temperature_fit(y[:12], p[:12], min_rows=20) == (1.0, "too_few_validation_rows")
+    assert temperature_fit(y[:20], p[:20], min_rows=20)[1] is None  # the threshold is inclusive
+    assert "too_few_validation_rows" in SKIPPED
+    labels = (np.random.default_rng(0).random((8, 2)) < 0.5).astype(float)
+    assert temperature_fit(labels, np.full((8, 2), 0.6), multilabel=True, min_rows=20) == (
+        [1.0, 1.0], ["too_few_validation_rows"] * 2)  # fmt: skip
+
+
+def test_calibrate_step_skips_a_fold_below_calibration_min_validation(
+    overconfident_fold: dict[str, Path], tmp_path: Path
+) -> None:
+    f = overconfident_fold
+    exp = {**EXP, "calibration": {"enabled": True, "min_validation": 1000}}
+    written = calibrate_step(exp, 0, str(f["val"]), str(f["model"]), None, str(f["pre"]),
+                             str(f["meta"]), str(tmp_path / "c.json"))  # fmt: skip
+    rec = written["learners"]["mlp"]
+    assert (rec["temperature"], rec["skipped"]) == (1.0, "too_few_validation_rows")
+    assert rec["val_after"] == pytest.approx(rec["val_before"])
+
+
+def test_resampled_calibration_metrics_equal_the_reported_ones() -> None:
+    y, p = _overconfident(300, seed=4)
+    for multilabel, (truth, proba) in ((False, (y, p)), (True, (p > 0.5, p))):
+        fast = resample_calibration_metrics(truth, proba, multilabel)
+        assert fast == pytest.approx(calibration_metrics(truth, proba, multilabel))

@@ -16,6 +16,7 @@ from dlpipe.compare import (
     wilcoxon_signed_rank,
 )
 from dlpipe.io.files import write_json
+from dlpipe.metrics import paired_bootstrap_p
 from dlpipe.steps.compare import compare_step
 
 SEPARATED_A = [0.91, 0.93, 0.90, 0.92, 0.94]
@@ -105,3 +106,34 @@ def test_compare_step_groups_experiments_by_shared_folds(tmp_path: Path) -> None
     assert len(pairs) == 6  # four learners in group 1, none to pair in group 2
     cnn_vs_kmer = pairs[(pairs["a"] == "cnn/cnn") & (pairs["b"] == "cnn/kmer")].iloc[0]
     assert cnn_vs_kmer["p_corrected_t"] < 0.05
+
+
+def test_paired_bootstrap_p() -> None:
+    rng = np.random.default_rng(0)
+    same = rng.normal(size=1000)
+    assert paired_bootstrap_p(same, same) == 1.0
+    assert paired_bootstrap_p(same + 1.0, same) == 0.0  # every resample on one side
+    assert 0.2 < paired_bootstrap_p(rng.normal(size=1000), rng.normal(size=1000)) <= 1.0
+
+
+def test_leaderboard_ranks_pooled_values_with_a_paired_bootstrap() -> None:
+    # Leave-one-out: fold values undefined; the learners are ranked on their pooled values.
+    rng = np.random.default_rng(1)
+    undefined = np.full(30, np.nan)
+    common = rng.normal(scale=0.02, size=1000)
+    entries = [
+        {"experiment": "e", "learner": "coin", "scores": undefined, "summary": "pooled",
+         "pooled": 0.52, "resampled": 0.52 + common + rng.normal(scale=0.05, size=1000)},
+        {"experiment": "e", "learner": "mlp", "scores": undefined, "summary": "pooled",
+         "pooled": 0.91, "resampled": 0.91 + common + rng.normal(scale=0.02, size=1000)},
+    ]  # fmt: skip
+    board, pairs = leaderboard(entries, "auroc", 1 / 29)
+    assert board["learner"].tolist() == ["mlp", "coin"]
+    assert (board["summary"] == "pooled").all()
+    assert board["mean"].isna().all()  # no mean over undefined folds
+    assert board.loc[1, "difference"] == pytest.approx(0.52 - 0.91)
+    assert board.loc[1, "p_bootstrap"] < 0.01
+    assert np.isnan(board.loc[1, "p_corrected_t"])
+    pair = pairs.iloc[0]
+    assert (pair["a"], pair["b"]) == ("e/mlp", "e/coin")
+    assert 0.2 < pair["ci95_low"] < 0.39 < pair["ci95_high"] < 0.6

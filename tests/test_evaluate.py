@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 from sklearn import metrics as skm
@@ -14,10 +15,12 @@ from dlpipe.metrics import (
     classification_metrics,
     confidence_interval,
     metric_bounds,
+    pooled_summary,
     regression_metrics,
     softmax,
     summarise_folds,
 )
+from dlpipe.tasks import get_task
 
 # Ten samples, binary: probability of class 1 per sample (fixed by hand).
 Y_BIN = np.array([0, 0, 0, 0, 1, 1, 1, 1, 1, 0])
@@ -239,7 +242,7 @@ def test_summarise_folds_mean_sd_ci_and_pooled() -> None:
     ]  # fmt: skip
     assert list(table.columns) == [
         "learner", "metric", "fold_0", "fold_1", "fold_2", "mean", "sd", "ci95_low",
-        "ci95_high", "folds_used", "pooled",
+        "ci95_high", "folds_used", "pooled", "summary",
     ]  # fmt: skip
     mlp_acc = table.iloc[0]
     assert mlp_acc["mean"] == pytest.approx(0.9)
@@ -266,4 +269,81 @@ def test_summarise_folds_learner_order_and_single_fold() -> None:
     assert table["mean"].tolist() == [3.0, 2.0]
     assert table["sd"].isna().all()
     assert table["ci95_low"].isna().all()
-    assert "pooled" not in table.columns
+    assert table["pooled"].isna().all()  # none given: the one fold is the summary
+    assert (table["summary"] == "folds").all()
+
+
+def test_a_one_class_fold_has_no_precision_recall_f1_or_mcc() -> None:
+    # A leave-one-out fold: one row, one class. 0/1 by construction, so NaN, not a value.
+    out = classification_metrics(np.array([0]), np.array([[0.7, 0.3]]))
+    assert out["accuracy"] == 1.0
+    for metric in ("precision", "recall", "f1", "mcc", "auroc", "auprc"):
+        assert math.isnan(out[metric]), metric
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_resampled_metrics_equal_the_reported_ones(k: int) -> None:
+    task = get_task("classification")
+    meta = {"classes": [f"c{i}" for i in range(k)]}
+    rng = np.random.default_rng(k)
+    y = rng.integers(0, k, 80)
+    proba = rng.dirichlet(np.ones(k), 80)
+    proba[np.arange(80), y] += 0.4
+    proba = np.round(proba / proba.sum(axis=1, keepdims=True), 1)  # ties in the scores
+    proba = proba / proba.sum(axis=1, keepdims=True)
+    frame = task.prediction_table(np.arange(80), 0, "m", y, proba, meta, proba**2)
+    statistic = task.metric_statistic(frame, meta)
+    for rows in (np.arange(80), rng.integers(0, 80, 80), np.flatnonzero(y == 0)):
+        fast, slow = statistic(rows), task.table_metrics(frame.iloc[rows], meta)
+        for metric, value in fast.items():
+            assert value == pytest.approx(slow[metric], nan_ok=True), metric
+
+
+def test_pooled_summary_where_folds_cannot_be_summarised() -> None:
+    assert pooled_summary([1.0, 0.0, 1.0], test_sizes=[1, 1, 1])  # leave-one-out
+    assert pooled_summary([0.8])  # a holdout: one fold
+    assert pooled_summary([0.8, np.nan, np.nan, np.nan])  # most folds without a value
+    assert not pooled_summary([0.8, np.nan, 0.9])
+    assert not pooled_summary([0.8, 0.9], test_sizes=[30, 30])
+
+
+def _loo_run(n: int = 30, seed: int = 0) -> tuple[pd.DataFrame, dict, dict]:
+    """Leave-one-out predictions of two learners: a good one and a coin."""
+    task = get_task("classification")
+    meta = {"classes": ["no", "yes"]}
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 2
+    good = np.clip(0.3 + 0.4 * y + rng.normal(scale=0.25, size=n), 0.01, 0.99)
+    coin = rng.random(n)
+    tables, per_fold = [], {}
+    for fold in range(n):
+        per_fold[fold] = {}
+        for learner, p1 in (("mlp", good), ("logreg", coin)):
+            proba = np.array([[1 - p1[fold], p1[fold]]])
+            table = task.prediction_table(np.array([f"s{fold}"]), fold, learner,
+                                          y[[fold]], proba, meta)  # fmt: skip
+            per_fold[fold][learner] = task.table_metrics(table, meta)
+            tables.append(table)
+    oof = pd.concat(tables, ignore_index=True)
+    return oof, per_fold, meta
+
+
+def test_leave_one_out_summary_is_pooled_with_bounded_intervals() -> None:
+    task = get_task("classification")
+    oof, per_fold, meta = _loo_run()
+    pooled = {lrn: task.table_metrics(rows, meta) for lrn, rows in oof.groupby("learner")}
+    intervals = {lrn: task.pooled_intervals(rows, meta, 0) for lrn, rows in oof.groupby("learner")}
+    table = summarise_folds(per_fold, task.metric_names, pooled, ["mlp", "logreg"], intervals)
+    assert (table["summary"] == "pooled").all()  # every metric: one-row test sides
+    assert table["mean"].isna().all()  # no mean ± sd of 0/1 or undefined fold values
+    assert table["sd"].isna().all()
+    auroc = table[(table["learner"] == "mlp") & (table["metric"] == "auroc")].iloc[0]
+    assert auroc["folds_used"] == 0
+    assert auroc["pooled"] == pytest.approx(pooled["mlp"]["auroc"])
+    assert 0.5 < auroc["ci95_low"] < auroc["pooled"] <= auroc["ci95_high"] <= 1.0
+    accuracy = table[(table["learner"] == "mlp") & (table["metric"] == "accuracy")].iloc[0]
+    assert accuracy["folds_used"] == 30  # per-fold values kept where they exist
+    for _, row in table[table["pooled"].notna()].iterrows():  # none calibrated here
+        low, high = metric_bounds(row["metric"])
+        assert low <= row["ci95_low"] <= row["ci95_high"] <= high, row["metric"]
+        assert row["ci95_low"] <= row["pooled"] <= row["ci95_high"], row["metric"]

@@ -230,3 +230,30 @@ def test_cell_runs_to_the_report(tmp_path: Path, name: str) -> None:
     page = (tmp_path / "results" / "report.html").read_text()
     assert f'id="{name}"' in page
     assert "Traceback" not in page
+    if name == "table_leave_one_out":
+        _check_leave_one_out(tmp_path / "results", name)
+
+
+def _check_leave_one_out(results: Path, name: str) -> None:
+    """Pooled summaries with bounded intervals; tiny validation sides fit nothing."""
+    metrics = pd.read_csv(results / name / "metrics.tsv", sep="\t")
+    auroc = metrics[metrics["metric"] == "auroc"]
+    assert (auroc["summary"] == "pooled").all()
+    assert auroc["mean"].isna().all()  # no mean ± sd over undefined folds
+    assert (auroc["folds_used"] == 0).all()
+    assert ((auroc["ci95_low"] >= 0) & (auroc["ci95_high"] <= 1)).all()
+    assert (auroc["ci95_low"] <= auroc["ci95_high"]).all()
+    board = pd.read_csv(results / "comparison" / "leaderboard.tsv", sep="\t")
+    assert (board["summary"] == "pooled").all()
+    assert board["pooled"].is_monotonic_decreasing  # ranked on the pooled auROC
+    assert board["p_bootstrap"].iloc[1:].between(0, 1).all()
+    # Two validation rows per fold: below both thresholds.
+    fold = results / name / "0"
+    history = pd.read_csv(fold / "history.tsv", sep="\t")
+    assert history["early_stopping"].str.contains("validation rows < training.min_validation").all()
+    calibration = yaml.safe_load((fold / "calibration.json").read_text())
+    assert {r["skipped"] for r in calibration["learners"].values()} == {"too_few_validation_rows"}
+    page = (results / "report.html").read_text()
+    assert "pooled over out-of-fold predictions" in page
+    assert "paired bootstrap" in page
+    assert "early stopping skipped" in page

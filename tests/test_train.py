@@ -269,3 +269,26 @@ def test_batch_loader_yields_the_batches_of_a_per_sample_loader() -> None:
             assert x1.dtype == torch.uint8
             assert torch.equal(x1, x2)
             assert torch.equal(y1, y2)
+
+
+def test_a_tiny_validation_side_trains_without_early_stopping(tmp_path: Path) -> None:
+    # Six validation rows, below training.min_validation: no early stopping (patience 1 would
+    # stop within a few epochs), the last epoch is kept, and the history says why.
+    exp = _exp(max_epochs=12, patience=1, min_validation=10)
+    val = slice(120, 126)
+    checkpoint, history = tmp_path / "m.ckpt", tmp_path / "h.tsv"
+    model = fit((X[TRAIN], Y[TRAIN]), (X[val], Y[val]), exp, get_task("classification"), 2,
+                checkpoint, history)  # fmt: skip
+    table = pd.read_csv(history, sep="\t")
+    assert len(table) == 12
+    assert (
+        table["early_stopping"] == "skipped: 6 validation rows < training.min_validation 10"
+    ).all()
+    logits = torch.from_numpy(raw_outputs(model, X[val]))
+    val_loss = torch.nn.functional.cross_entropy(logits, torch.from_numpy(Y[val])).item()
+    assert val_loss == pytest.approx(table["val_loss"].iloc[-1], rel=1e-4)  # the last epoch
+    # At the threshold early stopping is back, and the history has no such column.
+    again = tmp_path / "h2.tsv"
+    fit((X[TRAIN], Y[TRAIN]), (X[val], Y[val]), _exp(max_epochs=12, patience=1, min_validation=6),
+        get_task("classification"), 2, tmp_path / "m2.ckpt", again)  # fmt: skip
+    assert list(pd.read_csv(again, sep="\t").columns) == ["epoch", "train_loss", "val_loss"]

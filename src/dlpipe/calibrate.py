@@ -92,15 +92,25 @@ SKIPPED = {
         "likelihood only grows as T shrinks and there is no temperature to fit"
     ),
     "no_gain": "no temperature lowered the validation NLL",
+    "too_few_validation_rows": (
+        "the validation side had fewer rows than calibration.min_validation, too few to fit a "
+        "temperature that holds on the test side (a fit to a handful of rows can make wrong "
+        "calls more confident)"
+    ),
 }
 
 
-def _fit_one(y: np.ndarray, proba: np.ndarray, multilabel: bool) -> tuple[float, str | None]:
+def _fit_one(
+    y: np.ndarray, proba: np.ndarray, multilabel: bool, min_rows: int = 0
+) -> tuple[float, str | None]:
     """Return the temperature minimising the validation NLL, and why it is 1 when not fitted."""
     from scipy.optimize import minimize_scalar  # lazy: 0.2 s
 
     if len(y) == 0:
         return 1.0, "no_validation_rows"
+    if len(y) < min_rows:
+        log.info("%d validation rows < %d; temperature left at 1", len(y), min_rows)
+        return 1.0, "too_few_validation_rows"
     if confidence_and_correct(y, proba, multilabel)[1].all():
         # Every validation row on the right side: the NLL keeps falling as T -> 0, so the fit
         # would only make the model as confident as the bounds allow, whatever the test side.
@@ -120,7 +130,7 @@ def _fit_one(y: np.ndarray, proba: np.ndarray, multilabel: bool) -> tuple[float,
 
 
 def temperature_fit(
-    y: np.ndarray, proba: np.ndarray, multilabel: bool = False
+    y: np.ndarray, proba: np.ndarray, multilabel: bool = False, min_rows: int = 0
 ) -> tuple[float | list[float], str | list[str | None] | None]:
     """Fit temperature scaling and say why a temperature was left at 1.
 
@@ -132,6 +142,9 @@ def temperature_fit(
         The model's probabilities on the same rows.
     multilabel
         Independent targets: one temperature per target.
+    min_rows
+        Fewer validation rows than this leave the temperature at 1
+        (``calibration.min_validation``).
 
     Returns
     -------
@@ -141,9 +154,9 @@ def temperature_fit(
     """
     if multilabel:
         y = np.asarray(y, dtype=np.float64).reshape(np.shape(proba))
-        fits = [_fit_one(y[:, [j]], proba[:, [j]], True) for j in range(y.shape[1])]
+        fits = [_fit_one(y[:, [j]], proba[:, [j]], True, min_rows) for j in range(y.shape[1])]
         return [t for t, _ in fits], [why for _, why in fits]
-    return _fit_one(np.asarray(y, dtype=int), proba, False)
+    return _fit_one(np.asarray(y, dtype=int), proba, False, min_rows)
 
 
 def fit_temperature(
@@ -251,5 +264,27 @@ def calibration_metrics(
     return {
         "brier": brier_score(y, proba, multilabel),
         "ece": expected_calibration_error(y, proba, n_bins, multilabel),
+        "nll": negative_log_likelihood(y, proba, multilabel),
+    }
+
+
+def resample_calibration_metrics(
+    y: np.ndarray, proba: np.ndarray, multilabel: bool = False, n_bins: int = N_BINS
+) -> dict[str, float]:
+    """Return :func:`calibration_metrics` with numpy alone (the bootstrap's many resamples)."""
+    if len(y) == 0:
+        return {"brier": float("nan"), "ece": float("nan"), "nll": float("nan")}
+    confidence, correct = confidence_and_correct(y, proba, multilabel)
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    index = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, n_bins - 1)
+    count = np.bincount(index, minlength=n_bins)
+    gap = np.abs(
+        np.bincount(index, weights=confidence, minlength=n_bins)
+        - np.bincount(index, weights=correct.astype(np.float64), minlength=n_bins)
+    )
+    return {
+        "brier": brier_score(y, proba, multilabel),
+        # sum over bins of count/total * |mean confidence - accuracy| = sum |gap| / total
+        "ece": float(gap.sum() / count.sum()),
         "nll": negative_log_likelihood(y, proba, multilabel),
     }

@@ -2,7 +2,12 @@
 
 All metrics come from scikit-learn (Pearson from scipy). Binary tasks treat the second class in
 sorted order as positive; multi-class tasks report macro averages (one-vs-rest for auROC and
-auPRC). A metric that is undefined on a fold (auROC with one class present) is NaN, not zero.
+auPRC). A metric that is undefined on a fold (auROC, precision, recall, F1 or MCC with one class
+present) is NaN, not zero.
+
+Where the folds' values cannot be summarised (leave-one-out: every test side one row; a holdout:
+one fold; most folds without a value), a metric is summarised by its value on the pooled
+out-of-fold predictions, with a bootstrap interval over samples (:func:`bootstrap_interval`).
 
 The tasks (:mod:`dlpipe.tasks`) name these metrics when the Snakefile checks a config, so
 scikit-learn and scipy are loaded by the functions that compute them.
@@ -11,7 +16,7 @@ scikit-learn and scipy are loaded by the functions that compute them.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -56,6 +61,16 @@ INTERVAL_METHOD = (
     "Student t over folds on a scale that respects the metric's range (logit for metrics "
     "bounded on both sides, log of the distance to the bound for one-sided ones), mapped back"
 )
+#: Resamples of the pooled out-of-fold predictions behind a pooled value's interval and the
+#: paired bootstrap test of the leaderboard.
+N_BOOTSTRAP = 1000
+#: How the intervals of pooled values are made, for the report.
+POOLED_INTERVAL_METHOD = (
+    f"percentile bootstrap over samples ({N_BOOTSTRAP:,} resamples of the pooled out-of-fold "
+    "predictions; a resample without both classes has no auROC and is left out)"
+)
+#: Metrics that need both classes on a fold's test side (NaN on a one-class fold).
+TWO_CLASS_METRICS = ("precision", "recall", "f1", "mcc", "auroc", "auprc")
 
 
 def metric_bounds(metric: str) -> tuple[float, float]:
@@ -128,19 +143,111 @@ def classification_metrics(y_true: np.ndarray, proba: np.ndarray) -> dict[str, A
         out["mcc"] = skm.matthews_corrcoef(y_true, y_pred)
     present = np.unique(y_true)
     if len(present) < 2:
-        out["auroc"] = out["auprc"] = float("nan")
-    elif binary:
-        out["auroc"] = skm.roc_auc_score(y_true, proba[:, 1])
-        out["auprc"] = skm.average_precision_score(y_true, proba[:, 1])
+        # One class (a leave-one-out fold): precision, recall, F1 and MCC would be 0 or 1 by
+        # construction, not a measure of the model.
+        out.update(dict.fromkeys(TWO_CLASS_METRICS, float("nan")))
     else:
-        onehot = np.eye(n_classes)[y_true]
-        cols = [c for c in labels if 0 < onehot[:, c].sum() < len(y_true)]
-        out["auroc"] = float(np.mean([skm.roc_auc_score(onehot[:, c], proba[:, c]) for c in cols]))
-        out["auprc"] = float(
-            np.mean([skm.average_precision_score(onehot[:, c], proba[:, c]) for c in cols])
-        )
+        out.update(ranking_metrics(y_true, proba))
     out["confusion_matrix"] = skm.confusion_matrix(y_true, y_pred, labels=labels).tolist()
     return {k: (float(v) if isinstance(v, np.floating | float) else v) for k, v in out.items()}
+
+
+def _binary_ranking(y: np.ndarray, score: np.ndarray) -> tuple[float, float]:
+    """Return auROC and average precision of 0/1 labels, as scikit-learn computes them.
+
+    auROC is the Mann-Whitney statistic (ties count half); average precision sums precision
+    over the recall steps at each distinct score. numpy only, for the bootstrap's resamples.
+    """
+    from scipy.stats import rankdata  # lazy: 0.6 s
+
+    y = np.asarray(y, dtype=np.float64)
+    n_pos = y.sum()
+    n_neg = len(y) - n_pos
+    ranks = rankdata(score)
+    auroc = (ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+    order = np.argsort(-np.asarray(score), kind="mergesort")
+    ordered = np.asarray(score)[order]
+    last = np.r_[np.flatnonzero(np.diff(ordered)), len(y) - 1]
+    tps = np.cumsum(y[order])[last]
+    precision = tps / (last + 1)
+    recall = tps / n_pos
+    return float(auroc), float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+def ranking_metrics(y_true: np.ndarray, proba: np.ndarray, fast: bool = False) -> dict[str, float]:
+    """Return auROC and auPRC (macro one-vs-rest over the classes present for more than two).
+
+    Parameters
+    ----------
+    y_true
+        Class codes ``0..k-1`` of at least two classes.
+    proba
+        ``(n, k)`` class probabilities.
+    fast
+        Compute them with numpy (:func:`_binary_ranking`, for resamples) instead of
+        scikit-learn; the same values up to rounding.
+
+    Returns
+    -------
+    dict
+        ``auroc`` and ``auprc``.
+    """
+    from sklearn import metrics as skm  # lazy: 0.7 s
+
+    def one(truth: np.ndarray, score: np.ndarray) -> tuple[float, float]:
+        if fast:
+            return _binary_ranking(truth, score)
+        return skm.roc_auc_score(truth, score), skm.average_precision_score(truth, score)
+
+    n_classes = proba.shape[1]
+    if n_classes == 2:
+        auroc, auprc = one(y_true, proba[:, 1])
+        return {"auroc": float(auroc), "auprc": float(auprc)}
+    onehot = np.eye(n_classes)[y_true]
+    cols = [c for c in range(n_classes) if 0 < onehot[:, c].sum() < len(y_true)]
+    pairs = np.array([one(onehot[:, c], proba[:, c]) for c in cols], dtype=np.float64)
+    return {"auroc": float(pairs[:, 0].mean()), "auprc": float(pairs[:, 1].mean())}
+
+
+def confusion_metrics(cm: np.ndarray) -> dict[str, float]:
+    """Return the metrics of :func:`classification_metrics` that follow from a confusion matrix.
+
+    The same values as scikit-learn's scores (binary: the second class positive; otherwise
+    macro over every class, 0 where undefined), from counts alone, so a bootstrap can score
+    a thousand resamples in seconds.
+
+    Parameters
+    ----------
+    cm
+        ``(k, k)`` counts, rows true and columns predicted class.
+
+    Returns
+    -------
+    dict
+        ``accuracy``, ``balanced_accuracy``, ``precision``, ``recall``, ``f1``, ``mcc`` (the
+        last four NaN with fewer than two true classes, as in :func:`classification_metrics`).
+    """
+    cm = np.asarray(cm, dtype=np.float64)
+    n, diag = cm.sum(), np.diag(cm)
+    true, pred = cm.sum(axis=1), cm.sum(axis=0)
+    out = {
+        "accuracy": float(diag.sum() / n),
+        "balanced_accuracy": float(np.mean(diag[true > 0] / true[true > 0])),
+    }
+    if (true > 0).sum() < 2:
+        return {**out, **dict.fromkeys(("precision", "recall", "f1", "mcc"), float("nan"))}
+
+    def ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+        return np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+
+    fp, fn = pred - diag, true - diag
+    precision, recall = ratio(diag, pred), ratio(diag, true)
+    f1 = ratio(2 * diag, 2 * diag + fp + fn)
+    pick = (lambda v: float(v[1])) if len(cm) == 2 else (lambda v: float(v.mean()))
+    cov_tp = diag.sum() * n - true @ pred
+    cov_pp, cov_tt = n * n - pred @ pred, n * n - true @ true
+    mcc = 0.0 if cov_pp * cov_tt == 0 else float(cov_tp / np.sqrt(cov_tt * cov_pp))
+    return {**out, "precision": pick(precision), "recall": pick(recall), "f1": pick(f1), "mcc": mcc}
 
 
 def regression_metrics(
@@ -247,55 +354,158 @@ def confidence_interval(
     return ends[0], ends[1]
 
 
+def pooled_summary(values: Sequence[float], test_sizes: Sequence[int] = ()) -> bool:
+    """Whether a metric is summarised on the pooled out-of-fold predictions, not over folds.
+
+    Over folds only where the folds' values can be summarised: not when every test side is a
+    single row (leave-one-out: each fold's value is 0 or 1, or undefined), and not when fewer
+    than two folds, or fewer than half of them, have a value (a holdout; most folds with one
+    class).
+
+    Parameters
+    ----------
+    values
+        The metric on each fold (NaN where undefined).
+    test_sizes
+        Rows of each fold's test side (``n`` of the fold's metrics), if known.
+
+    Returns
+    -------
+    bool
+        ``True`` for the pooled value.
+    """
+    finite = int(np.isfinite(np.asarray(values, dtype=np.float64)).sum())
+    single_rows = len(test_sizes) > 0 and max(test_sizes) <= 1
+    return single_rows or finite < max(2, int(np.ceil(len(values) / 2)))
+
+
+def resample_indices(n: int, seed: int, n_boot: int = N_BOOTSTRAP) -> Iterator[np.ndarray]:
+    """Yield ``n_boot`` bootstrap resamples of ``n`` rows (drawn with replacement).
+
+    Not stratified: the class balance of the held-out rows varies between resamples as it would
+    between data sets, so a learner calling one class everywhere gets an interval too. The same
+    seed gives the same resamples, which pairs two learners' predictions of the same rows.
+    """
+    rng = np.random.default_rng(seed)
+    for _ in range(n_boot):
+        yield rng.integers(0, n, n)
+
+
+def bootstrap_values(
+    statistic: Callable[[np.ndarray], Mapping[str, Any]], indices: Iterable[np.ndarray]
+) -> dict[str, np.ndarray]:
+    """Return each scalar of ``statistic`` (metrics of some rows) over the resamples given."""
+    out: dict[str, list[float]] = {}
+    for idx in indices:
+        for key, value in statistic(idx).items():
+            if isinstance(value, int | float | np.floating):
+                out.setdefault(key, []).append(float(value))
+    return {key: np.asarray(v) for key, v in out.items()}
+
+
+def percentile_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """Percentile interval of bootstrap values (NaN ones left out; NaN when none is left).
+
+    The ends are values the metric took on a resample, so the interval stays in its range.
+    """
+    x = np.asarray(values, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    if len(x) == 0:
+        return float("nan"), float("nan")
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(x, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def paired_bootstrap_p(a: np.ndarray, b: np.ndarray) -> float:
+    """Two-sided p-value of a paired bootstrap test from two learners' values on the same resamples.
+
+    Twice the share of resampled differences ``a - b`` on the far side of zero (the smallest
+    level at which the percentile interval of the difference excludes zero), at most 1.
+    """
+    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    d = d[np.isfinite(d)]
+    if len(d) == 0:
+        return float("nan")
+    return float(min(1.0, 2 * min((d <= 0).mean(), (d >= 0).mean())))
+
+
 def summarise_folds(
     per_fold: Mapping[int, Mapping[str, Mapping[str, Any]]],
     metric_names: Sequence[str],
     pooled: Mapping[str, Mapping[str, Any]] | None = None,
     learners: Sequence[str] | None = None,
+    pooled_intervals: Mapping[str, Mapping[str, tuple[float, float]]] | None = None,
 ) -> pd.DataFrame:
-    """Table of metrics per fold with mean, sd and 95 % CI over folds.
+    """Table of metrics per fold with mean, sd and 95 % CI over folds, or the pooled value.
 
     Parameters
     ----------
     per_fold
-        ``{fold: {learner: {metric: value}}}`` as written by evaluate.
+        ``{fold: {learner: {metric: value}}}`` as written by evaluate (``n``: test rows).
     metric_names
         Scalar metrics to tabulate.
     pooled
         ``{learner: {metric: value}}`` computed on the pooled out-of-fold predictions.
     learners
         Order of the learners in the table (default: as first met in ``per_fold``).
+    pooled_intervals
+        ``{learner: {metric: (low, high)}}``: the bootstrap intervals of pooled values
+        (:func:`percentile_interval`), used where a metric is summarised pooled.
 
     Returns
     -------
     pandas.DataFrame
         One row per learner and metric; columns ``fold_0`` … ``fold_k``, ``mean``, ``sd``,
-        ``ci95_low``, ``ci95_high`` (inside the metric's range, :func:`confidence_interval`),
-        ``folds_used`` (folds with a finite value, the ones the mean and interval are over)
-        and ``pooled``.
+        ``ci95_low``, ``ci95_high``, ``folds_used`` (folds with a finite value), ``pooled``
+        and ``summary``. ``summary`` is ``folds`` where the mean over folds is the summary
+        (the interval: :func:`confidence_interval`) and ``pooled`` where it is the pooled
+        value (:func:`pooled_summary`: leave-one-out, a holdout, most folds undefined); there
+        ``mean`` and ``sd`` are NaN and the interval is the pooled value's bootstrap interval.
     """
     folds = sorted(per_fold)
     if learners is None:
         learners = list(dict.fromkeys(lrn for f in folds for lrn in per_fold[f]))
     rows = []
     for learner in learners:
+        sizes = [per_fold[f].get(learner, {}).get("n") for f in folds]
+        sizes = [int(n) for n in sizes if n is not None]
         for metric in metric_names:
             values = [per_fold[f].get(learner, {}).get(metric, float("nan")) for f in folds]
             values = [float("nan") if v is None else float(v) for v in values]
             finite = np.array([v for v in values if np.isfinite(v)])
-            low, high = confidence_interval(values, bounds=metric_bounds(metric))
             row = {"learner": learner, "metric": metric}
             row.update({f"fold_{f}": v for f, v in zip(folds, values, strict=True)})
-            row["mean"] = float(finite.mean()) if len(finite) else float("nan")
-            row["sd"] = float(finite.std(ddof=1)) if len(finite) > 1 else float("nan")
-            row["ci95_low"], row["ci95_high"] = low, high
             # Folds without a value (one class in the fold, a skipped fit) are left out of the
             # mean; the count says so wherever the mean is shown.
             row["folds_used"] = len(finite)
+            row["pooled"] = float("nan")
             if pooled is not None:
                 row["pooled"] = pooled.get(learner, {}).get(metric, float("nan"))
+            if pooled is not None and pooled_summary(values, sizes):
+                # Per-fold values stay in the fold columns where they exist; a mean and sd of
+                # them would summarise 0/1 values or a handful of folds.
+                row["mean"] = row["sd"] = float("nan")
+                interval = (pooled_intervals or {}).get(learner, {}).get(metric)
+                row["ci95_low"], row["ci95_high"] = interval or (float("nan"), float("nan"))
+                row["summary"] = "pooled"
+            else:
+                low, high = confidence_interval(values, bounds=metric_bounds(metric))
+                row["mean"] = float(finite.mean()) if len(finite) else float("nan")
+                row["sd"] = float(finite.std(ddof=1)) if len(finite) > 1 else float("nan")
+                row["ci95_low"], row["ci95_high"] = low, high
+                row["summary"] = "folds"
             rows.append(row)
-    return pd.DataFrame(rows)
+    columns = [
+        "learner", "metric", *(f"fold_{f}" for f in folds), "mean", "sd", "ci95_low",
+        "ci95_high", "folds_used", "pooled", "summary",
+    ]  # fmt: skip
+    return pd.DataFrame(rows, columns=columns)
+
+
+def summary_value(row: Mapping[str, Any]) -> float:
+    """Return the value a ``metrics.tsv`` row is summarised by: the fold mean, or the pooled one."""
+    return float(row["pooled"] if row.get("summary") == "pooled" else row["mean"])
 
 
 def multilabel_metrics(

@@ -13,7 +13,7 @@ figures (matplotlib) are loaded by the methods that use them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -25,6 +25,7 @@ from dlpipe.calibrate import (
     apply_temperature,
     calibration_metrics,
     fit_temperature,
+    resample_calibration_metrics,
     temperature_fit,
 )
 from dlpipe.cv import STRATIFIED_PLANS
@@ -33,9 +34,14 @@ from dlpipe.metrics import (
     CLASSIFICATION_METRICS,
     MULTILABEL_METRICS,
     REGRESSION_METRICS,
+    bootstrap_values,
     classification_metrics,
+    confusion_metrics,
     multilabel_metrics,
+    percentile_interval,
+    ranking_metrics,
     regression_metrics,
+    resample_indices,
     sigmoid,
     softmax,
 )
@@ -128,9 +134,11 @@ class Task:
         """Temperature(s) fitted on validation labels and probabilities."""
         return fit_temperature(y, proba, self.multilabel)
 
-    def calibration_fit(self, y: np.ndarray, proba: np.ndarray) -> tuple[Any, Any]:
+    def calibration_fit(
+        self, y: np.ndarray, proba: np.ndarray, min_rows: int = 0
+    ) -> tuple[Any, Any]:
         """Temperature(s) and why each was left at 1 (:func:`dlpipe.calibrate.temperature_fit`)."""
-        return temperature_fit(y, proba, self.multilabel)
+        return temperature_fit(y, proba, self.multilabel, min_rows)
 
     def apply_calibration(self, proba: np.ndarray, temperature: Any) -> np.ndarray:
         """Probabilities after temperature scaling."""
@@ -176,6 +184,41 @@ class Task:
     def table_metrics(self, frame: pd.DataFrame, meta: Mapping[str, Any]) -> dict[str, Any]:
         """Metrics of one learner's rows of a prediction table."""
         raise NotImplementedError
+
+    def metric_statistic(
+        self, frame: pd.DataFrame, meta: Mapping[str, Any]
+    ) -> Callable[[np.ndarray], dict[str, Any]]:
+        """Return the metrics of some of a learner's prediction rows, given by position.
+
+        The statistic of the bootstrap over samples (:meth:`pooled_intervals`); called on every
+        row it gives :meth:`table_metrics`.
+        """
+        return lambda idx: self.table_metrics(frame.iloc[idx], meta)
+
+    def pooled_intervals(
+        self, frame: pd.DataFrame, meta: Mapping[str, Any], seed: int
+    ) -> dict[str, tuple[float, float]]:
+        """Bootstrap 95 % intervals of the metrics of one learner's pooled predictions.
+
+        Parameters
+        ----------
+        frame
+            The learner's out-of-fold prediction rows.
+        meta
+            The dataset's record (classes or targets).
+        seed
+            Seed of the resamples.
+
+        Returns
+        -------
+        dict
+            ``{metric: (low, high)}`` (:func:`dlpipe.metrics.percentile_interval`).
+        """
+        frame = frame.reset_index(drop=True)
+        values = bootstrap_values(
+            self.metric_statistic(frame, meta), resample_indices(len(frame), seed)
+        )
+        return {metric: percentile_interval(v) for metric, v in values.items()}
 
     def table_calibration_metrics(
         self, frame: pd.DataFrame, meta: Mapping[str, Any]
@@ -315,6 +358,39 @@ class Classification(Task):
             **classification_metrics(codes, proba),
             **self.table_calibration_metrics(frame, meta),
         }
+
+    def metric_statistic(
+        self, frame: pd.DataFrame, meta: Mapping[str, Any]
+    ) -> Callable[[np.ndarray], dict[str, Any]]:
+        """Return :meth:`table_metrics` of some rows, from counts where it can (fast to redo)."""
+        classes = list(meta["classes"])
+        k = len(classes)
+        codes = self.truth(frame, meta)
+        proba = frame[[f"prob_{c}" for c in classes]].to_numpy()
+        predicted = proba.argmax(axis=1)
+        calibrated_columns = [f"calprob_{c}" for c in classes]
+        calibrated = None
+        if all(c in frame.columns for c in calibrated_columns):
+            calibrated = frame[calibrated_columns].to_numpy()
+
+        def statistic(idx: np.ndarray) -> dict[str, Any]:
+            y, p = codes[idx], proba[idx]
+            cm = np.bincount(y * k + predicted[idx], minlength=k * k).reshape(k, k)
+            out: dict[str, Any] = confusion_metrics(cm)
+            if len(np.unique(y)) > 1:
+                out.update(ranking_metrics(y, p, fast=True))
+            else:
+                out.update(auroc=float("nan"), auprc=float("nan"))
+            out.update(resample_calibration_metrics(y, p))
+            after = {}
+            if calibrated is not None:
+                after = resample_calibration_metrics(y, calibrated[idx])
+            out.update(
+                {f"{m}_calibrated": after.get(m, float("nan")) for m in ("brier", "ece", "nll")}
+            )
+            return out
+
+        return statistic
 
     def draw_figures(self, oof: pd.DataFrame, meta: Mapping[str, Any], out: Path) -> None:
         """ROC and PR curves, confusion matrices, reliability diagram."""

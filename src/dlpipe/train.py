@@ -353,7 +353,10 @@ def fit_module(
         ``(X, y)`` of the training and validation sides.
     training
         ``max_epochs``, ``patience``, ``batch_size``, ``precision``, ``progress_bar``,
-        ``device``, ``devices``.
+        ``device``, ``devices``, and optionally ``min_validation``: with fewer validation rows
+        the module trains ``max_epochs`` epochs without early stopping and keeps its last
+        epoch (a validation loss over a handful of rows would pick the epoch by chance); the
+        history then has an ``early_stopping`` column saying why.
     seed
         Seed of the training loader's shuffling.
     checkpoint
@@ -389,6 +392,12 @@ def fit_module(
         else:
             folder = Path(state_dir)
             resume = resume_checkpoint(folder, str(stamp))
+        # The VAE (dlpipe.embed) sets no threshold.
+        min_rows = int(training.get("min_validation", 0))
+        note = None
+        if len(X_val) < min_rows:
+            note = f"skipped: {len(X_val)} validation rows < training.min_validation {min_rows}"
+            log.info("early stopping %s; training %d epochs", note, training["max_epochs"])
         stopper = EarlyStopping(monitor="val_loss", mode="min", patience=training["patience"])
         # Two checkpoints: the best epoch (the model the step returns) and the latest epoch
         # (what a killed job resumes from). The latest comes second so it holds the best's state.
@@ -408,12 +417,14 @@ def fit_module(
             folder / HISTORY,
             max(1, threads // settings["devices"]),
             getattr(train_loader, "generator", None),
+            note,
         )
         trainer = L.Trainer(
             max_epochs=training["max_epochs"],
             precision=training["precision"],
             deterministic=True,
-            callbacks=[stopper, state, best, latest],
+            # Without early stopping the last epoch is the model kept, not the best one.
+            callbacks=[state, latest] if note else [stopper, state, best, latest],
             logger=False,
             enable_progress_bar=training["progress_bar"],
             enable_model_summary=False,
@@ -432,12 +443,17 @@ def fit_module(
             ckpt_path=resume,
             weights_only=True,
         )
-        shutil.copyfile(folder / BEST, checkpoint)
+        shutil.copyfile(folder / (LAST if note else BEST), checkpoint)
         shutil.copyfile(folder / HISTORY, history)
         if state_dir is not None:
             shutil.rmtree(folder)  # finished: nothing left to resume
     table = pd.read_csv(history, sep="\t")
-    log.info("best epoch %d, val_loss %.6f", table["val_loss"].idxmin(), table["val_loss"].min())
+    if note:
+        log.info("kept the last epoch, %d", len(table) - 1)
+    else:
+        log.info(
+            "best epoch %d, val_loss %.6f", table["val_loss"].idxmin(), table["val_loss"].min()
+        )
 
 
 #: Files in a fold's training-state folder.
@@ -514,12 +530,21 @@ class TrainingState(Callback):
         CPU threads per training process.
     generator
         The training loader's shuffling generator (``None`` when it has none).
+    note
+        Why early stopping was skipped (an ``early_stopping`` column of the history), if it was.
     """
 
-    def __init__(self, history: Path, threads: int, generator: torch.Generator | None) -> None:
+    def __init__(
+        self,
+        history: Path,
+        threads: int,
+        generator: torch.Generator | None,
+        note: str | None = None,
+    ) -> None:
         self.history = history
         self.threads = threads
         self.generator = generator
+        self.note = note
         self.rows: list[dict[str, float]] = []
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
@@ -533,7 +558,7 @@ class TrainingState(Callback):
         row.update({k: float(metrics[k]) for k in ("train_loss", "val_loss") if k in metrics})
         self.rows.append(row)
         if trainer.is_global_zero:
-            write_history(self.rows, self.history)
+            write_history(self.rows, self.history, self.note)
 
     def on_save_checkpoint(
         self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
@@ -575,7 +600,14 @@ class TrainingState(Callback):
 __all__ = ["LOSSES", "BatchTensors", "SupervisedModule", "fit", "fit_module", "make_loader"]
 
 
-def write_history(rows: list[dict[str, float]], history: str | Path) -> None:
-    """Write one row per epoch: epoch, train_loss, val_loss (6 significant digits)."""
+def write_history(
+    rows: list[dict[str, float]], history: str | Path, note: str | None = None
+) -> None:
+    """Write one row per epoch: epoch, train_loss, val_loss (6 significant digits).
+
+    ``note``: why early stopping was skipped, in an ``early_stopping`` column (absent otherwise).
+    """
     table = pd.DataFrame(rows, columns=["epoch", "train_loss", "val_loss"])
+    if note:
+        table["early_stopping"] = note
     table.to_csv(history, sep="\t", index=False, float_format="%.6g")

@@ -19,6 +19,7 @@ with step_logging(snakemake.log[0], list(snakemake.output)):
             "meta": snakemake.input[f"{name}_meta"],
             "folds": snakemake.input[f"{name}_folds"],
             "summaries": list(snakemake.input[f"{name}_summaries"]),
+            "predictions": snakemake.input[f"{name}_predictions"],
         }
         for name in snakemake.params.experiments
     }

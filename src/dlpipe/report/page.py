@@ -17,7 +17,12 @@ import yaml
 
 from dlpipe.cv import plan_text
 from dlpipe.io.files import read_json
-from dlpipe.metrics import INTERVAL_METHOD, LOWER_IS_BETTER
+from dlpipe.metrics import (
+    INTERVAL_METHOD,
+    LOWER_IS_BETTER,
+    POOLED_INTERVAL_METHOD,
+    summary_value,
+)
 from dlpipe.modalities import modality_of, task_of
 from dlpipe.report import trust
 from dlpipe.report.files import ExperimentFiles
@@ -28,39 +33,50 @@ def metrics_table(metrics: pd.DataFrame) -> dict[str, Any]:
     """Table data: one row per metric; per learner ``mean ± sd``, 95 % CI and pooled value.
 
     The learner names head groups of three columns, so that long names do not squeeze the
-    numbers beneath them.
+    numbers beneath them. A metric summarised on the pooled predictions (``summary`` pooled:
+    leave-one-out, a holdout) has no mean ± sd; its interval is the pooled value's, and a
+    dagger marks it.
     """
     learners = list(dict.fromkeys(metrics["learner"]))
     n_folds = sum(c.startswith("fold_") for c in metrics.columns)
     rows, css = [], {}
     for i, metric in enumerate(dict.fromkeys(metrics["metric"])):
         row: list[str] = [metric]
-        means = {}
+        values, columns = {}, {}
         for learner in learners:
             rec = metrics[(metrics["learner"] == learner) & (metrics["metric"] == metric)]
             if rec.empty:
                 row += ["", "", ""]
                 continue
             r = rec.iloc[0]
-            means[learner] = r["mean"]
+            values[learner] = summary_value(r)
+            interval = f"[{fmt(r['ci95_low'])}, {fmt(r['ci95_high'])}]"
+            if r.get("summary") == "pooled":
+                columns[learner] = 3
+                row += ["–", f"{interval} †", f"{fmt(r['pooled'])} †"]
+                continue
+            columns[learner] = 1
             used = r.get("folds_used", n_folds)
             # A mean over fewer folds than the experiment has says so where it stands.
             short = f" ({int(used)}/{n_folds} folds)" if used < n_folds else ""
-            row += [
-                f"{fmt(r['mean'])} ± {fmt(r['sd'])}{short}",
-                f"[{fmt(r['ci95_low'])}, {fmt(r['ci95_high'])}]",
-                fmt(r.get("pooled")),
-            ]
-        finite = {k: v for k, v in means.items() if np.isfinite(v)}
+            row += [f"{fmt(r['mean'])} ± {fmt(r['sd'])}{short}", interval, fmt(r.get("pooled"))]
+        finite = {k: v for k, v in values.items() if np.isfinite(v)}
         if len(finite) > 1:
             higher = metric.removesuffix("_calibrated") not in LOWER_IS_BETTER
             pick = max if higher else min
             best = pick(finite, key=finite.get)
-            css[(i, 1 + 3 * learners.index(best))] = "best"
+            css[(i, columns[best] + 3 * learners.index(best))] = "best"
         rows.append(row)
-    columns = ["metric"] + ["mean ± sd (folds)", "95 % CI of the mean", "pooled"] * len(learners)
+    columns = ["metric"] + ["mean ± sd (folds)", "95 % CI", "pooled"] * len(learners)
     groups = [("", 1)] + [(learner, 3) for learner in learners]
     return table(pd.DataFrame(rows, columns=columns), css, groups)
+
+
+def pooled_metrics(metrics: pd.DataFrame) -> list[str]:
+    """Name the metrics summarised on the pooled predictions instead of over folds."""
+    if "summary" not in metrics.columns:
+        return []
+    return list(dict.fromkeys(metrics.loc[metrics["summary"] == "pooled", "metric"]))
 
 
 def _data_section(meta: Mapping[str, Any], exp: Mapping[str, Any], name: str) -> dict[str, Any]:
@@ -143,6 +159,8 @@ def _metrics_section(exp: ExperimentFiles, metrics: pd.DataFrame, n_classes: int
         "Metrics",
         anchor(exp.name, "metrics"),
         interval_method=INTERVAL_METHOD,
+        pooled_interval_method=POOLED_INTERVAL_METHOD,
+        pooled_metrics=pooled_metrics(metrics),
         table=metrics_table(metrics),
         figures=[image(fig, Path(fig).name, _CAPTIONS.get(Path(fig).name)) for fig in exp.figures],
         pooled_figures=any(n in _POOLED for n in names),
@@ -162,6 +180,8 @@ def partial_folds(metrics: pd.DataFrame) -> list[str]:
     if "folds_used" not in metrics.columns:
         return []
     short = metrics[metrics["folds_used"] < n_folds]
+    if "summary" in short.columns:
+        short = short[short["summary"] != "pooled"]  # not a mean over folds: said apart
     return [
         f"{r.learner} {r.metric}: {int(r.folds_used)} of {n_folds} folds"
         for r in short.itertuples()
@@ -205,7 +225,9 @@ def summary_table(experiments: Sequence[ExperimentFiles]) -> dict[str, Any]:
                 low, high = fmt(r["ci95_low"]), fmt(r["ci95_high"])
                 used = r.get("folds_used", n_folds)
                 short = f" ({int(used)}/{n_folds} folds)" if used < n_folds else ""
-                row[metric] = f"{fmt(r['mean'])} [{low}, {high}]{short}"
+                if r.get("summary") == "pooled":
+                    short = " (pooled)"
+                row[metric] = f"{fmt(summary_value(r))} [{low}, {high}]{short}"
             rows.append(row)
     # No task column: the metrics name it, and the table must fit a laptop screen.
     frame = pd.DataFrame(rows, columns=["experiment", "folds", "learner", *names])
@@ -266,6 +288,7 @@ def page_context(
             "summary",
             level=2,
             interval_method=INTERVAL_METHOD,
+            pooled_interval_method=POOLED_INTERVAL_METHOD,
             table=summary_table(experiments),
         ),
     ]

@@ -16,9 +16,10 @@ import numpy as np
 import pandas as pd
 
 from dlpipe.calibrate import SKIPPED
+from dlpipe.compare import POOLED_TEST
 from dlpipe.cv import GROUP_PLANS, plan_text
 from dlpipe.io.files import read_json
-from dlpipe.metrics import CHANCE, at_chance
+from dlpipe.metrics import CHANCE, at_chance, summary_value
 from dlpipe.modalities import modality_of
 from dlpipe.report.files import ExperimentFiles
 from dlpipe.report.render import anchor, fmt, image, section, table
@@ -33,7 +34,10 @@ def _metric_text(metrics: pd.DataFrame, learner: str, metric: str) -> str:
     n_folds = sum(c.startswith("fold_") for c in metrics.columns)
     used = r.get("folds_used", n_folds)
     short = f" ({int(used)} of {n_folds} folds)" if used < n_folds else ""
-    return f"{metric} {fmt(r['mean'])} [{fmt(r['ci95_low'])}, {fmt(r['ci95_high'])}]{short}"
+    if r.get("summary") == "pooled":
+        short = " (pooled over out-of-fold predictions; per-fold values undefined)"
+    interval = f"[{fmt(r['ci95_low'])}, {fmt(r['ci95_high'])}]"
+    return f"{metric} {fmt(summary_value(r))} {interval}{short}"
 
 
 def chance_note(metrics: pd.DataFrame, learner: str, metric: str) -> str:
@@ -48,12 +52,25 @@ def chance_note(metrics: pd.DataFrame, learner: str, metric: str) -> str:
     )
 
 
-def _best_epochs(histories: Sequence[str]) -> list[int]:
-    epochs = []
+def _best_epochs(histories: Sequence[str]) -> tuple[list[int], list[str]]:
+    """Return the epoch each fold's model was kept from, and why early stopping was skipped.
+
+    A history with an ``early_stopping`` column trained without it (too few validation rows):
+    its last epoch was kept, and the column says why.
+    """
+    epochs, skipped = [], []
     for path in histories:
         hist = pd.read_csv(path, sep="\t")
-        epochs.append(int(hist.loc[hist["val_loss"].idxmin(), "epoch"]) + 1)
-    return epochs
+        if "early_stopping" in hist.columns:
+            epochs.append(int(hist["epoch"].iloc[-1]) + 1)
+            skipped.append(f"fold {Path(path).parent.name}: {hist['early_stopping'].iloc[-1]}")
+        else:
+            epochs.append(int(hist.loc[hist["val_loss"].idxmin(), "epoch"]) + 1)
+    return epochs, skipped
+
+
+def _min_calibration_rows(cfg: Mapping[str, Any]) -> int:
+    return int(cfg.get("calibration", {}).get("min_validation", 0))
 
 
 def _pair_p(pairs: pd.DataFrame | None, name: str, a: str, b: str) -> str:
@@ -67,6 +84,8 @@ def _pair_p(pairs: pd.DataFrame | None, name: str, a: str, b: str) -> str:
     if rec.empty:
         return ""
     r = rec.iloc[0]
+    if np.isfinite(r.get("p_bootstrap", np.nan)):
+        return f"; paired bootstrap over pooled samples p = {fmt(r['p_bootstrap'], 4)}"
     return (
         f"; paired over folds: corrected t-test p = {fmt(r['p_corrected_t'], 4)}, "
         f"Wilcoxon p = {fmt(r['p_wilcoxon'], 4)}"
@@ -121,7 +140,15 @@ def dome_section(
     deep = cfg["model"]["name"]
     fitted = [modality.fitted_text(cfg), "early stopping (best epoch): validation side"]
     if extras.get("calibrations"):
-        fitted.append("temperature scaling: validation side")
+        text = "temperature scaling: validation side"
+        fits = [read_json(p) for p in extras["calibrations"]]
+        small = [f["fold"] for f in fits if f.get("n_val", np.inf) < _min_calibration_rows(cfg)]
+        if small:
+            text += (
+                f" (left at 1 in {len(small)} of {len(fits)} folds: fewer than "
+                f"calibration.min_validation = {_min_calibration_rows(cfg)} validation rows)"
+            )
+        fitted.append(text)
     plan = modality.baselines_of(cfg, task, meta)
     if plan:
         fitted.append(f"baselines ({', '.join(plan)}): the same training rows")
@@ -134,9 +161,17 @@ def dome_section(
         f"{train['patience']}, class weights {train['class_weights']}"
     )
     optim += modality.training_text(cfg, meta)
-    epochs = _best_epochs(extras.get("histories", []))
+    epochs, no_stopping = _best_epochs(extras.get("histories", []))
     if epochs:
         optim += f"; best epoch per fold {', '.join(map(str, epochs))}"
+    if no_stopping:
+        optim += (
+            f"; early stopping skipped in {len(no_stopping)} of {len(epochs)} folds, which "
+            f"trained {train['max_epochs']} epochs and kept the last ("
+            + "; ".join(no_stopping[:3])
+            + (" …" if len(no_stopping) > 3 else "")
+            + ")"
+        )
     # Counted by the interpret step (it loads the models), or by the report step without it.
     n_params = extras.get("n_parameters")
     if extras.get("interpret"):
@@ -245,10 +280,18 @@ def calibration_section(exp: ExperimentFiles, metrics: pd.DataFrame) -> dict[str
                 rec = metrics[
                     (metrics["learner"] == learner) & (metrics["metric"] == metric + suffix)
                 ]
-                row.append(fmt(rec.iloc[0]["mean"] if len(rec) else float("nan")))
+                row.append(fmt(summary_value(rec.iloc[0]) if len(rec) else float("nan")))
         rows.append(row)
+    pooled = (
+        "summary" in metrics.columns
+        and (
+            metrics.loc[metrics["metric"].isin(["ece", "brier", "nll"]), "summary"] == "pooled"
+        ).any()
+    )
+    # Pooled where the folds cannot be summarised (leave-one-out): the column heads say which.
+    basis = "pooled" if pooled else "fold mean"
     columns = ["learner", "temperature (mean ± sd over folds)"] + ["raw", "scaled"] * 3
-    groups = [("", 2), ("ECE (fold mean)", 2), ("Brier (fold mean)", 2), ("NLL (fold mean)", 2)]
+    groups = [("", 2)] + [(f"{m} ({basis})", 2) for m in ("ECE", "Brier", "NLL")]
     return section(
         "calibration.html.j2",
         "Calibration",
@@ -454,8 +497,14 @@ def comparison_section(files: Mapping[str, str], order: Sequence[str] = ()) -> d
                 ],
             }
         )
+        pooled = "summary" in rows.columns and (rows["summary"] == "pooled").any()
+        if pooled:
+            # Ranked on the pooled value: no fold mean, no test over folds.
+            shown = shown.drop(columns=["mean ± sd", "p (corrected t)", "p (Wilcoxon)"])
+            shown.insert(4, "pooled", [fmt(v) for v in rows["pooled"]])
+            shown["p (paired bootstrap)"] = [fmt(v, 4) for v in rows["p_bootstrap"]]
         first = min(place.get(e, len(place)) for e in rows["experiment"])
-        groups.append((first, {"title": str(group), "table": table(shown)}))
+        groups.append((first, {"title": str(group), "table": table(shown), "pooled": pooled}))
     groups.sort(key=lambda item: item[0])  # stable: unknown experiments keep board order
     return section(
         "leaderboard.html.j2",
@@ -463,6 +512,7 @@ def comparison_section(files: Mapping[str, str], order: Sequence[str] = ()) -> d
         "leaderboard",
         level=2,
         groups=[g for _, g in groups],
+        pooled_test=POOLED_TEST,
     )
 
 
@@ -526,7 +576,7 @@ def experiment_verdict(
         mine = rows[rows["learner"] == deep].iloc[0]
         text += (
             f" The deep model {deep} ranks {int(mine['rank'])} of {len(rows)} "
-            f"({metric} {mine['mean']:.3f})."
+            f"({metric} {summary_value(mine):.3f})."
         )
     for learner in rows["learner"]:
         note = chance_note(metrics, str(learner), metric)
@@ -550,7 +600,8 @@ def _ranking_verdict(
     best = rows.iloc[0]
     if len(rows) == 1:
         return (
-            f"{name}: {best['learner']} {metric} {best['mean']:.3f}; no other learner to compare."
+            f"{name}: {best['learner']} {metric} {summary_value(best):.3f}; no other learner "
+            "to compare."
         )
     second = rows.iloc[1]
     scores = f"{metric} {best['mean']:.3f} vs {second['mean']:.3f}"
@@ -561,6 +612,8 @@ def _ranking_verdict(
             ((pairs["a"] == a) & (pairs["b"] == b)) | ((pairs["a"] == b) & (pairs["b"] == a))
         ]
         rec = match.iloc[0] if not match.empty else None
+    if best.get("summary") == "pooled":
+        return _pooled_verdict(name, best, second, metric, rec)
     if rec is None or not np.isfinite(rec["p_corrected_t"]):
         return f"{name}: {best['learner']} leads {second['learner']} ({scores}); not tested."
     diff = abs(float(rec["mean_difference"]))
@@ -581,3 +634,24 @@ def _ranking_verdict(
         f"{name}: no significant difference between {best['learner']} and {second['learner']} "
         f"({scores}; difference {diff:.3f}{interval}, {test})."
     )
+
+
+def _pooled_verdict(
+    name: str, best: pd.Series, second: pd.Series, metric: str, rec: pd.Series | None
+) -> str:
+    """Judge learners ranked on pooled values by the paired bootstrap over samples."""
+    scores = f"{metric} {best['pooled']:.3f} vs {second['pooled']:.3f}, pooled over samples"
+    if rec is None or not np.isfinite(rec.get("p_bootstrap", np.nan)):
+        return f"{name}: {best['learner']} leads {second['learner']} ({scores}); not tested."
+    diff = float(best["pooled"]) - float(second["pooled"])
+    # The pair's interval is of a - b; turned round where the best is b.
+    low, high = float(rec["ci95_low"]), float(rec["ci95_high"])
+    if rec["a"] != f"{name}/{best['learner']}":
+        low, high = -high, -low
+    interval = f" [{low:.3f}, {high:.3f}]" if np.isfinite(low) else ""
+    p = float(rec["p_bootstrap"])
+    test = f"paired bootstrap over samples p = {p:.3g}"
+    verdict = f"{best['learner']} beats {second['learner']}"
+    if p >= 0.05:
+        verdict = f"no significant difference between {best['learner']} and {second['learner']}"
+    return f"{name}: {verdict} ({scores}; difference {abs(diff):.3f}{interval}, {test})."

@@ -6,12 +6,14 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from dlpipe.compare import comparison_key, fold_scores, fold_size_ratio, leaderboard
-from dlpipe.io.files import read_json
-from dlpipe.metrics import at_chance
+from dlpipe.compare import comparison_key, fold_scores, fold_size_ratio, leaderboard, summary_of
+from dlpipe.io.files import read_json, read_predictions
+from dlpipe.metrics import at_chance, bootstrap_values, resample_indices
 from dlpipe.modalities import task_of
+from dlpipe.tasks import get_task
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +40,8 @@ def compare_step(
         The experiments' configs by name.
     files
         Per experiment: ``metrics`` (``metrics.tsv``), ``meta`` (``dataset.json``), ``folds``
-        (``folds.tsv``) and ``summaries`` (the folds' ``preprocess.json``).
+        (``folds.tsv``), ``summaries`` (the folds' ``preprocess.json``) and ``predictions``
+        (``oof_predictions.tsv``, read where the metric is summarised pooled).
     leaderboard_tsv, pairs_tsv
         Outputs.
 
@@ -61,13 +64,18 @@ def compare_step(
             metrics = pd.read_csv(files[name]["metrics"], sep="\t")
             summaries += [read_json(p) for p in files[name]["summaries"]]
             for learner in dict.fromkeys(metrics["learner"]):
+                summary, pooled = summary_of(metrics, learner, metric)
                 entries.append(
                     {
                         "experiment": name,
                         "learner": learner,
                         "scores": fold_scores(metrics, learner, metric),
+                        "summary": summary,
+                        "pooled": pooled,
                     }
                 )
+        if any(e["summary"] == "pooled" for e in entries):
+            _resample(entries, experiments, files, metric)
         ratio = fold_size_ratio(summaries)
         board, pairs = leaderboard(entries, metric, ratio)
         board["at_chance"] = [
@@ -88,3 +96,41 @@ def compare_step(
         pairs_tsv, sep="\t", index=False, float_format="%.6g"
     )
     return table
+
+
+def _resample(
+    entries: list[dict[str, Any]],
+    experiments: Mapping[str, Mapping[str, Any]],
+    files: Mapping[str, Mapping[str, Any]],
+    metric: str,
+) -> None:
+    """Score every learner of a group on the same bootstrap resamples of the held-out rows.
+
+    The experiments of a group share their folds, so their pooled predictions hold the same
+    rows (id and fold); each learner's rows are put in one order before resampling, which
+    pairs the learners' values resample by resample (``resampled`` of each entry).
+    """
+    first = entries[0]["experiment"]
+    meta = read_json(files[first]["meta"])
+    task = get_task(meta["task"])
+    tables = {name: read_predictions(files[name]["predictions"]) for name in experiments}
+    tables = {
+        name: t for name, t in tables.items() if any(e["experiment"] == name for e in entries)
+    }
+    rows = tables[first]
+    keys = rows.loc[rows["learner"] == entries[0]["learner"], ["fold", "id"]]
+    keys = keys.astype(str).sort_values(["fold", "id"]).reset_index(drop=True)
+    aligned = {}
+    for entry in entries:
+        table = tables[entry["experiment"]]
+        mine = table[table["learner"] == entry["learner"]]
+        mine = mine.set_index([mine["fold"].astype(str), mine["id"].astype(str)])
+        aligned[id(entry)] = mine.loc[list(zip(keys["fold"], keys["id"], strict=True))]
+        aligned[id(entry)] = aligned[id(entry)].reset_index(drop=True)
+    seed = int(experiments[first].get("seed", 0))
+    for entry in entries:
+        frame = aligned[id(entry)]
+        values = bootstrap_values(
+            task.metric_statistic(frame, meta), resample_indices(len(frame), seed)
+        )
+        entry["resampled"] = values.get(metric, np.full(0, np.nan))

@@ -55,7 +55,8 @@ def calibrate_step(
     ----------
     exp
         The experiment's config (``model.name``, ``baseline``, ``data.modality``,
-        ``calibration.enabled``).
+        ``calibration.enabled``, ``calibration.min_validation``: fewer validation rows leave
+        every temperature at 1, skipped as ``too_few_validation_rows``).
     fold
         The fold number (recorded in the output).
     val
@@ -82,6 +83,8 @@ def calibrate_step(
     info = read_json(meta)
     task = get_task(info["task"])
     enabled = bool(exp.get("calibration", {}).get("enabled", True))
+    # Below it, a temperature would follow a handful of rows (calibration.min_validation).
+    min_rows = int(exp.get("calibration", {}).get("min_validation", 0))
     result: dict[str, Any] = {
         "fold": fold,
         "task": task.name,
@@ -97,7 +100,7 @@ def calibrate_step(
     result["n_val"] = len(va.ids)
     for learner, path in learner_files(exp, task, info, model, baselines).items():
         scores = learner_scores(exp, learner, path, va.X, fitted, task, info)
-        temperature, skipped = task.calibration_fit(va.y, scores)
+        temperature, skipped = task.calibration_fit(va.y, scores, min_rows)
         after = task.apply_calibration(scores, temperature)
         result["learners"][learner] = {
             "temperature": temperature,
@@ -169,6 +172,9 @@ def aggregate_step(
 ) -> pd.DataFrame:
     """Summarise metrics over folds (mean, sd, 95 % CI, pooled) and pool the predictions.
 
+    A metric the folds cannot summarise (:func:`dlpipe.metrics.pooled_summary`: leave-one-out,
+    a holdout) is summarised by its pooled value with a bootstrap interval over samples.
+
     With ``config_yaml`` the experiment's full config (defaults filled in) is written beside
     the metrics, so the results folder says exactly how it was made.
     """
@@ -192,6 +198,19 @@ def aggregate_step(
         for learner, rows in oof.groupby("learner", sort=False)
     }
     summary = summarise_folds(per_fold, task.metric_names, pooled, learners=learners)
+    # Bootstrap intervals only for the learners with a metric summarised pooled (leave-one-out,
+    # a holdout): a thousand resamples are not worth it where the folds give the interval.
+    need = set(summary.loc[summary["summary"] == "pooled", "learner"])
+    if need:
+        seed = int(exp.get("seed", 0))
+        intervals = {
+            learner: task.pooled_intervals(rows, info, seed)
+            for learner, rows in oof.groupby("learner", sort=False)
+            if learner in need
+        }
+        summary = summarise_folds(
+            per_fold, task.metric_names, pooled, learners=learners, pooled_intervals=intervals
+        )
     summary.to_csv(metrics_tsv, sep="\t", index=False, float_format="%.6g")
     oof.to_csv(oof_tsv, sep="\t", index=False, float_format="%.8g")
     return summary

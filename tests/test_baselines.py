@@ -94,6 +94,18 @@ def test_a_one_hot_baseline_asked_of_resized_sequences_is_refused() -> None:
         modality.baseline_plan(exp, modality.task(exp), facts)
 
 
+def test_dlpipe_check_names_the_baselines_and_refuses_a_one_hot_of_resized_sequences(
+    tmp_path: Path,
+) -> None:
+    fasta = tmp_path / "mixed.fa"
+    fasta.write_text("".join(f">s{i}|{'ab'[i % 2]}\n{'ACGT' * (10 + i % 3)}\n" for i in range(30)))
+    modality = get_modality("sequence")
+    line = modality.describe_data("e", _exp({**FASTA, "fasta": str(fasta)}))
+    assert "; baselines kmer6_logistic_regression;" in line + ";"  # 40-48 bp: resized to 60
+    with pytest.raises(InputError, match=r"mixed\.fa: baseline.models lists onehot"):
+        modality.describe_data("e", _exp({**FASTA, "fasta": str(fasta)}, {"models": ["onehot"]}))
+
+
 @pytest.mark.parametrize(
     ("task", "data", "names"),
     [

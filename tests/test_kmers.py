@@ -121,7 +121,10 @@ def test_check_warns_when_kmers_outnumber_the_datas_positions(tmp_path: Path) ->
     fasta = tmp_path / "few.fa"
     fasta.write_text("".join(f">p{i}|{'ab'[i % 2]}\n{'MKVLAAGIVA' * 5}\n" for i in range(20)))
     line = get_modality("sequence").describe_data("p", _exp("protein", 3, fasta=str(fasta)))
-    assert line.startswith("p: 20 samples (a: 10, b: 10); warning: the baseline's 3-mers")
+    assert line.startswith(
+        "p: 20 samples (a: 10, b: 10); baselines kmer3_logistic_regression, "
+        "onehot_logistic_regression; warning: the baseline's 3-mers"
+    )
 
 
 def test_a_baseline_k_of_no_allowed_form_names_the_forms() -> None:

@@ -618,9 +618,11 @@ class Sequences(Modality):
         if exp["data"]["fasta"]:
             data = prepare_fasta(exp, name)
             self.check_split(name, data, exp)
+            plan = self.baseline_plan(exp, self.task(exp), data.meta)  # refuses onehot if resized
             counts = data.meta.get("class_counts") or {}
             detail = ", ".join(f"{k}: {v}" for k, v in counts.items())
             line = f"{name}: {data.meta['n_samples']} samples" + (f" ({detail})" if detail else "")
+            line += f"; baselines {', '.join(plan)}" if plan else ""
             return line + kmer_space_warning(exp, data.meta["n_samples"])
         fasta = open_fasta(exp["data"]["genome"])
         lengths = dict(zip(fasta.references, fasta.lengths, strict=True))

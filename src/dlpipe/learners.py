@@ -29,6 +29,7 @@ from dlpipe.errors import InputError
 from dlpipe.io.files import MANIFEST, read_json, read_manifest, verify_files
 from dlpipe.io.fitted import load_fitted
 from dlpipe.modalities import modality_of
+from dlpipe.models import fold_model
 from dlpipe.models.checkpoint import load_model, raw_outputs
 from dlpipe.schema import load_yaml
 from dlpipe.tasks import Task, get_task
@@ -81,7 +82,13 @@ def learner_scores(
     role = learner_role(exp, learner)
     X = learner_input(X, meta, role, fitted)  # noqa: N806
     if role == "model":
-        out = task.scores(raw_outputs(load_model(model_path, model_config), X))
+        # The fold trained its p ≫ n defaults, if any: compare the checkpoint with those.
+        expected = (
+            None
+            if model_config is None
+            else fold_model(model_config, getattr(fitted, "selection", None))
+        )
+        out = task.scores(raw_outputs(load_model(model_path, expected), X))
     else:
         out = task.baseline_scores(load_fitted(model_path)[learner], X, task.n_outputs(meta))
     return task.finish(out, fitted)

@@ -2,7 +2,8 @@
 
 Per fold, a scikit-learn :class:`~sklearn.compose.ColumnTransformer` is fitted on the training
 rows and applied unchanged to validation and test rows. Numeric features go through imputation,
-sample-wise normalisation (``log1p``, ``cpm_log1p``), the variance filter and top-k selection,
+sample-wise normalisation (``log1p``, ``cpm_log1p``), the variance filter, top-k selection and
+the supervised selection (ANOVA F against the training side's classes; :func:`selection_plan`),
 then feature-wise scaling (``zscore``, ``quantile``), in that order; categorical features are
 imputed with their most frequent value and one-hot encoded (categories unseen in training become
 all-zero rows). SMOTE (imbalanced-learn) then oversamples the training rows only; validation and
@@ -20,17 +21,22 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.compose import ColumnTransformer
-from sklearn.feature_selection import SelectKBest, VarianceThreshold
+from sklearn.feature_selection import SelectKBest, VarianceThreshold, f_classif
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, QuantileTransformer, StandardScaler
 
 from dlpipe.datasets import SequenceDataset, TabularDataset
-from dlpipe.errors import InputError
+from dlpipe.errors import ConfigError, InputError
 from dlpipe.genomic import cross_fold_overlaps
 
 SAMPLE_WISE = ("log1p", "cpm_log1p")
 FEATURE_WISE = ("zscore", "quantile")
+#: ``select: auto`` selects when the numeric features number at least this many times the
+#: training rows (p ≫ n): there an unselected MLP fits noise that a linear model shrinks away.
+P_MUCH_LARGER_RATIO = 10
+#: Features ``select_k: auto`` keeps per training row (and its floor and ceiling).
+SELECT_PER_ROW, SELECT_MIN, SELECT_MAX = 1, 20, 200
 
 
 def normaliser_steps(pre: Mapping[str, Any]) -> list[str]:
@@ -90,8 +96,93 @@ def variance_score(X: np.ndarray, y: Any = None) -> np.ndarray:  # noqa: N803
     return np.nanvar(np.asarray(X, dtype=np.float64), axis=0)
 
 
+@dataclass(frozen=True)
+class SelectionPlan:
+    """What the supervised feature selection of a fold does.
+
+    Attributes
+    ----------
+    k
+        Numeric features kept (``None``: no selection).
+    reason
+        Why, in words (for the report and the fold summary).
+    p_much_larger
+        Whether the fold is a p ≫ n classification (its MLP then takes
+        :data:`dlpipe.models.P_MUCH_LARGER_MLP` where the config is silent; see
+        :func:`dlpipe.models.fold_model`).
+    """
+
+    k: int | None
+    reason: str
+    p_much_larger: bool = False
+
+
+def selection_plan(
+    pre: Mapping[str, Any], task: str, n_numeric: int, n_train: int
+) -> SelectionPlan:
+    """Resolve ``preprocess.select`` and ``select_k`` for one fold.
+
+    A fold is p ≫ n when a classification has at least :data:`P_MUCH_LARGER_RATIO` numeric
+    features (after ``top_k_features``) per training row; ``select: auto`` selects by ANOVA F
+    there only. ``select_k: auto`` keeps :data:`SELECT_PER_ROW` feature per training row, at
+    least :data:`SELECT_MIN` and at most :data:`SELECT_MAX` (never more than there are).
+
+    Parameters
+    ----------
+    pre
+        The experiment's ``preprocess`` config.
+    task
+        The data's task (selection needs classes: ``classification``).
+    n_numeric
+        Numeric input features.
+    n_train
+        Rows of the fold's training side (before SMOTE).
+
+    Returns
+    -------
+    SelectionPlan
+        ``k`` (``None``: none), the reason, and whether the fold is p ≫ n.
+
+    Raises
+    ------
+    ConfigError
+        For ``select: anova`` outside classification.
+    """
+    select = pre["select"]
+    if pre["top_k_features"]:
+        n_numeric = min(n_numeric, int(pre["top_k_features"]))
+    if task != "classification":
+        if select == "none":
+            return SelectionPlan(None, "preprocess.select: none")
+        if select == "anova":
+            raise ConfigError(
+                f"config key preprocess.select: 'anova' ranks features by their F between "
+                f"classes, but this is a {task}; use none (or auto)"
+            )
+        return SelectionPlan(None, f"{select}: no classes to rank features by ({task})")
+    wide = n_numeric >= P_MUCH_LARGER_RATIO * max(n_train, 1)
+    size = f"{n_numeric} features for {n_train} training rows"
+    if select == "none":
+        return SelectionPlan(None, "preprocess.select: none", wide)
+    if select == "auto" and not wide:
+        return SelectionPlan(
+            None, f"auto: {size} is not p ≫ n (fewer than {P_MUCH_LARGER_RATIO} per row)"
+        )
+    k = pre["select_k"]
+    if k == "auto":
+        k = min(max(SELECT_MIN, SELECT_PER_ROW * n_train), SELECT_MAX)
+    k = min(int(k), n_numeric)
+    why = f"auto: {size}, p ≫ n" if select == "auto" else "preprocess.select: anova"
+    return SelectionPlan(k, why, wide)
+
+
 def build_feature_transformer(
-    pre: Mapping[str, Any], numeric: list[str], categorical: list[str], seed: int, n_train: int
+    pre: Mapping[str, Any],
+    numeric: list[str],
+    categorical: list[str],
+    seed: int,
+    n_train: int,
+    select_k: int | None = None,
 ) -> ColumnTransformer:
     """Build the unfitted feature transformer that a preprocess config describes.
 
@@ -105,6 +196,9 @@ def build_feature_transformer(
         Seed (for the quantile transformer's subsampling).
     n_train
         Number of training rows (caps the number of quantiles).
+    select_k
+        Numeric features the ANOVA F selection keeps (``None``: no supervised selection; see
+        :func:`selection_plan`); fitting then needs the class codes.
 
     Returns
     -------
@@ -121,6 +215,10 @@ def build_feature_transformer(
     steps.append(("variance", VarianceThreshold(pre["variance_threshold"])))
     if pre["top_k_features"]:
         steps.append(("top_k", SelectKBest(variance_score, k=pre["top_k_features"])))
+    if select_k is not None:
+        # After the filters, before scaling: F is scale-free, and the scaler is then fitted on
+        # the kept features only.
+        steps.append(("select", SelectKBest(f_classif, k=select_k)))
     for step in normalisers:
         if step == "zscore":
             steps.append((step, StandardScaler()))
@@ -163,6 +261,9 @@ class FittedPreprocessor:
         Names of the raw columns it expects.
     target_mean, target_scale
         Regression target standardisation (``None`` when targets are not scaled).
+    selection
+        The fold's feature selection, as its summary records it (``method``, ``k``, ``of``,
+        ``reason``, ``p_much_larger``); ``None`` in files written before it existed.
     """
 
     features: ColumnTransformer
@@ -170,6 +271,7 @@ class FittedPreprocessor:
     input_columns: list[str]
     target_mean: np.ndarray | None = None
     target_scale: np.ndarray | None = None
+    selection: dict[str, Any] | None = None
 
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
         """Transform raw feature columns into the model's float32 input matrix."""
@@ -331,10 +433,15 @@ def preprocess_fold(
     categorical = dataset.categorical_columns
     numeric = [c for c in dataset.feature_columns if c not in categorical]
     train = index["train"]
-    transformer = build_feature_transformer(pre, numeric, categorical, seed, len(train))
+    plan = selection_plan(pre, dataset.task, len(numeric), len(train))
+    transformer = build_feature_transformer(
+        pre, numeric, categorical, seed, len(train), plan.k if numeric else None
+    )
     try:
+        # The training side's labels reach only the supervised selection (ANOVA F).
+        labels = y[train] if plan.k is not None else None
         X_train = np.asarray(  # noqa: N806
-            transformer.fit_transform(features.iloc[train]), dtype=np.float32
+            transformer.fit_transform(features.iloc[train], labels), dtype=np.float32
         )
     except ValueError as err:
         if "variance threshold" not in str(err):
@@ -344,7 +451,16 @@ def preprocess_fold(
             "feature on the training side of this fold; lower it"
         ) from None
     names = [str(n) for n in transformer.get_feature_names_out()]
-    fitted = FittedPreprocessor(transformer, names, list(dataset.feature_columns))
+    selection = {
+        "method": "anova" if plan.k is not None and numeric else "none",
+        "k": plan.k if numeric else None,
+        "of": min(len(numeric), int(pre["top_k_features"] or len(numeric))),
+        "reason": plan.reason,
+        "p_much_larger": plan.p_much_larger,
+    }
+    fitted = FittedPreprocessor(
+        transformer, names, list(dataset.feature_columns), selection=selection
+    )
     if dataset.task == "regression" and pre["scale_targets"]:
         mean = y[train].mean(axis=0)
         scale = y[train].std(axis=0)
@@ -362,6 +478,7 @@ def preprocess_fold(
         "n_test": len(index["test"]),
         "n_input_features": len(dataset.feature_columns),
         "n_model_features": len(names),
+        "selection": selection,
     }
     if dataset.task == "classification":
         classes = dataset.classes or []

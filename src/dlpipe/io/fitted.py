@@ -28,6 +28,7 @@ TRUSTED = (
     "dlpipe.preprocess.Log1p",
     "dlpipe.preprocess.CPMLog1p",
     "dlpipe.preprocess.variance_score",
+    "sklearn.feature_selection._univariate_selection.f_classif",
     "dlpipe.kmers.KmerFrequencies",
     "dlpipe.onehot.OneHotPositions",
     "numpy.dtype",

@@ -367,6 +367,11 @@ class Tabular(Modality):
                     f"config key {key}.data.label_column: a regression predicts "
                     "data.target_columns; remove label_column or set task: classification"
                 )
+        if exp["preprocess"]["select"] == "anova" and not self.task(exp).categorical:
+            raise ConfigError(
+                f"config key {key}.preprocess.select: 'anova' ranks features by their F between "
+                f"classes, but this is a {exp['task']}; use auto or none"
+            )
         if cv["plan"] == "group_kfold" and not data["group_column"]:
             raise ConfigError(
                 f"config key {key}.data.group_column: cv.plan group_kfold needs the column that "

@@ -51,6 +51,10 @@ _FIXED = ("self", "n_inputs", "n_outputs")
 
 _REGISTERED: dict[str, type] = {}
 
+#: MLP hyperparameters of p ≫ n folds where the config sets none: a narrow, heavily dropped-out
+#: layer (on the ALL arrays it matched logistic regression where [128, 64] fell behind).
+P_MUCH_LARGER_MLP: dict[str, Any] = {"hidden_layers": [32], "dropout": 0.5}
+
 
 @dataclass(frozen=True)
 class Outline:
@@ -271,11 +275,40 @@ def build_model(
     return cls(n_inputs, n_outputs, **settings)
 
 
+def fold_model(model: Mapping[str, Any], selection: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Return the model config a fold trains: p ≫ n defaults filled in for an MLP.
+
+    Where the fold's preprocessing found the fold p ≫ n
+    (:func:`dlpipe.preprocess.selection_plan`), an ``mlp`` takes :data:`P_MUCH_LARGER_MLP` for
+    each of those hyperparameters the config does not set; any other fold, family or set key is
+    left as it is.
+
+    Parameters
+    ----------
+    model
+        The experiment's ``model`` config (``name`` filled in).
+    selection
+        The fold's selection record (``FittedPreprocessor.selection``; ``None`` for folds
+        preprocessed otherwise).
+
+    Returns
+    -------
+    dict
+        The model config to build.
+    """
+    wide = bool((selection or {}).get("p_much_larger"))
+    if model.get("name") != "mlp" or model.get("class") or not wide:
+        return dict(model)
+    return {**P_MUCH_LARGER_MLP, **model}
+
+
 __all__ = [
     "BUILTIN",
+    "P_MUCH_LARGER_MLP",
     "available_models",
     "build_model",
     "check_model",
+    "fold_model",
     "hyperparameter_names",
     "model_class",
     "outline",

@@ -24,6 +24,7 @@ from dlpipe.metrics import (
     summary_value,
 )
 from dlpipe.modalities import modality_of, task_of
+from dlpipe.models import fold_model
 from dlpipe.report import trust
 from dlpipe.report.files import ExperimentFiles
 from dlpipe.report.render import anchor, fmt, image, render, section, table
@@ -85,6 +86,41 @@ def _data_section(meta: Mapping[str, Any], exp: Mapping[str, Any], name: str) ->
     return section("data.html.j2", "Data", anchor(name, "data"), table=table(frame))
 
 
+def selection_text(
+    summaries: Sequence[Mapping[str, Any]], model: Mapping[str, Any] | None = None
+) -> str:
+    """Say what the supervised feature selection did in the folds (``preprocess.select``).
+
+    With the experiment's ``model`` config, also say which p ≫ n defaults the MLP took.
+    """
+    plans = [s["selection"] for s in summaries if "selection" in s]
+    if not plans:
+        return ""
+    wide = next((p for p in plans if p.get("p_much_larger")), None)
+    taken = {}
+    if model is not None and wide is not None:
+        taken = {k: v for k, v in fold_model(model, wide).items() if k not in model}
+    defaults = ""
+    if taken:
+        shown = " and ".join(f"{k} {v}" for k, v in taken.items())
+        defaults = f" The MLP took the p ≫ n defaults {shown} (not set in the config)."
+    selected = [p for p in plans if p["method"] == "anova"]
+    if not selected:
+        return f"Feature selection: none ({plans[0]['reason']}).{defaults}"
+    ks = sorted({p["k"] for p in selected})
+    ofs = sorted({p["of"] for p in selected})
+    k = str(ks[0]) if len(ks) == 1 else f"{ks[0]}–{ks[-1]}"
+    of = str(ofs[0]) if len(ofs) == 1 else f"{ofs[0]}–{ofs[-1]}"
+    folds = f"{len(selected)} of {len(plans)} folds"
+    if len(selected) == len(plans):
+        folds = "every fold"
+    return (
+        f"Feature selection: {k} of {of} numeric features kept per fold by ANOVA F on the "
+        f"training side only, in {folds} ({selected[0]['reason']}); the baseline reads the "
+        "same selected features." + defaults
+    )
+
+
 def _plan_section(
     exp: Mapping[str, Any], summaries: Sequence[Mapping[str, Any]], name: str
 ) -> dict[str, Any]:
@@ -97,6 +133,7 @@ def _plan_section(
             f"{pre['variance_threshold']}; top-k {pre['top_k_features'] or 'all'}; normalise "
             f"{' → '.join(normalise)}; SMOTE {'on' if pre['smote'] else 'off'}."
         )
+        preprocessing += " " + selection_text(summaries, exp["model"])
     rows = []
     for fold, s in enumerate(summaries[:20]):
         row = {

@@ -10,6 +10,7 @@ from dlpipe.datasets import learner_input
 from dlpipe.io.files import read_json
 from dlpipe.io.fitted import load_fitted, save_fitted
 from dlpipe.modalities import modality_of
+from dlpipe.models import fold_model
 from dlpipe.preprocess import FittedPreprocessor, FoldArrays
 from dlpipe.tasks import get_task
 
@@ -44,6 +45,8 @@ def train_step(
         "reverse_complement": bool(plan.get("reverse_complement", False)),
     }
     fitted: FittedPreprocessor = load_fitted(preprocessor)
+    # p ≫ n folds: an MLP's unset hidden_layers and dropout take the narrow defaults.
+    exp["model"] = fold_model(exp["model"], getattr(fitted, "selection", None))
     tr, va = FoldArrays.load(train), FoldArrays.load(val)
     y_tr, y_va = task.scaled_targets(tr.y, fitted), task.scaled_targets(va.y, fitted)
     X_tr, X_va = (learner_input(a.X, info, "model", fitted) for a in (tr, va))  # noqa: N806

@@ -391,4 +391,7 @@ def test_example_configs_pass_dlpipe_check(monkeypatch: pytest.MonkeyPatch) -> N
     examples = sorted((root / "config" / "examples").glob("*.yaml"))
     assert examples
     lines = [line for path in examples for line in check_step(str(path))]
-    assert "oct4_mafk: 7997 samples (MafK: 4000, Oct4: 3997)" in lines
+    assert (
+        "oct4_mafk: 7997 samples (MafK: 4000, Oct4: 3997); baselines kmer6_logistic_regression, "
+        "onehot_logistic_regression"
+    ) in lines

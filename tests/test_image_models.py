@@ -10,7 +10,12 @@ from torch import nn
 
 from dlpipe.errors import ConfigError, InputError
 from dlpipe.models import build_model, check_model, outline
-from dlpipe.models.pretrained import TORCHVISION_FILES, adapt_input_conv, read_state_dict
+from dlpipe.models.pretrained import (
+    TORCHVISION_FILES,
+    adapt_input_conv,
+    depth_of,
+    read_state_dict,
+)
 from dlpipe.models.resnet2d import ResNet2D, imagenet_statistics
 from dlpipe.models.smallcnn import SmallCNN
 
@@ -258,3 +263,17 @@ def test_bad_settings_are_refused() -> None:
         build_model("resnet", 3, 2, trainable_stages=5, weights="x")
     with pytest.raises(ConfigError, match=r"input_norm: 'zscore'"):
         build_model("resnet", 3, 2, input_norm="zscore")
+
+
+def _keys(blocks: tuple[int, ...], convs: int) -> list[str]:
+    stages = enumerate(blocks, start=1)
+    return [f"layer{s}.{b}.conv{c}.weight"
+            for s, n in stages for b in range(n) for c in range(1, convs + 1)]  # fmt: skip
+
+
+def test_the_depth_of_a_file_is_named_from_its_keys() -> None:
+    assert depth_of(_keys((2, 2, 2, 2), 2)) == "ResNet-18"
+    assert depth_of(_keys((3, 4, 6, 3), 2)) == "ResNet-34"
+    assert depth_of(_keys((3, 4, 6, 3), 3)) == "ResNet-50"
+    assert depth_of(_keys((1, 1, 1, 1), 2)) == "a network of 1-1-1-1 blocks per stage"
+    assert depth_of(["encoder.0.weight"]) == "no ResNet"

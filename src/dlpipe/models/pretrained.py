@@ -203,7 +203,7 @@ def backbone_tensors(
 
 
 def depth_of(keys: list[str]) -> str:
-    """Name the ResNet depth a state dict's keys describe (``ResNet-34``), or ``unknown``."""
+    """Name the ResNet depth a state dict's keys describe (``ResNet-34``), or their stage sizes."""
     blocks: dict[int, set[int]] = {}
     for key in keys:
         found = re.match(r"layer(\d)\.(\d+)\.", key)

@@ -139,7 +139,7 @@ def test_bad_model_name_names_key_value_and_choices() -> None:
     message = _error(_classification(model={"name": "foo"}), name="exp1")
     assert message == (
         "config key experiments.exp1.model.name: 'foo' is not allowed; "
-        "choose one of cnn, danq, mlp, resnet1d"
+        "choose one of cnn, danq, mlp, resnet, resnet1d, smallcnn"
     )
 
 

@@ -3,8 +3,10 @@
 A family is a ``torch.nn.Module`` class called as ``Class(n_inputs, n_outputs, **hyperparameters)``
 that returns raw outputs (logits for classification, values for regression; losses live with the
 task, :mod:`dlpipe.tasks`). Its class attribute ``inputs`` says what it reads: ``features`` (a
-float matrix: tables, latent spaces) or ``sequence`` (``uint8`` codes of shape ``(batch,
-length)``, expanded to one-hot inside the model, see :class:`dlpipe.models.blocks.OneHot`).
+float matrix: tables, latent spaces), ``sequence`` (``uint8`` codes of shape ``(batch,
+length)``, expanded to one-hot inside the model, see :class:`dlpipe.models.blocks.OneHot`) or
+``image`` (floats of shape ``(batch, channels, height, width)`` scaled to [0, 1]; ``n_inputs``
+is the number of channels).
 
 Where families come from, in this order:
 
@@ -41,11 +43,13 @@ BUILTIN: dict[str, str] = {
     "cnn": "dlpipe.models.cnn:SequenceCNN",
     "danq": "dlpipe.models.danq:DanQ",
     "resnet1d": "dlpipe.models.resnet1d:ResNet1D",
+    "resnet": "dlpipe.models.resnet2d:ResNet2D",
+    "smallcnn": "dlpipe.models.smallcnn:SmallCNN",
 }
 #: Entry point group through which installed packages register families.
 ENTRY_POINT_GROUP = "dlpipe.models"
 #: What a family can read.
-INPUT_KINDS = ("features", "sequence")
+INPUT_KINDS = ("features", "sequence", "image")
 #: Arguments every family takes first; the rest are hyperparameters.
 _FIXED = ("self", "n_inputs", "n_outputs")
 
@@ -210,7 +214,7 @@ def check_model(key: str, model: Mapping[str, Any], inputs: str) -> None:
     model
         The ``model`` config (``name`` and/or ``class``, and hyperparameters).
     inputs
-        What the experiment's data give the model: ``features`` or ``sequence``.
+        What the experiment's data give the model: ``features``, ``sequence`` or ``image``.
 
     Raises
     ------
@@ -225,7 +229,7 @@ def check_model(key: str, model: Mapping[str, Any], inputs: str) -> None:
     if found.inputs not in INPUT_KINDS:
         raise ConfigError(
             f"config key {key}: {label!r} declares inputs = {found.inputs!r}; a family reads "
-            f"{' or '.join(INPUT_KINDS)}"
+            f"{', '.join(INPUT_KINDS[:-1])} or {INPUT_KINDS[-1]}"
         )
     if found.inputs != inputs:
         fitting = [m for m in available_models() if _reads(m) == inputs]

@@ -12,7 +12,7 @@ from PIL import Image
 
 import dlpipe.image_store as image_store
 from dlpipe.errors import InputError
-from dlpipe.image_listing import list_image_folder
+from dlpipe.image_listing import list_image_folder, list_image_table
 from dlpipe.image_store import open_image_store, resize_image, sidecar, write_image_store
 from dlpipe.io.files import sha256
 
@@ -124,3 +124,33 @@ def test_an_incomplete_or_mismatched_store_is_refused(tmp_path: Path) -> None:
         open_image_store(out)
     with pytest.raises(InputError, match="ids repeat"):
         write_image_store(pd.concat([listing, listing]), out)
+
+
+def test_the_shipped_nuclei_patches_load_and_agree_with_the_expert_masks(tmp_path: Path) -> None:
+    resources = Path(__file__).resolve().parents[1] / "resources"
+    listing = list_image_table(resources / "nuclei_patches.tsv", group_column="region", n_splits=5)
+    assert listing["label"].value_counts().to_dict() == {"nucleus": 68, "background": 68}
+    assert listing["group"].nunique() == 16
+    folder = list_image_folder(resources / "nuclei_patches", n_splits=5)
+    assert sorted(folder["path"]) == sorted(listing["path"])
+    write_image_store(listing, tmp_path / "nuclei.npy")
+    store = open_image_store(tmp_path / "nuclei.npy")
+    assert store.images.shape == (136, 1, 32, 32)
+    assert store.images.dtype == np.uint16
+    image = tifffile.imread(resources / "nuclei_dsb2018_image.tif")
+    mask = tifffile.imread(resources / "nuclei_dsb2018_mask.tif")
+    assert len(np.setdiff1d(np.unique(mask), [0])) == 125
+    for row, patch in zip(listing.itertuples(), store.images, strict=True):
+        y, x = int(row.centre_y), int(row.centre_x)
+        np.testing.assert_array_equal(patch[0], image[y - 16 : y + 16, x - 16 : x + 16])
+        window = mask[y - 16 : y + 16, x - 16 : x + 16]
+        assert row.n_nuclei == len(np.setdiff1d(np.unique(window), [0]))
+        # Patches lie wholly inside their 128-pixel region: no pixel is shared across groups.
+        assert row.group == f"r{(y - 16) // 128}c{(x - 16) // 128}"
+        assert (y + 15) // 128 == (y - 16) // 128
+        assert (x + 15) // 128 == (x - 16) // 128
+        if row.label == "background":
+            assert not window.any()
+        else:  # centred on the rounded centroid of the annotated nucleus it names
+            cy, cx = np.argwhere(mask == int(row.nucleus_id)).mean(axis=0)
+            assert (round(cy), round(cx)) == (y, x)

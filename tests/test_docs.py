@@ -7,6 +7,7 @@ import re
 import tomllib
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -68,9 +69,23 @@ def test_every_shipped_data_file_has_its_size_and_checksum_in_the_resources_guid
     shipped = {
         p.name
         for p in (ROOT / "resources").iterdir()
-        if p.suffix not in (".py", ".md") and not p.name.endswith((".fai", ".gzi"))
+        if p.is_file() and p.suffix not in (".py", ".md") and not p.name.endswith((".fai", ".gzi"))
     }
     assert shipped == set(listed)
     for name, (size, digest) in listed.items():
         data = (ROOT / "resources" / name).read_bytes()
         assert (len(data), hashlib.sha256(data).hexdigest()) == (size, digest), name
+    # A folder of many files (image patches) is covered by the table of the same name, listed
+    # above, whose sha256 column holds the digest of each file.
+    for folder in (p for p in (ROOT / "resources").iterdir() if p.is_dir()):
+        if folder.name == "__pycache__":
+            continue
+        assert f"{folder.name}.tsv" in listed, folder.name
+        table = pd.read_csv(ROOT / "resources" / f"{folder.name}.tsv", sep="\t")
+        digests = dict(zip(table["path"], table["sha256"], strict=True))
+        files = {
+            p.relative_to(folder.parent).as_posix(): p for p in folder.rglob("*") if p.is_file()
+        }
+        assert set(files) == set(digests), folder.name
+        for name, path in files.items():
+            assert hashlib.sha256(path.read_bytes()).hexdigest() == digests[name], name

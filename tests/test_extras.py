@@ -19,6 +19,7 @@ MODULE_OF = {
     "scib-metrics": "scib_metrics",
     "scikit-misc": "skmisc",
     "biopython": "Bio",
+    "pillow": "PIL",
 }
 
 

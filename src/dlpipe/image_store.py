@@ -1,0 +1,260 @@
+"""The image store: every image decoded once, resized to one size, in one memory-mapped array.
+
+:func:`write_image_store` decodes the images of a listing (:mod:`dlpipe.image_listing`) into
+``NAME.npy``, an array of shape ``(N, C, H, W)`` in the images' own dtype (``uint8`` or
+``uint16``: a quarter or half of float32), beside ``NAME.json``: ids, labels, groups, dtype,
+channels, the size, each image's original size and the sha256 of each source file.
+:func:`open_image_store` maps the array back with ``np.load(mmap_mode="r")``, so a batch is a
+slice of the page cache, never a decode; normalisation and augmentation happen later, on the
+device, per batch.
+
+Writes are atomic: both files are written under temporary names in the same folder and renamed
+into place only when complete, the JSON last. A store whose JSON is missing is incomplete; an
+interrupted write leaves neither file half-written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dlpipe.errors import InputError
+from dlpipe.io.files import read_json, sha256, write_json
+from dlpipe.io.images import ImageInfo, check_same_kind, probe_image, read_image
+
+#: Version of the store's layout, recorded in its JSON.
+STORE_VERSION = 1
+RESIZE_METHOD = "bilinear, antialiased (torch.nn.functional.interpolate, antialias=True)"
+
+
+def sidecar(path: str | Path) -> Path:
+    """Return the JSON file that describes the store ``path`` (``X.npy`` → ``X.json``)."""
+    return Path(path).with_suffix(".json")
+
+
+def _size(size: int | Sequence[int] | None) -> tuple[int, int] | None:
+    if size is None:
+        return None
+    pair = (size, size) if isinstance(size, int) else tuple(size)
+    if len(pair) != 2 or any(not isinstance(s, int) or s < 1 for s in pair):
+        raise InputError(f"image size {size!r}: give one positive integer or [height, width]")
+    return int(pair[0]), int(pair[1])
+
+
+def resize_image(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize an ``(H, W, C)`` image to ``size`` and return it channels first, ``(C, h, w)``.
+
+    Bilinear interpolation, antialiased when shrinking, by torch's ``interpolate(mode=
+    "bilinear", antialias=True)``: the triangle filter widened by the scale factor, as Pillow's
+    resize does, so a downscaled image averages all the pixels it covers instead of sampling
+    some (aliasing would turn texture into moiré). Torch is a core dependency and this is one
+    exact, deterministic call on the CPU; MONAI's ``Resize(anti_aliasing=True)`` instead blurs
+    with a Gaussian of heuristic width first and costs a heavy import in the prepare step.
+    Values are rounded to the nearest integer and clipped to the dtype's range; an image
+    already of the size is copied unchanged.
+
+    Parameters
+    ----------
+    pixels
+        ``uint8`` or ``uint16`` pixels, channels last.
+    size
+        ``(height, width)`` wanted.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(C, height, width)`` of the input's dtype.
+    """
+    chw = np.moveaxis(pixels, -1, 0)
+    if pixels.shape[:2] == tuple(size):
+        return np.ascontiguousarray(chw)
+    import torch  # lazy: torch, ~1 s
+
+    data = torch.from_numpy(np.ascontiguousarray(chw, dtype=np.float32))[None]
+    resized = torch.nn.functional.interpolate(
+        data, size=tuple(size), mode="bilinear", align_corners=False, antialias=True
+    )[0]
+    top = float(np.iinfo(pixels.dtype).max)
+    return resized.round().clamp(0, top).numpy().astype(pixels.dtype)
+
+
+def _common_size(infos: list[ImageInfo], where: str) -> tuple[int, int]:
+    first = infos[0]
+    for info in infos[1:]:
+        if (info.height, info.width) != (first.height, first.width):
+            raise InputError(
+                f"{where}: images differ in size ({first.path} is {first.height} × {first.width}, "
+                f"{info.path} is {info.height} × {info.width}) and no size was given; set the "
+                "image size (e.g. 224) so dlpipe resizes them all"
+            )
+    return first.height, first.width
+
+
+@contextlib.contextmanager
+def _temporary(path: Path) -> Any:
+    """Yield a temporary name beside ``path``; remove it if it is still there afterwards."""
+    temp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        yield temp
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def write_image_store(
+    listing: pd.DataFrame, path: str | Path, size: int | Sequence[int] | None = None
+) -> dict[str, Any]:
+    """Decode every image of a listing once into a memory-mappable ``.npy`` with a JSON sidecar.
+
+    Parameters
+    ----------
+    listing
+        Columns ``id``, ``path``, ``label``, ``group`` (see :mod:`dlpipe.image_listing`).
+    path
+        The ``.npy`` file to write; the sidecar is the same name with ``.json``.
+    size
+        ``(height, width)`` or one integer for square images; every image is resized to it
+        (see :func:`resize_image`). ``None`` keeps the images' size, which they must then share.
+
+    Returns
+    -------
+    dict
+        The sidecar's content.
+
+    Raises
+    ------
+    InputError
+        If an image is unreadable, the images differ in channels, bit depth or (without
+        ``size``) size, or the ids repeat.
+    """
+    path = Path(path)
+    if path.suffix != ".npy":
+        raise InputError(f"{path}: the image store is a .npy file; name it NAME.npy")
+    if listing.empty:
+        raise InputError(f"{path}: no images to store (the listing is empty)")
+    ids = listing["id"].astype(str).tolist()
+    if len(set(ids)) != len(ids):
+        repeated = sorted({i for i in ids if ids.count(i) > 1})[:5]
+        raise InputError(f"{path}: image ids repeat ({repeated}); give every image its own id")
+    where = f"the images of {path.name}"
+    infos = [probe_image(p) for p in listing["path"]]
+    kind = check_same_kind(infos, where)
+    shape_hw = _size(size) or _common_size(infos, where)
+    shape = (len(infos), kind.channels, *shape_hw)
+    meta = {
+        "format": "dlpipe image store",
+        "version": STORE_VERSION,
+        "shape": list(shape),
+        "dtype": kind.dtype,
+        "channels": kind.channels,
+        "size": list(shape_hw),
+        "resize": RESIZE_METHOD if size is not None else "none",
+        "ids": ids,
+        "labels": listing["label"].astype(str).tolist(),
+        "groups": listing["group"].astype(str).tolist(),
+        "paths": listing["path"].astype(str).tolist(),
+        "original_sizes": [[i.height, i.width] for i in infos],
+        "sha256": [],
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _temporary(path) as temp_array, _temporary(sidecar(path)) as temp_json:
+        # Written image by image into the mapped file: memory stays at one image, not the set.
+        array = np.lib.format.open_memmap(temp_array, mode="w+", dtype=kind.dtype, shape=shape)
+        try:
+            for row, info in enumerate(infos):
+                meta["sha256"].append(sha256(info.path))
+                array[row] = resize_image(read_image(info.path), shape_hw)
+            array.flush()
+        finally:
+            del array
+        write_json(meta, temp_json)
+        # The JSON marks a complete store: remove the old one first, rename it in last.
+        sidecar(path).unlink(missing_ok=True)
+        os.replace(temp_array, path)
+        os.replace(temp_json, sidecar(path))
+    return meta
+
+
+@dataclass
+class ImageStore:
+    """A memory-mapped image store and its description.
+
+    Attributes
+    ----------
+    images
+        ``(N, C, H, W)`` read-only memory map of ``uint8`` or ``uint16``.
+    meta
+        The sidecar: ``ids``, ``labels``, ``groups``, ``dtype``, ``channels``, ``size``,
+        ``original_sizes``, ``sha256`` of each source file …
+    """
+
+    images: np.ndarray
+    meta: dict[str, Any]
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    @property
+    def ids(self) -> list[str]:
+        """Image ids, in the store's order."""
+        return list(self.meta["ids"])
+
+    @property
+    def labels(self) -> list[str]:
+        """Class labels, in the store's order."""
+        return list(self.meta["labels"])
+
+    @property
+    def groups(self) -> list[str]:
+        """Groups (patient, slide, plate; or the id), in the store's order."""
+        return list(self.meta["groups"])
+
+    def batch(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Return the images at ``indices`` as an in-memory ``(B, C, H, W)`` array (no decoding)."""
+        return np.asarray(self.images[np.asarray(indices, dtype=np.intp)])
+
+
+def open_image_store(path: str | Path) -> ImageStore:
+    """Map an image store written by :func:`write_image_store`.
+
+    Parameters
+    ----------
+    path
+        The ``.npy`` file.
+
+    Returns
+    -------
+    ImageStore
+        The memory-mapped images and their sidecar.
+
+    Raises
+    ------
+    InputError
+        If either file is missing (an incomplete write) or they disagree.
+    """
+    path = Path(path)
+    if not path.is_file() or not sidecar(path).is_file():
+        raise InputError(
+            f"{path}: image store incomplete or missing (it needs {path.name} and "
+            f"{sidecar(path).name}); rerun the prepare step to write it"
+        )
+    meta = read_json(sidecar(path))
+    try:
+        images = np.load(path, mmap_mode="r")
+    except ValueError as err:
+        raise InputError(
+            f"{path}: not a readable .npy array ({err}); rerun the prepare step"
+        ) from None
+    if list(images.shape) != meta.get("shape") or images.dtype.name != meta.get("dtype"):
+        raise InputError(
+            f"{path}: the array ({images.shape}, {images.dtype}) does not match "
+            f"{sidecar(path).name} ({meta.get('shape')}, {meta.get('dtype')}); rerun the prepare "
+            "step to rewrite both"
+        )
+    return ImageStore(images, meta)

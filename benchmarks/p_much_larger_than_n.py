@@ -118,7 +118,7 @@ def run(
         d["summary"] = str(folder / f"{fold}.summary.json")
         summary = preprocess_step(exp, int(fold), f["dataset"], f["meta"], f["folds"], d)
         features.append(summary["n_model_features"])
-        model, base = str(folder / f"{fold}.ckpt"), str(folder / f"{fold}.baseline.skops")
+        model, base = str(folder / f"{fold}.ckpt"), str(folder / f"{fold}.baselines.skops")
         train_step(
             exp, d["train"], d["val"], d["pre"], f["meta"], model, str(folder / f"{fold}.hist")
         )

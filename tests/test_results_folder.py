@@ -58,7 +58,7 @@ def _new_table(binary_csv: Path, folder: Path) -> Path:
 # --- code never runs -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["preprocessor.skops", "baseline.skops"])
+@pytest.mark.parametrize("name", ["preprocessor.skops", "baselines.skops"])
 def test_a_planted_pickle_executes_nothing_even_under_a_forged_manifest(
     table_results: Path, tmp_path: Path, name: str
 ) -> None:

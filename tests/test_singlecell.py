@@ -622,7 +622,8 @@ def test_workflow_integrates_classifies_and_embeds(tmp_path: Path) -> None:
     # The deep model read the 4 scVI dimensions, the baseline the 5 principal components.
     state = torch.load(results / "cells" / "0" / "model.ckpt", weights_only=True)
     assert state["hyper_parameters"]["n_inputs"] == 4
-    assert load_fitted(results / "cells" / "0" / "baseline.skops").n_features_in_ == 5
+    baselines = load_fitted(results / "cells" / "0" / "baselines.skops")
+    assert baselines["pca_logistic_regression"].n_features_in_ == 5
 
     recon = pd.read_csv(results / "bulk" / "embedding" / "reconstruction.tsv", sep="\t")
     assert recon.shape[0] == 9

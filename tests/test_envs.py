@@ -36,7 +36,7 @@ def _pyproject() -> dict:
 
 
 #: Extras of pyproject that the rules need (cluster and dev are for the machine running them).
-RULE_EXTRAS = ("sequence", "singlecell", "motifs", "embed", "workflow")
+RULE_EXTRAS = ("sequence", "singlecell", "motifs", "embed", "image", "workflow")
 
 
 def _requirements() -> list[str]:

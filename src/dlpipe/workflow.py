@@ -48,6 +48,12 @@ def check_inputs(config: Mapping[str, Any]) -> None:
     """
     for name, exp in config["experiments"].items():
         files = {f"data.{key}": path for key, path in data_inputs(exp).items()}
+        folders = get_modality(exp["data"].get("modality", "tabular")).folder_keys
+        files = {
+            key: path
+            for key, path in files.items()
+            if not (key.removeprefix("data.") in folders and Path(path).is_dir())
+        }
         files.update(
             {
                 f"interpret.motif_files[{i}]": path

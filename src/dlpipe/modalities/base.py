@@ -38,9 +38,12 @@ class Modality:
     default_model: ClassVar[str] = "mlp"
     #: Keys of ``data`` that name input files, in the order of the prepare job's inputs.
     file_keys: ClassVar[tuple[str, ...]] = ("path",)
+    #: Those of them that may name a folder instead of a file (images in class sub-folders).
+    folder_keys: ClassVar[tuple[str, ...]] = ()
     #: Scheduling priority of an experiment's per-fold jobs (higher starts first).
     priority: ClassVar[int] = 0
-    #: Kind of interpretation it writes and the report shows (``features`` or ``sequence``).
+    #: Kind of interpretation it writes and the report shows (``features``, ``sequence``, or
+    #: ``none``: the interpret step only records why nothing is explained).
     interpretation: ClassVar[str] = "features"
     #: Keys of a ``predict`` job that give new samples of this modality.
     prediction_inputs: ClassVar[tuple[str, ...]] = ("table",)

@@ -463,6 +463,8 @@ def interpretation_section(exp: ExperimentFiles, meta: Mapping[str, Any]) -> dic
         return None
     folder = Path(folder)
     kind = modality_of(exp.config).interpretation
+    if kind == "none":  # nothing drawn yet: the DOME summary says why
+        return None
     if kind == "sequence":
         return _sequence_interpretation(folder, exp.name)
     top = int(exp.config["interpret"]["top_features"])

@@ -14,8 +14,10 @@ import torch
 from dlpipe.config import validate_config
 from dlpipe.datasets import IMAGE_STORE, ImageDataset, load_dataset
 from dlpipe.errors import ConfigError, InputError
+from dlpipe.io.files import read_json
 from dlpipe.modalities import get_modality
 from dlpipe.preprocess import ImageInput
+from dlpipe.report.trust import split_guard
 from dlpipe.split import fold_indices
 from dlpipe.tasks import dataset_folds, get_task
 
@@ -84,7 +86,9 @@ def test_a_table_prepares_a_store_and_group_folds_keep_regions_whole(tmp_path: P
         rest = {groups[i] for i in fold.loc[fold["set"] != "test", "id"]}
         assert test
         assert not test & rest
-    facts = dict(MODALITY.data_facts({"meta": data.meta, "task": "classification"}, exp))
+    info = read_json(out / "dataset.json")
+    assert split_guard(exp, info).endswith("whole groups of region per fold.")
+    facts = dict(MODALITY.data_facts(info, exp))
     assert facts["groups"].startswith("4 in column region")
     assert "16 × 16 pixels, 1 channel(s), uint16" in facts["image size"]
 
@@ -186,3 +190,23 @@ def test_new_images_are_read_like_training_images(tmp_path: Path) -> None:
     assert fitted.transform(pixels).dtype == np.float32
     with pytest.raises(InputError, match="trained on"):
         fitted.transform(pixels[:, :, :8])
+
+
+def test_prepare_reads_the_store_of_the_image_store_step_unless_an_image_changed(
+    tmp_path: Path,
+) -> None:
+    from dlpipe.steps.image import image_store_step
+
+    _images(tmp_path)
+    exp = _table_exp(tmp_path, image_size=16)
+    store = tmp_path / "results" / IMAGE_STORE
+    image_store_step("img", exp, str(store))
+    assert MODALITY.prepare_inputs("img", exp)["store"] == f"results/img/{IMAGE_STORE}"
+    written = store.stat().st_mtime_ns
+    data, _ = MODALITY.prepare("img", exp, store.parent)
+    assert store.stat().st_mtime_ns == written  # read, not decoded again
+    assert data.images.shape == (24, 1, 16, 16)
+    tifffile.imwrite(tmp_path / "imgs" / "flat" / "g0_0.tif", np.zeros((12, 12), np.uint16))
+    data, _ = MODALITY.prepare("img", exp, store.parent)
+    assert store.stat().st_mtime_ns != written
+    assert data.images[0].max() == 0

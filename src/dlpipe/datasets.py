@@ -372,6 +372,7 @@ class ImageDataset:
                 "modality": "image",
                 "task": self.task,
                 "classes": self.classes,
+                "group_column": self.meta.get("group_column"),
                 "store": self.store.name,
                 "meta": self.meta,
             },

@@ -33,8 +33,8 @@ from dlpipe.cv import CHROMOSOME_PLANS
 from dlpipe.datasets import ID_INDEX, IMAGE_STORE, ImageDataset, check_class_sizes
 from dlpipe.errors import ConfigError, InputError
 from dlpipe.image_listing import list_image_folder, list_image_table
-from dlpipe.image_store import write_image_store
-from dlpipe.io.files import sha256
+from dlpipe.image_store import sidecar, write_image_store
+from dlpipe.io.files import read_json, sha256
 from dlpipe.io.images import check_same_kind, is_image_name, probe_image, read_image
 from dlpipe.io.tables import read_table
 from dlpipe.modalities.base import Modality
@@ -100,8 +100,46 @@ def _dataset(listing: pd.DataFrame, store: Path, meta: dict[str, Any]) -> ImageD
     )
 
 
+def store_images(
+    exp: Mapping[str, Any], store: str | Path, name: str = "experiment"
+) -> dict[str, Any]:
+    """List and check an experiment's images and decode them once into ``store``.
+
+    Returns
+    -------
+    dict
+        The store's sidecar (:func:`dlpipe.image_store.write_image_store`).
+    """
+    return write_image_store(list_images(exp, name), store, exp["data"]["image_size"])
+
+
+def _current_store(
+    store: Path, listing: pd.DataFrame, size: int | Sequence[int] | None
+) -> dict[str, Any] | None:
+    """Return the sidecar of ``store`` if it holds exactly these images at this size, else None.
+
+    The same ids, files and file contents (sha256), resized as asked: the workflow's
+    ``image_store`` job wrote it, and the prepare job reads it instead of decoding again.
+    """
+    if not (store.is_file() and sidecar(store).is_file()):
+        return None
+    meta = read_json(sidecar(store))
+    wanted = None if size is None else ([size, size] if isinstance(size, int) else list(size))
+    same = (
+        meta.get("ids") == listing["id"].astype(str).tolist()
+        and meta.get("paths") == listing["path"].astype(str).tolist()
+        and (meta.get("resize") == "none" if wanted is None else meta.get("size") == wanted)
+    )
+    if not same or meta.get("sha256") != [sha256(p) for p in listing["path"]]:
+        return None
+    return meta
+
+
 def prepare_images(exp: Mapping[str, Any], folder: Path, name: str = "experiment") -> ImageDataset:
     """List the images, decode them once into ``folder/images.npy`` and return the dataset.
+
+    A store of exactly these images at this size already in ``folder`` (the workflow's
+    ``image_store`` job) is used as it is.
 
     Parameters
     ----------
@@ -120,7 +158,9 @@ def prepare_images(exp: Mapping[str, Any], folder: Path, name: str = "experiment
     data = exp["data"]
     listing = list_images(exp, name)
     store = Path(folder) / IMAGE_STORE
-    written = write_image_store(listing, store, data["image_size"])
+    written = _current_store(store, listing, data["image_size"]) or write_image_store(
+        listing, store, data["image_size"]
+    )
     source = str(data["path"])
     # One checksum of every image, in the listing's order (a folder has no file to hash).
     pairs = list(zip(written["ids"], written["sha256"], strict=True))
@@ -250,6 +290,13 @@ class Images(Modality):
             raise ConfigError(
                 f"config key {key}.embed.enabled: the VAE embeds tabular features, not images"
             )
+
+    def prepare_inputs(self, name: str, exp: Mapping[str, Any]) -> dict[str, str]:
+        """Name the image store of the ``image_store`` job (rules/image.smk)."""
+        return {
+            "store": f"results/{name}/{IMAGE_STORE}",
+            "store_sidecar": str(sidecar(f"results/{name}/{IMAGE_STORE}")),
+        }
 
     def prepare(
         self, name: str, exp: Mapping[str, Any], folder: Path, integrated: str | None = None

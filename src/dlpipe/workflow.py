@@ -181,6 +181,11 @@ def prepare_inputs(name: str, exp: Mapping[str, Any]) -> dict[str, str]:
     return modality_of(exp).prepare_inputs(name, exp)
 
 
+def preprocess_inputs(name: str, exp: Mapping[str, Any]) -> dict[str, str]:
+    """Files besides the dataset that the preprocess jobs read (images: the image store)."""
+    return modality_of(exp).preprocess_inputs(name, exp)
+
+
 def calibrated(exp: Mapping[str, Any]) -> bool:
     """Whether an experiment's classifiers get a temperature fitted on validation sides."""
     return bool(exp["calibration"]["enabled"]) and task_of(exp).probabilistic

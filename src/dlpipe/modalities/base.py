@@ -87,6 +87,10 @@ class Modality:
         """Files of earlier jobs the prepare job reads besides the raw inputs."""
         return {}
 
+    def preprocess_inputs(self, name: str, exp: Mapping[str, Any]) -> dict[str, str]:
+        """Files besides the dataset that each fold's preprocess job reads."""
+        return {}
+
     def check_prediction_job(self, key: str, job: Mapping[str, Any], given: str) -> None:
         """Rules of a ``predict`` job of this modality (``given``: its one input key)."""
 

@@ -298,6 +298,10 @@ class Images(Modality):
             "store_sidecar": str(sidecar(f"results/{name}/{IMAGE_STORE}")),
         }
 
+    def preprocess_inputs(self, name: str, exp: Mapping[str, Any]) -> dict[str, str]:
+        """Name the image store, which the fold jobs copy their images out of."""
+        return self.prepare_inputs(name, exp)
+
     def prepare(
         self, name: str, exp: Mapping[str, Any], folder: Path, integrated: str | None = None
     ) -> tuple[ImageDataset, dict[str, Any]]:

@@ -86,6 +86,8 @@ def test_a_table_prepares_a_store_and_group_folds_keep_regions_whole(tmp_path: P
         rest = {groups[i] for i in fold.loc[fold["set"] != "test", "id"]}
         assert test
         assert not test & rest
+    _, _, summary = MODALITY.preprocess_fold(data, fold_indices(folds, 1, data.ids), exp)
+    assert summary["groups_on_both_sides"] == 0
     info = read_json(out / "dataset.json")
     assert split_guard(exp, info).endswith("whole groups of region per fold.")
     facts = dict(MODALITY.data_facts(info, exp))

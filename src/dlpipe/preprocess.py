@@ -616,6 +616,7 @@ def preprocess_image_fold(
         "n_model_features": int(np.prod(images.shape[1:])),
         "train_class_counts": _counts(y[index["train"]], dataset.classes),
         "pixel_scale": scale,
+        # Zero under a group plan; with groups named and another plan, the report shows the leak.
         "groups_on_both_sides": len(
             set(dataset.groups[index["train"]]) & set(dataset.groups[index["test"]])
         ),

@@ -60,6 +60,7 @@ include: "rules/predict.smk"
 include: "rules/report.smk"
 include: "rules/singlecell.smk"
 include: "rules/embed.smk"
+include: "rules/image.smk"
 
 
 rule all:

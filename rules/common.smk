@@ -10,6 +10,7 @@ from dlpipe.workflow import (
     interpret_reads_predictions,
     prediction_files,
     prepare_inputs,
+    preprocess_inputs,
 )
 
 EXPERIMENTS = list(config["experiments"])
@@ -49,6 +50,11 @@ def data_files(wildcards):
 def prepare_extra_inputs(wildcards):
     """Files of earlier jobs the prepare job reads (single cells: the integrated .h5ad)."""
     return prepare_inputs(wildcards.exp, exp_config(wildcards))
+
+
+def preprocess_extra_inputs(wildcards):
+    """Files besides the dataset a preprocess job reads (images: the image store)."""
+    return preprocess_inputs(wildcards.exp, exp_config(wildcards))
 
 
 def integrate_gpus(wildcards):

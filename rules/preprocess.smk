@@ -1,6 +1,7 @@
 rule preprocess:
     """Fit normalisation, encoding, feature filters and SMOTE on the fold's training side."""
     input:
+        unpack(preprocess_extra_inputs),
         dataset="results/{exp}/dataset.parquet",
         meta="results/{exp}/dataset.json",
         folds="results/{exp}/folds.tsv",

@@ -20,7 +20,7 @@ CONDA_NAME = {
 }
 RULES = ("prepare", "split", "preprocess", "train", "baseline", "evaluate", "aggregate", "report",
          "integrate", "integration_metrics", "embed", "embedding", "interpret",
-         "compare", "predict", "manifest", "label_transfer")  # fmt: skip
+         "compare", "predict", "manifest", "label_transfer", "image_store")  # fmt: skip
 _REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9_.-]*)\s*(?:\[[^\]]*\])?\s*(.*?)\s*$")
 
 
@@ -36,7 +36,7 @@ def _pyproject() -> dict:
 
 
 #: Extras of pyproject that the rules need (cluster and dev are for the machine running them).
-RULE_EXTRAS = ("sequence", "singlecell", "motifs", "embed", "workflow")
+RULE_EXTRAS = ("sequence", "singlecell", "motifs", "embed", "image", "workflow")
 
 
 def _requirements() -> list[str]:

@@ -277,3 +277,27 @@ def test_the_depth_of_a_file_is_named_from_its_keys() -> None:
     assert depth_of(_keys((3, 4, 6, 3), 3)) == "ResNet-50"
     assert depth_of(_keys((1, 1, 1, 1), 2)) == "a network of 1-1-1-1 blocks per stage"
     assert depth_of(["encoder.0.weight"]) == "no ResNet"
+
+
+def test_a_fold_model_is_rebuilt_from_its_checkpoint_without_its_weights_file(
+    tmp_path: Path,
+) -> None:
+    from dlpipe.models.checkpoint import load_model, parameter_count
+
+    path = tmp_path / "imagenet.pth"
+    _torchvision_file(path, channels=1)
+    config = {"name": "resnet", "weights": str(path), "trainable_stages": 1}
+    trained = build_model(config, 1, 2)
+    state = {f"model.{k}": v for k, v in trained.state_dict().items()}
+    ckpt = tmp_path / "model.ckpt"
+    hparams = {"model_config": config, "n_inputs": 1, "n_outputs": 2}
+    torch.save({"state_dict": state, "hyper_parameters": hparams}, ckpt)
+    path.unlink()  # the weights were an initialisation: the checkpoint holds every weight
+    model = load_model(ckpt, config)
+    assert model.weights_record is None
+    assert model.frozen == trained.frozen
+    for key, value in trained.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value), key
+    assert parameter_count(ckpt) == sum(p.numel() for p in trained.parameters() if p.requires_grad)
+    with pytest.raises(InputError, match=r"not found|imagenet\.pth"):
+        build_model(config, 1, 2)  # outside a checkpoint the file is still read

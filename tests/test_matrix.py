@@ -98,6 +98,25 @@ def _cells(folder: Path) -> str:
     return "cells.h5ad"
 
 
+def _images(folder: Path, n: int = 40, seed: int = 0) -> str:
+    """Tiny 8-bit RGB PNGs of two classes (a bright square or not) from 4 slides."""
+    from PIL import Image  # lazy: Pillow, only the image cell needs it
+
+    rng = np.random.default_rng(seed)
+    (folder / "images").mkdir()
+    rows = []
+    for i in range(n):
+        label = ("plain", "square")[i % 2]
+        pixels = rng.integers(0, 120, (20, 20, 3), dtype=np.uint8)
+        if label == "square":
+            pixels[6:14, 6:14] += 100
+        name = f"images/img{i:02d}.png"
+        Image.fromarray(pixels).save(folder / name)
+        rows.append({"file": name, "class": label, "slide": f"s{(i // 2) % 4}"})
+    pd.DataFrame(rows).to_csv(folder / "images.csv", index=False)
+    return "images.csv"
+
+
 def _sequence_exp(data: dict[str, Any], cv: dict[str, Any], **extra: Any) -> dict[str, Any]:
     return {
         "task": "classification",
@@ -178,6 +197,16 @@ def _cell(name: str, folder: Path) -> dict[str, Any]:
             "cv": {"plan": "group_kfold", "n_splits": 2},
             "resources": {"threads": 1},
         }  # fmt: skip
+    if name == "image_group":
+        return {
+            "task": "classification",
+            "data": {"modality": "image", "path": _images(folder), "path_column": "file",
+                     "label_column": "class", "group_column": "slide", "image_size": 16},
+            "model": {"name": "smallcnn", "channels": [4, 8]},
+            "training": FAST,
+            "cv": {"plan": "group_kfold", "n_splits": 2},
+            "resources": {"threads": 1},
+        }  # fmt: skip
     raise AssertionError(name)
 
 
@@ -187,7 +216,7 @@ CELLS = [
     "genome_chromosome_kfold", "genome_chromosome_holdout", "genome_bin_kfold", "genome_stranded",
     "fasta_dna_stratified", "fasta_rna_stratified", "fasta_protein_stratified",
     "fasta_dna_chromosome_kfold",
-    "singlecell_group",
+    "singlecell_group", "image_group",
 ]  # fmt: skip
 
 
@@ -199,6 +228,8 @@ def _learners(name: str) -> list[str]:
         return ["mlp", "ridge_regression" if "regression" in name else "logistic_regression"]
     if name.startswith("singlecell"):
         return ["mlp", "pca_logistic_regression"]
+    if name.startswith("image"):
+        return ["smallcnn", "pixels_logistic_regression"]
     # Genome windows and these FASTAs (60 bp, the input length) have one length: one-hot too.
     kmer = "kmer1_2" if "protein" in name else "kmer6"
     return ["cnn", f"{kmer}_logistic_regression", "onehot_logistic_regression"]

@@ -396,3 +396,4 @@ def test_example_configs_pass_dlpipe_check(monkeypatch: pytest.MonkeyPatch) -> N
         "oct4_mafk: 7997 samples (MafK: 4000, Oct4: 3997); baselines kmer6_logistic_regression, "
         "onehot_logistic_regression"
     ) in lines
+    assert "nuclei: 136 images (background: 68, nucleus: 68) in 16 groups" in lines

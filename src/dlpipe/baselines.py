@@ -23,6 +23,7 @@ from sklearn.preprocessing import StandardScaler
 
 from dlpipe.kmers import KmerFrequencies
 from dlpipe.onehot import OneHotPositions
+from dlpipe.pixels import DownsampledPixels
 
 
 def logistic_regression(cfg: Mapping[str, Any], seed: int, balanced: bool) -> LogisticRegression:
@@ -75,6 +76,11 @@ def on_positions(model: BaseEstimator, letters: int = 4) -> Pipeline:
     position alike.
     """
     return make_pipeline(OneHotPositions(letters), model)
+
+
+def on_pixels(model: BaseEstimator, side: int = 8) -> Pipeline:
+    """``model`` on the standardised block means of images (``side`` × ``side`` per channel)."""
+    return make_pipeline(DownsampledPixels(side), StandardScaler(), model)
 
 
 def class_probabilities(model: BaseEstimator, X: np.ndarray, n_classes: int) -> np.ndarray:  # noqa: N803

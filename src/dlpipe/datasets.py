@@ -1,7 +1,8 @@
-"""The canonical datasets every step reads: a table of samples, or sequences as codes.
+"""The canonical datasets every step reads: a table of samples, sequences as codes, or images.
 
 :class:`TabularDataset` (features, targets, groups of samples; also the latent space of single
-cells) and :class:`SequenceDataset` (``uint8`` codes with their genomic windows) are written by
+cells), :class:`SequenceDataset` (``uint8`` codes with their genomic windows) and
+:class:`ImageDataset` (the listing of images beside their memory-mapped store) are written by
 the prepare step as ``dataset.parquet`` plus ``dataset.json`` and read back by
 :func:`load_dataset`. The modalities (:mod:`dlpipe.modalities`) build them from raw inputs.
 """
@@ -291,10 +292,117 @@ class SequenceDataset:
         )
 
 
-def load_dataset(parquet: str | Path, meta_json: str | Path) -> TabularDataset | SequenceDataset:
-    """Read the dataset of an experiment, tabular or sequence."""
-    if read_json(meta_json).get("modality") == "sequence":
+#: File name of an image experiment's store, beside its ``dataset.parquet``.
+IMAGE_STORE = "images.npy"
+
+
+@dataclass
+class ImageDataset:
+    """Labelled images: their listing, and their pixels in a memory-mapped store.
+
+    The pixels are decoded once by the prepare step (:func:`dlpipe.image_store.
+    write_image_store`) into ``images.npy`` beside ``dataset.parquet``: ``(N, C, H, W)`` in the
+    images' own dtype (``uint8`` or ``uint16``), in the order of the listing.
+
+    Attributes
+    ----------
+    listing
+        One row per image, index = ids: ``label``, ``group`` (patient, slide, region; the id
+        itself when none was given), ``path`` (the source file), then the table's other columns.
+    classes
+        Sorted class names; the label code of an image is its position here.
+    store
+        The ``.npy`` file of the pixels.
+    meta
+        Provenance and counts (source, checksums, dtype, channels, size, groups).
+    """
+
+    listing: pd.DataFrame
+    classes: list[str]
+    store: Path
+    meta: dict[str, Any] = field(default_factory=dict)
+    task: str = "classification"
+
+    @property
+    def ids(self) -> np.ndarray:
+        """Image ids as strings."""
+        return self.listing.index.to_numpy(dtype=str)
+
+    @property
+    def y(self) -> np.ndarray:
+        """Class codes (int64)."""
+        labels = self.listing["label"].astype(str)
+        return pd.Categorical(labels, categories=self.classes).codes.astype(np.int64)
+
+    @property
+    def groups(self) -> np.ndarray:
+        """CV groups as strings (each image its own group when none were given)."""
+        return self.listing["group"].to_numpy(dtype=str)
+
+    @property
+    def chromosomes(self) -> None:
+        """Images hold no genomic coordinates."""
+        return None
+
+    @property
+    def clusters(self) -> None:
+        """Images are split one by one, or by their groups under a group plan."""
+        return None
+
+    @property
+    def images(self) -> np.ndarray:
+        """The pixels, ``(N, C, H, W)``, memory-mapped read-only (nothing is decoded)."""
+        images = np.load(self.store, mmap_mode="r")
+        if images.shape[0] != len(self.listing):
+            raise InputError(
+                f"{self.store}: holds {images.shape[0]} images but the dataset lists "
+                f"{len(self.listing)}; rerun the prepare step to write both again"
+            )
+        return images
+
+    def save(self, parquet: str | Path, meta_json: str | Path) -> None:
+        """Write the listing as Parquet and the classes and provenance as JSON.
+
+        The store is written by the prepare step before; the JSON names it relative to its own
+        folder, so a results folder can be moved as a whole.
+        """
+        self.listing.to_parquet(parquet, index=True)
+        write_json(
+            {
+                "modality": "image",
+                "task": self.task,
+                "classes": self.classes,
+                "group_column": self.meta.get("group_column"),
+                "store": self.store.name,
+                "meta": self.meta,
+            },
+            meta_json,
+        )
+
+    @classmethod
+    def load(cls, parquet: str | Path, meta_json: str | Path) -> ImageDataset:
+        """Read a dataset written by :meth:`save` (the store is mapped when its pixels are read)."""
+        info = read_json(meta_json)
+        listing = pd.read_parquet(parquet)
+        listing.index = listing.index.astype(str)
+        return cls(
+            listing=listing,
+            classes=info["classes"],
+            store=Path(meta_json).parent / info["store"],
+            meta=info["meta"],
+            task=info["task"],
+        )
+
+
+def load_dataset(
+    parquet: str | Path, meta_json: str | Path
+) -> TabularDataset | SequenceDataset | ImageDataset:
+    """Read the dataset of an experiment: tabular, sequence or image."""
+    modality = read_json(meta_json).get("modality")
+    if modality == "sequence":
         return SequenceDataset.load(parquet, meta_json)
+    if modality == "image":
+        return ImageDataset.load(parquet, meta_json)
     return TabularDataset.load(parquet, meta_json)
 
 

@@ -26,7 +26,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, QuantileTransformer, StandardScaler
 
-from dlpipe.datasets import SequenceDataset, TabularDataset
+from dlpipe.datasets import ImageDataset, SequenceDataset, TabularDataset
 from dlpipe.errors import ConfigError, InputError
 from dlpipe.genomic import cross_fold_overlaps
 
@@ -535,3 +535,90 @@ def preprocess_sequence_fold(
         ),
     }
     return arrays, SequenceInput(dataset.alphabet, int(codes.shape[1])), summary
+
+
+@dataclass
+class ImageInput:
+    """What an image model expects of new inputs, and the intensity scale fitted for it.
+
+    Attributes
+    ----------
+    dtype
+        ``uint8`` or ``uint16``: the bit depth of the training images.
+    channels
+        Image channels.
+    size
+        ``[height, width]`` every image is resized to.
+    scale
+        Pixel value that becomes 1.0: 255 for 8-bit images; for 16-bit images the brightest
+        pixel of the fold's training side (microscopy rarely fills 16 bits: a 12-bit camera
+        tops out at 4095, so dividing by 65535 would squeeze the data into [0, 0.06]).
+    """
+
+    dtype: str
+    channels: int
+    size: list[int]
+    scale: float
+
+    def transform(self, pixels: np.ndarray) -> np.ndarray:
+        """Scale ``(n, C, H, W)`` pixels of the training dtype to float32 (training: [0, 1])."""
+        pixels = np.asarray(pixels)
+        if pixels.dtype.name != self.dtype:
+            raise InputError(
+                f"images of {pixels.dtype.name} pixels given to models trained on {self.dtype} "
+                "images; give images of the training bit depth"
+            )
+        if list(pixels.shape[1:]) != [self.channels, *self.size]:
+            raise InputError(
+                f"images of shape {list(pixels.shape[1:])} (channels, height, width) given to "
+                f"models trained on {[self.channels, *self.size]}"
+            )
+        return (pixels.astype(np.float32) / np.float32(self.scale)).astype(np.float32)
+
+
+def image_scale(pixels: np.ndarray) -> float:
+    """Return the pixel value scaled to 1.0: 255 for ``uint8``, the brightest pixel for ``uint16``.
+
+    Parameters
+    ----------
+    pixels
+        The training side's pixels (never validation or test pixels).
+    """
+    if pixels.dtype == np.uint8:
+        return 255.0
+    return float(max(int(np.max(pixels)) if pixels.size else 1, 1))
+
+
+def preprocess_image_fold(
+    dataset: ImageDataset, index: Mapping[str, np.ndarray]
+) -> tuple[dict[str, FoldArrays], ImageInput, dict[str, Any]]:
+    """Copy a fold's images from the store as float32 in [0, 1], scaled on its training side.
+
+    The sides are copies (``(n, C, H, W)`` float32 each) rather than indices into the store, so
+    training, calibration, evaluation and the baselines read them as every other modality's
+    arrays; augmentation happens later, per training batch (:mod:`dlpipe.train`).
+    """
+    images, y, ids = dataset.images, dataset.y, dataset.ids
+    train = np.asarray(images[np.sort(index["train"])])
+    scale = image_scale(train)
+    fitted = ImageInput(
+        str(images.dtype), int(images.shape[1]), [int(v) for v in images.shape[2:]], scale
+    )
+    arrays = {
+        side: FoldArrays(fitted.transform(np.asarray(images[rows])), y[rows], ids[rows])
+        for side, rows in index.items()
+    }
+    summary = {
+        "n_train": len(index["train"]),
+        "n_val": len(index["val"]),
+        "n_test": len(index["test"]),
+        "n_input_features": int(np.prod(images.shape[1:])),
+        "n_model_features": int(np.prod(images.shape[1:])),
+        "train_class_counts": _counts(y[index["train"]], dataset.classes),
+        "pixel_scale": scale,
+        # Zero under a group plan; with groups named and another plan, the report shows the leak.
+        "groups_on_both_sides": len(
+            set(dataset.groups[index["train"]]) & set(dataset.groups[index["test"]])
+        ),
+    }
+    return arrays, fitted, summary

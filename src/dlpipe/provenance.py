@@ -27,6 +27,9 @@ PACKAGES = (
     "scanpy",
     "scvi-tools",
     "scib-metrics",
+    "monai",
+    "tifffile",
+    "pillow",
 )
 
 

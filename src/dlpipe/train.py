@@ -71,6 +71,9 @@ class SupervisedModule(L.LightningModule):
     reverse_complement
         Replace each training batch, with probability 1/2, by its reverse complement (the
         inputs must be nucleotide codes).
+    augment
+        Augment each training batch of images (:func:`augment_images`); validation batches
+        and every later use of the model see the images as they are.
     """
 
     def __init__(
@@ -84,6 +87,7 @@ class SupervisedModule(L.LightningModule):
         optimizer: str = "adam",
         class_weights: list[float] | None = None,
         reverse_complement: bool = False,
+        augment: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -112,7 +116,10 @@ class SupervisedModule(L.LightningModule):
         return loss
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> torch.Tensor:
-        """One optimisation step (on a random strand when reverse-complement is on)."""
+        """One optimisation step (on a random strand, or augmented images, when asked for)."""
+        if getattr(self.hparams, "augment", False):
+            x, y = batch
+            batch = (augment_images(x), y)
         if self.hparams.reverse_complement:
             x, y = batch
             # One coin per batch, drawn from torch's seeded generator: reruns stay identical.
@@ -131,6 +138,34 @@ class SupervisedModule(L.LightningModule):
         return cls(
             self.parameters(), lr=self.hparams.learning_rate, weight_decay=self.hparams.weight_decay
         )
+
+
+#: Largest relative change of an image's intensity by :func:`augment_images`.
+INTENSITY_JITTER = 0.1
+
+
+def augment_images(x: torch.Tensor) -> torch.Tensor:
+    """Randomly flip, rotate by multiples of 90° and rescale the intensity of each image.
+
+    Every image of a ``(batch, C, H, W)`` batch gets its own draw, from torch's seeded
+    generator (so CPU reruns are identical): a horizontal flip (p = 1/2), a rotation by
+    0/90/180/270° (square images; 0/180° otherwise) and a gain in 1 ± :data:`INTENSITY_JITTER`.
+    The gain is multiplicative, so dark 16-bit microscopy is not drowned by an offset. Applied
+    on the device, to training batches only.
+    """
+    n = len(x)
+    flip = torch.rand(n, device=x.device) < 0.5
+    x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
+    turns = torch.randint(0, 4, (n,), device=x.device)
+    if x.shape[-1] != x.shape[-2]:
+        turns = turns - turns % 2  # a quarter turn would change the shape
+    out = x.clone()
+    for k in (1, 2, 3):
+        chosen = turns == k
+        if chosen.any():
+            out[chosen] = torch.rot90(x[chosen], k, dims=(-2, -1))
+    gain = 1 + INTENSITY_JITTER * (2 * torch.rand(n, device=x.device) - 1)
+    return out * gain.view(-1, 1, 1, 1).to(out.dtype)
 
 
 def reverse_complement_codes(x: torch.Tensor) -> torch.Tensor:
@@ -238,8 +273,8 @@ def make_loader(
 
 
 def _n_inputs(X: np.ndarray, exp: Mapping[str, Any]) -> int:  # noqa: N803
-    """Input channels: the alphabet size for sequence codes, the feature count otherwise."""
-    if X.dtype == np.uint8:
+    """Input channels: the alphabet size for sequence codes, image channels, or features."""
+    if X.dtype == np.uint8 and X.ndim == 2:
         return alphabet_size(exp.get("data", {}).get("alphabet", "dna"))
     return int(X.shape[1])
 
@@ -307,6 +342,7 @@ def fit(
             and X_train.dtype == np.uint8
             and exp.get("data", {}).get("alphabet", "dna") in ("dna", "rna")
         ),
+        augment=bool(training.get("augment") is True and X_train.ndim == 4),
     )
     stamp = None
     if state_dir is not None:

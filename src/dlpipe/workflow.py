@@ -48,6 +48,12 @@ def check_inputs(config: Mapping[str, Any]) -> None:
     """
     for name, exp in config["experiments"].items():
         files = {f"data.{key}": path for key, path in data_inputs(exp).items()}
+        folders = get_modality(exp["data"].get("modality", "tabular")).folder_keys
+        files = {
+            key: path
+            for key, path in files.items()
+            if not (key.removeprefix("data.") in folders and Path(path).is_dir())
+        }
         files.update(
             {
                 f"interpret.motif_files[{i}]": path
@@ -173,6 +179,11 @@ def chain_priority(exp: Mapping[str, Any]) -> int:
 def prepare_inputs(name: str, exp: Mapping[str, Any]) -> dict[str, str]:
     """Files of earlier jobs the prepare job reads (single cells: the integrated ``.h5ad``)."""
     return modality_of(exp).prepare_inputs(name, exp)
+
+
+def preprocess_inputs(name: str, exp: Mapping[str, Any]) -> dict[str, str]:
+    """Files besides the dataset that the preprocess jobs read (images: the image store)."""
+    return modality_of(exp).preprocess_inputs(name, exp)
 
 
 def calibrated(exp: Mapping[str, Any]) -> bool:

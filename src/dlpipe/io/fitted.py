@@ -25,12 +25,14 @@ from dlpipe.errors import InputError
 TRUSTED = (
     "dlpipe.preprocess.FittedPreprocessor",
     "dlpipe.preprocess.SequenceInput",
+    "dlpipe.preprocess.ImageInput",
     "dlpipe.preprocess.Log1p",
     "dlpipe.preprocess.CPMLog1p",
     "dlpipe.preprocess.variance_score",
     "sklearn.feature_selection._univariate_selection.f_classif",
     "dlpipe.kmers.KmerFrequencies",
     "dlpipe.onehot.OneHotPositions",
+    "dlpipe.pixels.DownsampledPixels",
     "numpy.dtype",
     "sklearn.tree._tree.Tree",
 )

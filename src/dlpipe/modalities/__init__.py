@@ -6,8 +6,8 @@ registry the config takes ``data.modality`` from: a new modality is one module h
 file for steps of its own, and one line below.
 
 Modules are imported when first asked for, so a config of tables never needs the packages of
-sequences (``dlpipe[sequence]``) or single cells (``dlpipe[singlecell]``); the config check
-names the missing extra before anything is imported.
+sequences (``dlpipe[sequence]``), single cells (``dlpipe[singlecell]``) or images
+(``dlpipe[image]``); the config check names the missing extra before anything is imported.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ MODALITIES: dict[str, tuple[str, tuple[str, ...]]] = {
     "tabular": ("dlpipe.modalities.tabular", ()),
     "sequence": ("dlpipe.modalities.sequence", ("sequence",)),
     "singlecell": ("dlpipe.modalities.singlecell", ("singlecell",)),
+    "image": ("dlpipe.modalities.image", ("image",)),
 }
 
 

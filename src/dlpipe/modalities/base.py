@@ -38,9 +38,12 @@ class Modality:
     default_model: ClassVar[str] = "mlp"
     #: Keys of ``data`` that name input files, in the order of the prepare job's inputs.
     file_keys: ClassVar[tuple[str, ...]] = ("path",)
+    #: Those of them that may name a folder instead of a file (images in class sub-folders).
+    folder_keys: ClassVar[tuple[str, ...]] = ()
     #: Scheduling priority of an experiment's per-fold jobs (higher starts first).
     priority: ClassVar[int] = 0
-    #: Kind of interpretation it writes and the report shows (``features`` or ``sequence``).
+    #: Kind of interpretation it writes and the report shows (``features``, ``sequence``, or
+    #: ``none``: the interpret step only records why nothing is explained).
     interpretation: ClassVar[str] = "features"
     #: Keys of a ``predict`` job that give new samples of this modality.
     prediction_inputs: ClassVar[tuple[str, ...]] = ("table",)
@@ -82,6 +85,10 @@ class Modality:
 
     def prepare_inputs(self, name: str, exp: Mapping[str, Any]) -> dict[str, str]:
         """Files of earlier jobs the prepare job reads besides the raw inputs."""
+        return {}
+
+    def preprocess_inputs(self, name: str, exp: Mapping[str, Any]) -> dict[str, str]:
+        """Files besides the dataset that each fold's preprocess job reads."""
         return {}
 
     def check_prediction_job(self, key: str, job: Mapping[str, Any], given: str) -> None:

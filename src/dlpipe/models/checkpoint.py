@@ -21,6 +21,7 @@ from torch import nn
 
 from dlpipe.errors import InputError
 from dlpipe.models import build_model
+from dlpipe.models.pretrained import checkpoint_weights_follow
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -90,7 +91,8 @@ def load_model(checkpoint: str | Path, expected: Mapping[str, Any] | None = None
             f"config.yaml names ({_plain(expected)}); the file comes from another experiment. "
             "Delete it and rerun the workflow to retrain this fold"
         )
-    model = build_model(config, n_inputs, n_outputs)
+    with checkpoint_weights_follow():  # pretrained weights: the state dict below replaces them
+        model = build_model(config, n_inputs, n_outputs)
     weights = {
         key.removeprefix("model."): value
         for key, value in state["state_dict"].items()

@@ -18,9 +18,11 @@ pickled object but tensors and plain containers. Nothing is ever downloaded.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +49,33 @@ DEPTHS: dict[tuple[tuple[int, ...], bool], int] = {
 }
 #: Keys a state dict may lack: batch norm's step counters (older torchvision files have none).
 _OPTIONAL = "num_batches_tracked"
+#: Set while a model is rebuilt from a checkpoint whose state dict follows (see
+#: :func:`checkpoint_weights_follow`).
+_WEIGHTS_FOLLOW: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "dlpipe_weights_follow", default=False
+)
+
+
+@contextlib.contextmanager
+def checkpoint_weights_follow() -> Iterator[None]:
+    """Build models whose pretrained ``weights`` are an initialisation only, not read again.
+
+    Inside this block a family skips loading its ``model.weights`` file: the fold model is
+    being rebuilt from its checkpoint, whose state dict replaces every weight next. Everything
+    else the hyperparameters decide (the architecture, frozen stages) is built as in training,
+    so parameter counts and the state dict's keys match; the weights file may have moved or
+    gone since training without breaking evaluation, prediction or the report.
+    """
+    token = _WEIGHTS_FOLLOW.set(True)
+    try:
+        yield
+    finally:
+        _WEIGHTS_FOLLOW.reset(token)
+
+
+def weights_follow() -> bool:
+    """Whether a checkpoint's state dict will replace the weights of the model being built."""
+    return _WEIGHTS_FOLLOW.get()
 
 
 @dataclass(frozen=True)
@@ -303,9 +332,11 @@ __all__ = [
     "WeightsRecord",
     "adapt_input_conv",
     "backbone_tensors",
+    "checkpoint_weights_follow",
     "depth_of",
     "hub_checkpoints",
     "load_backbone",
     "read_state_dict",
     "resolve_weights",
+    "weights_follow",
 ]

@@ -24,7 +24,12 @@ from monai.networks.nets import ResNet
 from torch import nn
 
 from dlpipe.errors import ConfigError
-from dlpipe.models.pretrained import WeightsRecord, load_backbone, resolve_weights
+from dlpipe.models.pretrained import (
+    WeightsRecord,
+    load_backbone,
+    resolve_weights,
+    weights_follow,
+)
 
 #: Block type and blocks per stage of each depth (torchvision's and MONAI's ResNets).
 _ARCHITECTURES = {
@@ -138,7 +143,8 @@ class ResNet2D(nn.Module):
         self.standardise = input_norm == "imagenet"
         #: What came from ``weights`` (``None`` without), for the report.
         self.weights_record: WeightsRecord | None = None
-        if weights is not None:
+        # Rebuilt from a checkpoint, the weights are an initialisation its state dict replaces.
+        if weights is not None and not weights_follow():
             path = resolve_weights(weights, depth)
             record = load_backbone(self.backbone, path, f"ResNet-{depth}")
             self.weights_record = replace(record, initialised=("head",))

@@ -136,6 +136,9 @@ def dome_section(
     if "overlapping_windows_across_sides" in summaries[0]:
         overlaps = sum(s["overlapping_windows_across_sides"] for s in summaries)
         split += f"; overlapping windows split across sides: {overlaps}"
+    if "groups_on_both_sides" in summaries[0] and meta.get("group_column"):
+        shared = sum(s["groups_on_both_sides"] for s in summaries)
+        split += f"; groups of {meta['group_column']} on both training and test sides: {shared}"
     learners = list(dict.fromkeys(metrics["learner"]))
     deep = cfg["model"]["name"]
     fitted = [modality.fitted_text(cfg), "early stopping (best epoch): validation side"]
@@ -463,6 +466,8 @@ def interpretation_section(exp: ExperimentFiles, meta: Mapping[str, Any]) -> dic
         return None
     folder = Path(folder)
     kind = modality_of(exp.config).interpretation
+    if kind == "none":  # nothing drawn yet: the DOME summary says why
+        return None
     if kind == "sequence":
         return _sequence_interpretation(folder, exp.name)
     top = int(exp.config["interpret"]["top_features"])

@@ -15,6 +15,7 @@ results/EXP NEW_INPUT`` both go through :func:`predict_new`.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +36,18 @@ from dlpipe.schema import load_yaml
 from dlpipe.tasks import Task, get_task
 
 log = logging.getLogger(__name__)
+
+
+def _baselines(path: str | Path) -> dict[str, Any]:
+    """Read the fold's baselines file once per job, however many baselines it holds."""
+    stat = Path(path).stat()
+    return _read_baselines(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=4)
+def _read_baselines(path: str, mtime_ns: int, size: int) -> dict[str, Any]:
+    # mtime and size in the key: a file rewritten in the same process is read again.
+    return load_fitted(path)
 
 
 def learner_role(exp: Mapping[str, Any], learner: str) -> str:
@@ -90,7 +103,7 @@ def learner_scores(
         )
         out = task.scores(raw_outputs(load_model(model_path, expected), X))
     else:
-        out = task.baseline_scores(load_fitted(model_path)[learner], X, task.n_outputs(meta))
+        out = task.baseline_scores(_baselines(model_path)[learner], X, task.n_outputs(meta))
     return task.finish(out, fitted)
 
 

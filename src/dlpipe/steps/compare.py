@@ -60,8 +60,9 @@ def compare_step(
         metric = task_of(experiments[names[0]]).primary_metric
         entries = []
         summaries = []
+        tables = {name: pd.read_csv(files[name]["metrics"], sep="\t") for name in names}
         for name in names:
-            metrics = pd.read_csv(files[name]["metrics"], sep="\t")
+            metrics = tables[name]
             summaries += [read_json(p) for p in files[name]["summaries"]]
             for learner in dict.fromkeys(metrics["learner"]):
                 summary, pooled = summary_of(metrics, learner, metric)
@@ -79,7 +80,7 @@ def compare_step(
         ratio = fold_size_ratio(summaries)
         board, pairs = leaderboard(entries, metric, ratio)
         board["at_chance"] = [
-            chance_flag(pd.read_csv(files[e]["metrics"], sep="\t"), lrn, metric)
+            chance_flag(tables[e], lrn, metric)
             for e, lrn in zip(board["experiment"], board["learner"], strict=True)
         ]
         label = f"group {number}: " + ", ".join(names)

@@ -263,6 +263,25 @@ def test_cell_runs_to_the_report(tmp_path: Path, name: str) -> None:
     assert "Traceback" not in page
     if name == "table_leave_one_out":
         _check_leave_one_out(tmp_path / "results", name)
+    if name.startswith("image"):
+        _check_saliency(tmp_path / "results", name)
+
+
+def _check_saliency(results: Path, name: str) -> None:
+    """Saliency maps of held-out images, each by its own test fold's model, in the report."""
+    folder = results / name / "interpret"
+    chosen = pd.read_csv(folder / "saliency.tsv", sep="\t", dtype={"id": str})
+    folds = pd.read_csv(results / name / "folds.tsv", sep="\t", dtype={"id": str})
+    test = folds[folds["set"] == "test"].set_index("id")["fold"]
+    assert len(chosen) >= 2
+    assert (chosen["fold_used"] == chosen["id"].map(test)).all()
+    with np.load(folder / "saliency.npz", allow_pickle=False) as arrays:
+        assert arrays["ig"].shape == arrays["pixels"].shape == (len(chosen), 3, 16, 16)
+        assert np.isfinite(arrays["gradcam"]).all()
+    page = (results / "report.html").read_text()
+    assert 'alt="saliency maps"' in page
+    assert "Sanity check, model randomisation" in page
+    assert "not explained" not in page
 
 
 def _check_leave_one_out(results: Path, name: str) -> None:

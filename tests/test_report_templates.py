@@ -252,6 +252,27 @@ def _sequence_interpretation(tmp_path: Path, make_exp: Any) -> dict[str, Any]:
     return interpretation_section(files, {"task": "classification"})
 
 
+def _image_interpretation(tmp_path: Path, make_exp: Any) -> dict[str, Any]:
+    folder = tmp_path / "saliency"
+    spread = {"median": 0.1, "min": 0.0, "max": 0.3, "n": 2}
+    _write(folder / "summary.json", {
+        "images": 2, "n_images": 1, "per_class": {EVIL: {"correct": 1, "wrong": 1}},
+        "folds": [0, 1], "baseline": "black image", "ig_steps": 8, "ig_delta_max": 0.001,
+        "output_max": 2.0, "gradcam_layer": "encoder.1",
+        "randomisation": {"ig": spread, "gradcam": spread},
+    })  # fmt: skip
+    _write(folder / "saliency.tsv", pd.DataFrame({
+        "id": [EVIL, "b"], "fold": [0, 1], "label": [EVIL, EVIL], "predicted": [EVIL, "x"],
+        "kind": ["correct", "wrong"], "prob": [0.9, 0.8], "rho_ig": [0.1, 0.2],
+        "rho_gradcam": [0.0, 0.3],
+    }))  # fmt: skip
+    _png(folder / "saliency.png")
+    cfg = make_exp(tmp_path / "data.csv")
+    cfg["data"]["modality"] = "image"
+    files = ExperimentFiles("img", cfg, "", "", "", [], extras={"interpret": str(folder)})
+    return interpretation_section(files, {"task": "classification"})
+
+
 def _single_cell_sections(tmp_path: Path) -> list[dict[str, Any]]:
     exp = {
         "integration": {"harmony_theta": 2.0, "n_latent": 4, "n_layers": 1, "n_hidden": 8,
@@ -301,7 +322,11 @@ def test_every_section_template_renders_and_escapes(
     (tmp_path / "data.csv").write_text("id,y,f0\n1,case,0.1\n")
     experiments = [_experiment(tmp_path, make_exp, "plain", "mlp")]
     build_report(experiments, "t", str(tmp_path / "r.html"), _comparison(tmp_path))
-    sections = [_sequence_interpretation(tmp_path, make_exp), *_single_cell_sections(tmp_path)]
+    sections = [
+        _sequence_interpretation(tmp_path, make_exp),
+        _image_interpretation(tmp_path, make_exp),
+        *_single_cell_sections(tmp_path),
+    ]
     for s in sections:
         html = render_section(s)
         assert EVIL not in html

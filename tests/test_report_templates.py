@@ -228,6 +228,13 @@ def test_metrics_table_groups_columns_under_each_learner() -> None:
     assert '<td class="num">[0.600, 0.800]</td>' in html
 
 
+def _interpretation(folder: Path, cfg: dict[str, Any], modality: str) -> dict[str, Any]:
+    """The interpretation section of a classification of ``modality`` from ``folder``."""
+    cfg["data"]["modality"] = modality
+    files = ExperimentFiles(modality, cfg, "", "", "", [], extras={"interpret": str(folder)})
+    return interpretation_section(files, {"task": "classification"})
+
+
 def _sequence_interpretation(tmp_path: Path, make_exp: Any) -> dict[str, Any]:
     folder = tmp_path / "interpret"
     _write(folder / "summary.json", {
@@ -246,10 +253,7 @@ def _sequence_interpretation(tmp_path: Path, make_exp: Any) -> dict[str, Any]:
         "jaspar_q": [0.02, None],
     }))  # fmt: skip
     _png(folder / "motif_logos.png")
-    cfg = make_exp(tmp_path / "data.csv")
-    cfg["data"]["modality"] = "sequence"
-    files = ExperimentFiles("seq", cfg, "", "", "", [], extras={"interpret": str(folder)})
-    return interpretation_section(files, {"task": "classification"})
+    return _interpretation(folder, make_exp(tmp_path / "data.csv"), "sequence")
 
 
 def _image_interpretation(tmp_path: Path, make_exp: Any) -> dict[str, Any]:
@@ -267,10 +271,7 @@ def _image_interpretation(tmp_path: Path, make_exp: Any) -> dict[str, Any]:
         "rho_gradcam": [0.0, 0.3],
     }))  # fmt: skip
     _png(folder / "saliency.png")
-    cfg = make_exp(tmp_path / "data.csv")
-    cfg["data"]["modality"] = "image"
-    files = ExperimentFiles("img", cfg, "", "", "", [], extras={"interpret": str(folder)})
-    return interpretation_section(files, {"task": "classification"})
+    return _interpretation(folder, make_exp(tmp_path / "data.csv"), "image")
 
 
 def _single_cell_sections(tmp_path: Path) -> list[dict[str, Any]]:

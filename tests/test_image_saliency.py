@@ -306,3 +306,6 @@ def test_randomisation_verdict_follows_the_numbers() -> None:
         "IG", {**spread, "median": 0.05}
     )
     assert "no rank correlation" in randomisation_verdict("IG", {"median": None})
+    # Anti-correlated maps follow the image as much as correlated ones.
+    flipped = {**spread, "median": -0.8, "median_abs": 0.8}
+    assert "read them with care" in randomisation_verdict("Grad-CAM", flipped)

@@ -16,7 +16,9 @@ logits are defined up to a constant).
 - Model randomisation (Adebayo et al., NeurIPS 2018): every weight of a copy of the fold model is
   re-initialised (seeded) and the maps computed again. A map that reflects what the model learned
   changes; one that mostly redraws the image (edges, bright spots) does not. The check reports
-  each image's Spearman rank correlation between the trained and the randomised map.
+  each image's Spearman rank correlation between the trained and the randomised map
+  (``|IG|`` summed over channels; Grad-CAM before its ReLU, which often zeroes a random
+  model's map entirely).
 
 Like the rest of the interpretation, this runs after evaluation and feeds nothing back.
 """
@@ -179,8 +181,9 @@ def saliency_maps(
     dict
         ``ig`` ``(n, C, H, W)``; ``delta`` ``(n,)`` completeness gap (attributions' sum minus
         the output's change from the black image); ``gradcam`` ``(n, H, W)`` (zeros where the
-        model names no ``saliency_layer``); ``prob`` ``(n,)`` the softmax probability of the
-        target; ``output`` ``(n,)`` the explained output.
+        model names no ``saliency_layer``) and ``gradcam_signed``, the same before the ReLU;
+        ``prob`` ``(n,)`` the softmax probability of the target; ``output`` ``(n,)`` the
+        explained output.
     """
     explained = ExplainedOutput(model, "centred").eval()
     target = torch.as_tensor(list(targets), dtype=torch.long)
@@ -195,11 +198,11 @@ def saliency_maps(
     )
     layer = target_layer(model)
     if layer is None:
-        gradcam = torch.zeros(images.shape[0], *images.shape[2:])
+        signed = torch.zeros(images.shape[0], *images.shape[2:])
     else:
-        cam = LayerGradCam(explained, layer).attribute(x, target=target, relu_attributions=True)
+        cam = LayerGradCam(explained, layer).attribute(x, target=target, relu_attributions=False)
         size = tuple(images.shape[2:])
-        gradcam = LayerAttribution.interpolate(cam, size, interpolate_mode="bilinear")[:, 0]
+        signed = LayerAttribution.interpolate(cam, size, interpolate_mode="bilinear")[:, 0]
     with torch.no_grad():
         logits = model(images)
         prob = torch.softmax(logits, dim=1).gather(1, target[:, None])[:, 0]
@@ -207,7 +210,8 @@ def saliency_maps(
     return {
         "ig": ig.detach().numpy(),
         "delta": delta.detach().numpy(),
-        "gradcam": gradcam.detach().numpy(),
+        "gradcam": torch.relu(signed).detach().numpy(),
+        "gradcam_signed": signed.detach().numpy(),
         "prob": prob.numpy(),
         "output": output.numpy(),
     }
@@ -267,7 +271,7 @@ def explain_images(
         ``(n,)`` (:func:`saliency_maps`); ``fold_used`` ``(n,)``, the fold whose model explained
         each image; ``ig_random`` and ``gradcam_random`` ``(n, H, W)``, the maps of the
         randomised model; ``rho_ig`` and ``rho_gradcam`` ``(n,)``, their Spearman correlation
-        with the trained model's (``|IG|`` summed over channels; Grad-CAM as drawn).
+        with the trained model's (``|IG|`` summed over channels; Grad-CAM before its ReLU).
     """
     n, _, height, width = pixels.shape
     out = {
@@ -297,18 +301,25 @@ def explain_images(
             out["rho_ig"][row] = rank_correlation(
                 where_map(trained["ig"][[k]]), out["ig_random"][row]
             )
-            out["rho_gradcam"][row] = rank_correlation(trained["gradcam"][k], control["gradcam"][k])
+            # Before the ReLU: a randomised model's Grad-CAM is often all negative, hence all
+            # zero after it, and a rank correlation with a constant map is undefined.
+            out["rho_gradcam"][row] = rank_correlation(
+                trained["gradcam_signed"][k], control["gradcam_signed"][k]
+            )
     return out
 
 
 def _spread(values: np.ndarray) -> dict[str, float | int | None]:
-    """Median, range and count of the finite values (``None`` where there are none)."""
+    """Median, median magnitude, range and count of the finite values (``None``: none)."""
     finite = np.asarray(values, dtype=np.float64)
     finite = finite[np.isfinite(finite)]
     if not len(finite):
-        return {"median": None, "min": None, "max": None, "n": 0}
+        return {"median": None, "median_abs": None, "min": None, "max": None, "n": 0}
     return {
         "median": float(np.median(finite)),
+        # A map as strongly anti-correlated (a random head flips a signed map) is no more
+        # independent of the image than a correlated one.
+        "median_abs": float(np.median(np.abs(finite))),
         "min": float(finite.min()),
         "max": float(finite.max()),
         "n": len(finite),

@@ -15,9 +15,10 @@ import pandas as pd
 from dlpipe.io.files import read_json
 from dlpipe.report.render import anchor, fmt, image, section, table
 
-#: Median rank correlation between the maps of the trained and the randomised model at or above
-#: which the maps follow the image as much as the model (Adebayo et al. 2018 saw such values for
-#: gradient × input-like methods), and below which they clearly depend on the learned weights.
+#: Median magnitude of the rank correlation between the maps of the trained and the randomised
+#: model at or above which the maps follow the image as much as the model (Adebayo et al. 2018
+#: saw such values for gradient × input-like methods), and below which they clearly depend on
+#: the learned weights. Magnitude: a randomised head may flip a signed map's sign.
 SIMILAR, DIFFERENT = 0.5, 0.2
 
 
@@ -25,18 +26,18 @@ def randomisation_verdict(method: str, spread: Mapping[str, Any] | None) -> str:
     """One sentence on how much ``method``'s maps changed when the weights were randomised."""
     if not spread or spread.get("median") is None:
         return f"{method}: no rank correlation defined (constant maps)."
-    rho = spread["median"]
+    size = spread.get("median_abs", abs(spread["median"]))
     numbers = (
-        f"median ρ = {fmt(rho, 2)} (range {fmt(spread['min'], 2)} to {fmt(spread['max'], 2)}, "
-        f"{spread['n']} images)"
+        f"median ρ = {fmt(spread['median'], 2)} (range {fmt(spread['min'], 2)} to "
+        f"{fmt(spread['max'], 2)}, median |ρ| = {fmt(size, 2)}, {spread['n']} images)"
     )
-    if rho >= SIMILAR:
+    if size >= SIMILAR:
         return (
-            f"{method}: {numbers}; the randomised model's maps rank pixels much like the trained "
-            "model's, so these maps follow the image's own structure as much as what the model "
-            "learned: read them with care."
+            f"{method}: {numbers}; the randomised model's maps rank pixels much like (or "
+            "opposite to) the trained model's, so these maps follow the image's own structure "
+            "as much as what the model learned: read them with care."
         )
-    if rho >= DIFFERENT:
+    if size >= DIFFERENT:
         return (
             f"{method}: {numbers}; the maps change partly when the weights are randomised: part "
             "of what they show is the image's own structure."

@@ -48,7 +48,7 @@ INTERNAL_BATCH = 32
 
 
 def select_images(
-    oof: pd.DataFrame, learner: str, classes: Sequence[str], n_per_class: int
+    oof: pd.DataFrame, learner: str, classes: Sequence[str], n_per_class: int, seed: int = 0
 ) -> pd.DataFrame:
     """Pick, per true class, the most confident correct and the most confident wrong predictions.
 
@@ -63,13 +63,16 @@ def select_images(
         Class names, in the order of the model's outputs.
     n_per_class
         Images of each kind (correct, wrong) per class; fewer where a class has fewer.
+    seed
+        Seed of the draw that breaks ties of probability.
 
     Returns
     -------
     pandas.DataFrame
         ``id``, ``fold``, ``label``, ``predicted``, ``kind`` (``correct`` / ``wrong``),
         ``target`` (output index of the predicted class, the one explained) and ``prob`` (the
-        predicted class's probability). Ties are broken by id, so the pick is deterministic.
+        predicted class's probability). Ties are broken by a seeded draw: the same seed picks
+        the same images.
     """
     rows = oof[oof["learner"] == learner].copy()
     rows["y_true"] = rows["y_true"].astype(str)
@@ -77,8 +80,12 @@ def select_images(
     index = {str(c): i for i, c in enumerate(classes)}
     probs = rows[[f"prob_{c}" for c in classes]].to_numpy(dtype=np.float64)
     rows["prob"] = probs[np.arange(len(rows)), rows["y_pred"].map(index).to_numpy(dtype=int)]
+    # A confident model gives many images p = 1.00: a seeded draw, not the names, breaks the
+    # ties, so that the picks spread over folds and groups.
+    rows = rows.sort_values(["id", "fold"]).reset_index(drop=True)
+    rows["draw"] = np.random.default_rng(seed).permutation(len(rows))
+    rows = rows.sort_values(["prob", "draw"], ascending=[False, True])
     # One image once: repeated CV predicts an image in several repeats; its most confident row.
-    rows = rows.sort_values(["prob", "id", "fold"], ascending=[False, True, True])
     rows = rows.drop_duplicates("id")
     picks = []
     for cls in classes:
@@ -365,7 +372,9 @@ def image_saliency(
         ``facts`` (what the summary records).
     """
     settings = exp["interpret"]
-    selected = select_images(oof, exp["model"]["name"], classes, int(settings["n_images"]))
+    selected = select_images(
+        oof, exp["model"]["name"], classes, int(settings["n_images"]), int(exp["seed"])
+    )
     check_test_folds(selected, folds)
     position = pd.Series(np.arange(len(ids)), index=pd.Index(np.asarray(ids, dtype=str)))
     rows = position.loc[selected["id"]].to_numpy()

@@ -89,13 +89,16 @@ def calibrated(exp):
 
 
 def interpret_inputs(wildcards):
-    """Sequences: the test-fold predictions (to pick the top-scoring held-out sequences) and the
-    extra motif files searched beside JASPAR. Tables need neither, so their interpretation can
-    run as soon as the models are trained."""
+    """Sequences and images: the test-fold predictions (to pick the held-out samples explained);
+    sequences also the extra motif files searched beside JASPAR, images the image store. Tables
+    need none, so their interpretation can run as soon as the models are trained."""
     exp = exp_config(wildcards)
+    # Images: the store the pixels are read from, as the fold jobs read it.
+    files = preprocess_inputs(wildcards.exp, exp)
     if not interpret_reads_predictions(exp):
-        return {}
+        return files
     return {
+        **files,
         "predictions": per_fold("results/{exp}/{fold}/predictions.tsv")(wildcards),
         "motif_files": exp["interpret"]["motif_files"],
     }

@@ -302,6 +302,8 @@ def test_cell_runs_to_the_report(
     assert f'id="{name}"' in text
     if name == "table_leave_one_out":
         _check_leave_one_out(root / "results", name)
+    if name.startswith("image"):
+        _check_saliency(root / "results", name)
 
 
 @pytest.mark.workflow
@@ -313,6 +315,30 @@ def test_one_report_shows_every_cell(matrix: tuple[Path, subprocess.CompletedPro
     config = yaml.safe_load((root / "config.yaml").read_text())
     for name in config["experiments"]:
         assert f'id="{name}"' in page
+
+
+def _section(page: str, name: str) -> str:
+    """The part of the shared report from cell ``name``'s anchor to the next cell's."""
+    start = page.index(f'id="{name}"')
+    later = [page.find(f'id="{other}"', start + 1) for other in CELLS if other != name]
+    return page[start : min([i for i in later if i > start], default=len(page))]
+
+
+def _check_saliency(results: Path, name: str) -> None:
+    """Saliency maps of held-out images, each by its own test fold's model, in the report."""
+    folder = results / name / "interpret"
+    chosen = pd.read_csv(folder / "saliency.tsv", sep="\t", dtype={"id": str})
+    folds = pd.read_csv(results / name / "folds.tsv", sep="\t", dtype={"id": str})
+    test = folds[folds["set"] == "test"].set_index("id")["fold"]
+    assert len(chosen) >= 2
+    assert (chosen["fold_used"] == chosen["id"].map(test)).all()
+    with np.load(folder / "saliency.npz", allow_pickle=False) as arrays:
+        assert arrays["ig"].shape == arrays["pixels"].shape == (len(chosen), 3, 16, 16)
+        assert np.isfinite(arrays["gradcam"]).all()
+    section = _section((results / "report.html").read_text(), name)
+    assert 'alt="saliency maps"' in section
+    assert "Sanity check, model randomisation" in section
+    assert "not explained" not in section
 
 
 def _check_leave_one_out(results: Path, name: str) -> None:

@@ -228,6 +228,13 @@ def test_metrics_table_groups_columns_under_each_learner() -> None:
     assert '<td class="num">[0.600, 0.800]</td>' in html
 
 
+def _interpretation(folder: Path, cfg: dict[str, Any], modality: str) -> dict[str, Any]:
+    """The interpretation section of a classification of ``modality`` from ``folder``."""
+    cfg["data"]["modality"] = modality
+    files = ExperimentFiles(modality, cfg, "", "", "", [], extras={"interpret": str(folder)})
+    return interpretation_section(files, {"task": "classification"})
+
+
 def _sequence_interpretation(tmp_path: Path, make_exp: Any) -> dict[str, Any]:
     folder = tmp_path / "interpret"
     _write(folder / "summary.json", {
@@ -246,10 +253,25 @@ def _sequence_interpretation(tmp_path: Path, make_exp: Any) -> dict[str, Any]:
         "jaspar_q": [0.02, None],
     }))  # fmt: skip
     _png(folder / "motif_logos.png")
-    cfg = make_exp(tmp_path / "data.csv")
-    cfg["data"]["modality"] = "sequence"
-    files = ExperimentFiles("seq", cfg, "", "", "", [], extras={"interpret": str(folder)})
-    return interpretation_section(files, {"task": "classification"})
+    return _interpretation(folder, make_exp(tmp_path / "data.csv"), "sequence")
+
+
+def _image_interpretation(tmp_path: Path, make_exp: Any) -> dict[str, Any]:
+    folder = tmp_path / "saliency"
+    spread = {"median": 0.1, "min": 0.0, "max": 0.3, "n": 2}
+    _write(folder / "summary.json", {
+        "images": 2, "n_images": 1, "per_class": {EVIL: {"correct": 1, "wrong": 1}},
+        "folds": [0, 1], "baseline": "black image", "ig_steps": 8, "ig_delta_max": 0.001,
+        "output_max": 2.0, "gradcam_layer": "encoder.1",
+        "randomisation": {"ig": spread, "gradcam": spread},
+    })  # fmt: skip
+    _write(folder / "saliency.tsv", pd.DataFrame({
+        "id": [EVIL, "b"], "fold": [0, 1], "label": [EVIL, EVIL], "predicted": [EVIL, "x"],
+        "kind": ["correct", "wrong"], "prob": [0.9, 0.8], "rho_ig": [0.1, 0.2],
+        "rho_gradcam": [0.0, 0.3],
+    }))  # fmt: skip
+    _png(folder / "saliency.png")
+    return _interpretation(folder, make_exp(tmp_path / "data.csv"), "image")
 
 
 def _single_cell_sections(tmp_path: Path) -> list[dict[str, Any]]:
@@ -301,7 +323,11 @@ def test_every_section_template_renders_and_escapes(
     (tmp_path / "data.csv").write_text("id,y,f0\n1,case,0.1\n")
     experiments = [_experiment(tmp_path, make_exp, "plain", "mlp")]
     build_report(experiments, "t", str(tmp_path / "r.html"), _comparison(tmp_path))
-    sections = [_sequence_interpretation(tmp_path, make_exp), *_single_cell_sections(tmp_path)]
+    sections = [
+        _sequence_interpretation(tmp_path, make_exp),
+        _image_interpretation(tmp_path, make_exp),
+        *_single_cell_sections(tmp_path),
+    ]
     for s in sections:
         html = render_section(s)
         assert EVIL not in html

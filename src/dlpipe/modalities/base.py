@@ -42,8 +42,8 @@ class Modality:
     folder_keys: ClassVar[tuple[str, ...]] = ()
     #: Scheduling priority of an experiment's per-fold jobs (higher starts first).
     priority: ClassVar[int] = 0
-    #: Kind of interpretation it writes and the report shows (``features``, ``sequence``, or
-    #: ``none``: the interpret step only records why nothing is explained).
+    #: Kind of interpretation it writes and the report shows (``features``, ``sequence``,
+    #: ``image``, or ``none``: the interpret step only records why nothing is explained).
     interpretation: ClassVar[str] = "features"
     #: Keys of a ``predict`` job that give new samples of this modality.
     prediction_inputs: ClassVar[tuple[str, ...]] = ("table",)

@@ -15,7 +15,9 @@ small residual CNN by default (``smallcnn``: 0.4 million parameters, trained fro
 minutes on a CPU, where a ResNet-18 has 11 million and needs pretrained weights or far more
 images to beat it); a ResNet with ImageNet weights is ``model.name: resnet``. The baseline is
 the task's linear model (or a random forest) on the block means of the pixels
-(:mod:`dlpipe.pixels`). Saliency maps are not drawn yet: the interpret step records why.
+(:mod:`dlpipe.pixels`). The interpret step draws saliency maps of held-out images, each by
+its own test fold's model (:mod:`dlpipe.image_saliency`): integrated gradients from a black
+image and Grad-CAM, with a model-randomisation check beside them.
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ from dlpipe.datasets import ID_INDEX, IMAGE_STORE, ImageDataset, check_class_siz
 from dlpipe.errors import ConfigError, InputError
 from dlpipe.image_listing import list_image_folder, list_image_table
 from dlpipe.image_store import sidecar, write_image_store
-from dlpipe.io.files import read_json, sha256
+from dlpipe.io.files import read_json, read_predictions, sha256
+from dlpipe.io.fitted import load_fitted
 from dlpipe.io.images import check_same_kind, is_image_name, probe_image, read_image
 from dlpipe.io.tables import read_table
 from dlpipe.modalities.base import Modality
@@ -42,8 +45,6 @@ from dlpipe.tasks import Task
 
 #: Blocks per side of the pixel baseline's grid (8 × 8 block means per channel).
 PIXEL_GRID = 8
-#: Why the interpret step draws nothing for images yet (said in its summary and the report).
-NOT_EXPLAINED = "saliency maps of held-out images are not implemented yet"
 
 
 def _folds_to_fill(cv: Mapping[str, Any]) -> int | None:
@@ -243,7 +244,9 @@ class Images(Modality):
     folder_keys: ClassVar[tuple[str, ...]] = ("path",)
     # Fold jobs train CNNs: started first, they overlap the other experiments' work.
     priority = 1
-    interpretation = "none"
+    interpretation = "image"
+    # The explained images are picked from the folds' test predictions (confident, right or not).
+    interpret_reads_predictions = True
     prediction_inputs = ("table",)
     prediction_inputs_text = "a table of image paths (column data.path_column), or a folder"
     baseline_kinds: ClassVar[tuple[str, ...]] = ("linear", "random_forest")
@@ -358,12 +361,47 @@ class Images(Modality):
         preprocessors: Mapping[int, str],
         out: Path,
     ) -> dict[str, Any]:
-        """Explain nothing yet; the summary says why (and the step counts the parameters)."""
-        return {"skipped": NOT_EXPLAINED, "figures": []}
+        """Saliency maps of held-out images, each by its own test fold's model.
+
+        Writes ``saliency.tsv`` (the images, their fold, prediction and checks),
+        ``saliency.npz`` (plain arrays: ids, pixels as the model read them, the maps of the
+        trained and the randomised models) and ``saliency.png`` into ``out``.
+        """
+        from dlpipe.image_saliency import image_saliency  # lazy: torch and captum, 3 s
+        from dlpipe.models.checkpoint import load_model  # lazy: torch, 1.2 s
+        from dlpipe.plots.saliency import saliency_panels  # lazy: matplotlib
+
+        oof = pd.concat([read_predictions(p) for p in predictions], ignore_index=True)
+        result = image_saliency(
+            exp,
+            data.classes,
+            data.ids,
+            data.images,
+            folds,
+            oof,
+            {fold: load_model(path) for fold, path in checkpoints.items()},
+            {fold: load_fitted(path) for fold, path in preprocessors.items()},
+        )
+        table, arrays = result["selected"], result["arrays"]
+        table.to_csv(out / "saliency.tsv", sep="\t", index=False, float_format="%.6g")
+        np.savez_compressed(out / "saliency.npz", **arrays)
+        drawn = result["facts"]["gradcam_layer"] is not None
+        saliency_panels(
+            table,
+            arrays["pixels"],
+            arrays["ig"],
+            arrays["gradcam"] if drawn else None,
+            out / "saliency.png",
+        )
+        return {**result["facts"], "figures": ["saliency.png"]}
 
     def explained_text(self) -> str:
-        """Not explained yet."""
-        return f"; not explained ({NOT_EXPLAINED})"
+        """Integrated gradients and Grad-CAM of held-out images, with a randomisation check."""
+        return (
+            "; explained by integrated gradients (black-image baseline) and Grad-CAM of the most "
+            "confident correct and wrong held-out images per class, each by its own test fold's "
+            "model, beside a model-randomisation check"
+        )
 
     def data_facts(self, meta: Mapping[str, Any], exp: Mapping[str, Any]) -> list[tuple[str, Any]]:
         """Source, images, classes, groups, size, bit depth and channels."""

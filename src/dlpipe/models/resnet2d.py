@@ -162,6 +162,10 @@ class ResNet2D(nn.Module):
             getattr(self.backbone, name).eval()
         return self
 
+    def saliency_layer(self) -> nn.Module:
+        """Return the last residual stage (``layer4``), whose feature maps Grad-CAM weighs."""
+        return self.backbone.layer4
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map images ``(batch, channels, height, width)`` in [0, 1] to ``(batch, n_outputs)``."""
         if self.standardise:

@@ -66,6 +66,10 @@ class SmallCNN(nn.Module):
         self.encoder = nn.Sequential(*stages)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(width, n_outputs))
 
+    def saliency_layer(self) -> nn.Module:
+        """Return the last convolutional stage, whose feature maps Grad-CAM weighs."""
+        return self.encoder[-1]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map images ``(batch, channels, height, width)`` to ``(batch, n_outputs)``."""
         return self.head(self.encoder(x).mean(dim=(-2, -1)))

@@ -23,6 +23,7 @@ from dlpipe.metrics import CHANCE, at_chance, summary_value
 from dlpipe.modalities import modality_of
 from dlpipe.report.files import ExperimentFiles
 from dlpipe.report.render import anchor, fmt, image, section, table
+from dlpipe.report.saliency import image_interpretation
 from dlpipe.tasks import Task, get_task
 
 
@@ -460,14 +461,16 @@ def _feature_interpretation(folder: Path, task: Task, top: int, name: str) -> di
 
 
 def interpretation_section(exp: ExperimentFiles, meta: Mapping[str, Any]) -> dict[str, Any] | None:
-    """Learned motifs with logos and matches, or top features per class, of one experiment."""
+    """Learned motifs, top features per class, or saliency maps of images, of one experiment."""
     folder = exp.extras.get("interpret")
     if not folder:
         return None
     folder = Path(folder)
     kind = modality_of(exp.config).interpretation
-    if kind == "none":  # nothing drawn yet: the DOME summary says why
+    if kind == "none":  # nothing drawn: the DOME summary says why
         return None
+    if kind == "image":
+        return image_interpretation(folder, exp.name)
     if kind == "sequence":
         return _sequence_interpretation(folder, exp.name)
     top = int(exp.config["interpret"]["top_features"])

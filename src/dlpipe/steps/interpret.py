@@ -32,8 +32,10 @@ def interpret_step(
 
     The modality decides what is explained and how (:meth:`dlpipe.modalities.base.Modality.
     interpret`): sequences pick the top-scoring held-out sequences from the folds' test
-    ``predictions`` and find motifs; tables explain each fold's test rows (``folds_tsv``) with
-    that fold's model. Both write ``summary.json`` with the model's parameter count.
+    ``predictions`` and find motifs; images map the most confident correct and wrong held-out
+    images of each class, picked from the same predictions, with their own test fold's model;
+    tables explain each fold's test rows (``folds_tsv``) with that fold's model. All write
+    ``summary.json`` with the model's parameter count.
     """
     import torch  # lazy: 1.2 s
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import pickle
 from pathlib import Path
 
@@ -146,8 +147,9 @@ def test_the_baseline_and_evaluation_read_the_store_in_chunks(
     )
 
 
-def _batches(loader: torch.utils.data.DataLoader, epochs: int = 2) -> list[torch.Tensor]:
-    return [x.clone() for _ in range(epochs) for x, _ in loader]
+def _batches(loader: torch.utils.data.DataLoader, epochs: int = 3) -> list[torch.Tensor]:
+    """Every epoch's batches, read as Lightning reads them: as many as the loader's length."""
+    return [x.clone() for _ in range(epochs) for x, _ in itertools.islice(loader, len(loader))]
 
 
 def test_loader_workers_give_the_batches_of_the_training_process(tmp_path: Path) -> None:
@@ -155,13 +157,16 @@ def test_loader_workers_give_the_batches_of_the_training_process(tmp_path: Path)
     index = _index(20)
     arrays, _, _ = preprocess_image_fold(data, index)
     side = arrays["train"]
-    alone = make_loader(side.X, side.y, 3, shuffle=True, seed=5)
-    helped = make_loader(side.X, side.y, 3, shuffle=True, seed=5, num_workers=2)
-    first, second = _batches(alone), _batches(helped)
-    assert first[0].dtype == torch.uint16  # stored pixels travel; scaling is on the device
-    assert len(first) == len(second) == 2 * 3  # 10 rows in batches of 3, the last of 1 dropped
-    for a, b in zip(first, second, strict=True):
-        assert torch.equal(a, b)
+    # 10 rows: batches of 5 fill the epoch, of 4 leave a partial last batch, of 3 a dropped one.
+    for batch_size, per_epoch in ((5, 2), (4, 3), (3, 3)):
+        alone = make_loader(side.X, side.y, batch_size, shuffle=True, seed=5)
+        helped = make_loader(side.X, side.y, batch_size, shuffle=True, seed=5, num_workers=2)
+        first, second = _batches(alone), _batches(helped)
+        assert first[0].dtype == torch.uint16  # stored pixels travel; scaling is on the device
+        assert len(first) == len(second) == 3 * per_epoch
+        for a, b in zip(first, second, strict=True):
+            assert torch.equal(a, b)
+    first = _batches(make_loader(side.X, side.y, 3, shuffle=True, seed=5))
     old = torch.from_numpy(_old_sides(data, index)["train"])
     reference = make_loader(old.numpy(), side.y, 3, shuffle=True, seed=5)
     for raw, (x, _) in zip(first, reference, strict=False):
@@ -213,19 +218,21 @@ def test_training_on_the_store_equals_training_on_the_copies(tmp_path: Path) -> 
         },
     }  # fmt: skip
     task = get_task("classification")
+    store = {k: a.X for k, a in arrays.items()}
     runs = {}
-    for name, sides in (("store", {k: a.X for k, a in arrays.items()}), ("copies", old)):
+    for name, sides, workers in (("store", store, 0), ("copies", old, 0), ("workers", store, 2)):
         folder = tmp_path / name
         folder.mkdir()
         module = fit(
             (sides["train"], arrays["train"].y),
             (sides["val"], arrays["val"].y),
-            exp,
+            {**exp, "training": {**exp["training"], "num_workers": workers}},
             task,
             2,
             folder / "model.ckpt",
             folder / "history.tsv",
         )
         runs[name] = (raw_outputs(module.model, old["test"]), (folder / "history.tsv").read_text())
-    np.testing.assert_array_equal(runs["store"][0], runs["copies"][0])
-    assert runs["store"][1] == runs["copies"][1]
+    for name in ("store", "workers"):
+        np.testing.assert_array_equal(runs[name][0], runs["copies"][0])
+        assert runs[name][1] == runs["copies"][1]

@@ -40,7 +40,7 @@ import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.plugins.environments import LightningEnvironment
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 from dlpipe.alphabet import alphabet_size
 from dlpipe.errors import ConfigError
@@ -300,6 +300,30 @@ class WorkerLoader(DataLoader):
         return super().__iter__()
 
 
+class WorkerOrder(RandomSampler):
+    """The shuffling of a loader without workers, for a loader with them.
+
+    :class:`~torch.utils.data.RandomSampler` draws one permutation per epoch, and another,
+    unused, when its iterator runs out; a loader without workers read as Lightning reads it (as
+    many batches as its length) runs it out only to fill a last, partial batch, while workers'
+    prefetching always does. This sampler draws that trailing permutation exactly when a loader
+    without workers would, so the shuffling generator, and every later epoch's order, stays the
+    same with any number of workers.
+    """
+
+    def __init__(
+        self, data: Dataset, generator: torch.Generator, batch_size: int, drop_last: bool
+    ) -> None:
+        super().__init__(data, generator=generator)
+        self.batch_size, self.drop_last = batch_size, drop_last
+
+    def __iter__(self) -> Any:
+        n = len(self.data_source)
+        yield from torch.randperm(n, generator=self.generator).tolist()
+        if n % self.batch_size and not self.drop_last:
+            torch.randperm(n, generator=self.generator)
+
+
 def _seed_worker(seed: int, worker_id: int) -> None:
     """Seed a loader worker's generators from the run's seed and its number."""
     # Workers draw nothing random today; seeded, a transform added later stays reproducible.
@@ -363,10 +387,13 @@ def make_loader(
     generator = torch.Generator().manual_seed(seed)
     # A last batch of one sample breaks batch norm in training mode; drop it.
     drop_last = shuffle and len(X) % batch_size == 1 and len(X) > batch_size
+    order: dict[str, Any] = {"shuffle": shuffle}
     workers: dict[str, Any] = {}
     kind = DataLoader
     if num_workers > 0:
         kind = WorkerLoader
+        if shuffle:
+            order = {"sampler": WorkerOrder(dataset, generator, batch_size, drop_last)}
         workers = {
             "worker_init_fn": functools.partial(_seed_worker, seed),
             # Kept between epochs: a worker maps the store once, not once per epoch.
@@ -375,12 +402,12 @@ def make_loader(
     return kind(
         dataset,
         batch_size=batch_size,
-        shuffle=shuffle,
         generator=generator,
         drop_last=drop_last,
         num_workers=num_workers,
         collate_fn=_as_batch,
         pin_memory=pin_memory,
+        **order,
         **workers,
     )
 

@@ -346,7 +346,7 @@ class Images(Modality):
     def preprocess_fold(
         self, data: Any, index: Mapping[str, np.ndarray], exp: Mapping[str, Any]
     ) -> tuple[dict[str, Any], Any, dict[str, Any]]:
-        """Copy the fold's images as float32 in [0, 1]; only the 16-bit scale is fitted."""
+        """Index the fold's sides into the store; only the 16-bit scale is fitted."""
         from dlpipe.preprocess import preprocess_image_fold  # lazy: scikit-learn, 0.7 s
 
         return preprocess_image_fold(data, index)

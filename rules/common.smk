@@ -7,6 +7,7 @@ from dlpipe.workflow import (
     extra_report_files,
     experiment_sections,
     fold_count,
+    fold_inputs,
     interpret_reads_predictions,
     prediction_files,
     prepare_inputs,
@@ -55,6 +56,12 @@ def prepare_extra_inputs(wildcards):
 def preprocess_extra_inputs(wildcards):
     """Files besides the dataset a preprocess job reads (images: the image store)."""
     return preprocess_inputs(wildcards.exp, exp_config(wildcards))
+
+
+def fold_extra_inputs(wildcards):
+    """Files besides the fold's own that its train, baseline and evaluate jobs read (images:
+    the image store its sides index)."""
+    return fold_inputs(wildcards.exp, exp_config(wildcards))
 
 
 def integrate_gpus(wildcards):

@@ -3,6 +3,7 @@ rule evaluate:
     and the baseline on its test side (the only rule reading it)."""
     input:
         unpack(fold_models),
+        unpack(fold_extra_inputs),
         val="results/{exp}/{fold}/val.npz",
         test="results/{exp}/{fold}/test.npz",
         preprocessor="results/{exp}/{fold}/preprocessor.skops",

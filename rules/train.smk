@@ -1,6 +1,7 @@
 rule train:
     """Train the fold's deep model with Lightning; asks schedulers for GPUs when configured."""
     input:
+        unpack(fold_extra_inputs),
         train="results/{exp}/{fold}/train.npz",
         val="results/{exp}/{fold}/val.npz",
         preprocessor="results/{exp}/{fold}/preprocessor.skops",
@@ -32,6 +33,7 @@ rule train:
 rule baseline:
     """Fit the scikit-learn baselines on the same training rows as the deep model."""
     input:
+        unpack(fold_extra_inputs),
         train="results/{exp}/{fold}/train.npz",
         preprocessor="results/{exp}/{fold}/preprocessor.skops",
         meta="results/{exp}/dataset.json",

@@ -16,8 +16,8 @@ from dlpipe.schema import load_yaml
 
 TRAINING_KEYS = (
     "augment, batch_size, class_weights, device, devices, learning_rate, max_epochs, "
-    "min_validation, optimizer, patience, precision, progress_bar, reverse_complement, "
-    "weight_decay"
+    "min_validation, num_workers, optimizer, patience, precision, progress_bar, "
+    "reverse_complement, weight_decay"
 )
 PLANS = (
     "stratified_kfold, kfold, group_kfold, repeated_kfold, repeated_stratified_kfold, "

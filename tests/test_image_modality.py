@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import tifffile
 import torch
+from PIL import Image
 
 from dlpipe.config import validate_config
 from dlpipe.datasets import IMAGE_STORE, ImageDataset, load_dataset
@@ -111,7 +112,7 @@ def test_fold_arrays_are_scaled_on_the_training_side_and_baseline_reads_them(
     train = arrays["train"].X
     assert train.dtype == np.float32
     assert train.shape[1:] == (1, 12, 12)
-    assert train.max() == pytest.approx(1.0)  # the training side's brightest pixel
+    assert train[:].max() == pytest.approx(1.0)  # the training side's brightest pixel
     assert fitted.scale == float(np.asarray(data.images)[index["train"]].max())
     assert summary["n_model_features"] == 144
     task = get_task("classification")
@@ -212,3 +213,74 @@ def test_prepare_reads_the_store_of_the_image_store_step_unless_an_image_changed
     data, _ = MODALITY.prepare("img", exp, store.parent)
     assert store.stat().st_mtime_ns != written
     assert data.images[0].max() == 0
+
+
+def _group_folders(folder: Path, patients: int = 4, per_patient: int = 2) -> Path:
+    """Write ``imgs/<class>/<patient>/<i>.png``; patients p0 … are shared by both classes."""
+    rng = np.random.default_rng(3)
+    for label in ("flat", "spot"):
+        for p in range(patients):
+            (folder / "imgs" / label / f"p{p}").mkdir(parents=True, exist_ok=True)
+            for i in range(per_patient):
+                pixels = rng.integers(0, 100, (10, 10), dtype=np.uint8)
+                Image.fromarray(pixels).save(folder / "imgs" / label / f"p{p}" / f"{i}.png")
+    return folder / "imgs"
+
+
+def test_group_folders_keep_each_patient_within_one_fold(tmp_path: Path) -> None:
+    root = _group_folders(tmp_path)
+    exp = _exp(str(root), group_level=1, cv={"plan": "group_kfold", "n_splits": 4})
+    assert MODALITY.describe_data("img", exp) == "img: 16 images (flat: 8, spot: 8) in 4 groups"
+    out = tmp_path / "results"
+    out.mkdir()
+    data, _ = MODALITY.prepare("img", exp, out)
+    assert data.meta["n_groups"] == 4
+    assert data.meta["group_level"] == 1
+    folds = dataset_folds(data, exp)
+    groups = dict(zip(data.ids, data.groups, strict=True))
+    test_fold: dict[str, set[int]] = {}
+    for fold, rows in folds.groupby("fold"):
+        test = {groups[i] for i in rows.loc[rows["set"] == "test", "id"]}
+        rest = {groups[i] for i in rows.loc[rows["set"] != "test", "id"]}
+        assert test
+        assert not test & rest  # a patient's images of both classes stay together
+        for group in test:
+            test_fold.setdefault(group, set()).add(int(fold))
+    assert sorted(test_fold) == ["p0", "p1", "p2", "p3"]
+    assert all(len(f) == 1 for f in test_fold.values())
+    data.save(out / "dataset.parquet", out / "dataset.json")
+    info = read_json(out / "dataset.json")
+    assert split_guard(exp, info).endswith("whole groups of group folders per fold.")
+    assert dict(MODALITY.data_facts(info, exp))["groups"].startswith("4 group folders")
+
+
+def test_group_level_config_rules(tmp_path: Path) -> None:
+    root = _group_folders(tmp_path)
+    _images(tmp_path)
+    with pytest.raises(ConfigError, match=r"data\.group_level: cv\.plan group_kfold"):
+        _exp(str(root), cv={"plan": "group_kfold", "n_splits": 2})
+    with pytest.raises(ConfigError, match=r"data\.group_level: a table names"):
+        _table_exp(tmp_path, group_level=1)
+    with pytest.raises(ConfigError, match=r"data\.group_column: data\.path is a folder"):
+        _exp(str(root), group_column="region")
+    with pytest.raises(ConfigError, match=r"group_level"):
+        validate_config(
+            {
+                "experiments": {
+                    "t": {
+                        "task": "classification",
+                        "data": {"path": str(tmp_path / "images.tsv"), "label_column": "label",
+                                 "group_level": 1},
+                    }
+                }
+            }
+        )  # fmt: skip
+    # A single group folder is named with the key and the fix, before anything is decoded.
+    one = tmp_path / "one"
+    for label in ("flat", "spot"):
+        for i in range(3):
+            (one / label / "slide1").mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.zeros((4, 4), np.uint8)).save(one / label / "slide1" / f"{i}.png")
+    exp = _exp(str(one), group_level=1, cv={"plan": "stratified_kfold", "n_splits": 2})
+    with pytest.raises(InputError, match=r"one group \('slide1'\).*data\.group_level"):
+        MODALITY.describe_data("img", exp)

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import tifffile
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from PIL import Image
@@ -260,8 +260,83 @@ def test_group_folders_inside_class_folders(tmp_path: Path) -> None:
             _write(tmp_path / label / patient / "x.png", np.zeros((3, 3, 1), np.uint8))
     listing = list_image_folder(tmp_path, n_splits=3, group_level=1)
     assert sorted(set(listing["group"])) == ["p1", "p2", "p3"]
+    # A patient's folder under two classes is one patient: one group, kept whole by the split.
+    assert listing.groupby("group")["label"].nunique().to_dict() == {"p1": 2, "p2": 2, "p3": 2}
+
+
+_GROUP_NAMES = ["p1", "P1", "p 2", "0", "NA", "None", "x.y", "patient-07", "Zürich"]
+
+
+@SETTINGS
+@given(
+    images=st.lists(
+        st.tuples(st.sampled_from(["a", "b"]), st.sampled_from(_GROUP_NAMES), st.integers(0, 3)),
+        min_size=2,
+        max_size=12,
+        unique=True,
+    ),
+    deeper=st.booleans(),
+)
+def test_group_folder_names_are_taken_literally(
+    images: list[tuple[str, str, int]], deeper: bool
+) -> None:
+    assume(len({group for _, group, _ in images}) > 1)
+    root = _tmp("g")
+    expected = {}
+    for label, group, i in images:
+        # Images may lie deeper than the group folder (a slide's tiles); the group stays.
+        relative = f"{label}/{group}/{'tiles/' if deeper else ''}{i}.png"
+        _write(root / relative, np.zeros((2, 2, 1), np.uint8))
+        expected[relative] = group
+    listing = list_image_folder(root, group_level=1)
+    assert dict(zip(listing["id"], listing["group"], strict=True)) == expected
+    assert dict(zip(listing["id"], listing["label"], strict=True)) == {
+        k: k.split("/")[0] for k in expected
+    }
+
+
+def test_deeper_group_levels_name_the_path_of_folders(tmp_path: Path) -> None:
+    for label in ("a", "b"):
+        for patient, slide in (("p1", "s1"), ("p1", "s2"), ("p2", "s1")):
+            _write(tmp_path / label / patient / slide / "t.png", np.zeros((3, 3, 1), np.uint8))
+    listing = list_image_folder(tmp_path, n_splits=3, group_level=2)
+    # Slide s1 of patient p1 is not slide s1 of patient p2.
+    assert sorted(set(listing["group"])) == ["p1/s1", "p1/s2", "p2/s1"]
+
+
+def test_bad_group_folders_are_named(tmp_path: Path) -> None:
     flat = _folder(tmp_path / "flat", {"a": 2, "b": 2})
-    assert "group_level 1" in _message(list_image_folder, flat, None, 1)
+    message = _message(list_image_folder, flat, None, 1)
+    assert "data.group_level 1" in message
+    assert "a/a_0.png" in message or "b/b_0.png" in message
+    assert "ROOT/<class>/<group>/<image>" in message
+
+    mixed = tmp_path / "mixed"
+    for label in ("a", "b"):
+        for patient in ("p1", "p2"):
+            _write(mixed / label / patient / "x.png", np.zeros((3, 3, 1), np.uint8))
+    _write(mixed / "b" / "stray.png", np.zeros((3, 3, 1), np.uint8))
+    message = _message(list_image_folder, mixed, None, 1)
+    assert "b/stray.png" in message
+    assert "lies directly in its class folder" in message
+
+    one = tmp_path / "one"
+    for label in ("a", "b"):
+        for i in range(3):
+            _write(one / label / "slide1" / f"{i}.png", np.zeros((3, 3, 1), np.uint8))
+    message = _message(list_image_folder, one, None, 1)
+    assert "one group ('slide1')" in message
+    assert "data.group_level" in message
+    assert "ROOT/<class>/<group>/<image>" in message
+
+    two = tmp_path / "two"
+    for label in ("a", "b"):
+        for patient in ("p1", "p2"):
+            for i in range(2):
+                _write(two / label / patient / f"{i}.png", np.zeros((3, 3, 1), np.uint8))
+    message = _message(list_image_folder, two, 3, 1)
+    assert "2 group folders for 3 cross-validation folds" in message
+    assert "group_level 0" in _message(list_image_folder, two, None, 0)
 
 
 def test_bad_class_folders_are_named(tmp_path: Path) -> None:

@@ -123,6 +123,16 @@ def _images(folder: Path, n: int = 40, seed: int = 0) -> str:
     return "images.csv"
 
 
+def _image_folder(folder: Path) -> str:
+    """The same images as a folder, ``images_by_class/<class>/<slide>/<image>``."""
+    table = pd.read_csv(folder / _images(folder))
+    for row in table.itertuples():
+        target = folder / "images_by_class" / row[2] / row[3] / Path(row[1]).name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        (folder / row[1]).rename(target)
+    return "images_by_class"
+
+
 def _sequence_exp(data: dict[str, Any], cv: dict[str, Any], **extra: Any) -> dict[str, Any]:
     return {
         "task": "classification",
@@ -213,6 +223,16 @@ def _cell(name: str, folder: Path) -> dict[str, Any]:
             "cv": {"plan": "group_kfold", "n_splits": 2},
             "resources": {"threads": 1},
         }  # fmt: skip
+    if name == "image_folder_group":
+        # Groups from the slide folders; two loader workers read the store.
+        return {
+            "task": "classification",
+            "data": {"modality": "image", "path": _image_folder(folder), "group_level": 1},
+            "model": {"name": "smallcnn", "channels": [4, 8]},
+            "training": {**FAST, "num_workers": 2},
+            "cv": {"plan": "group_kfold", "n_splits": 2},
+            "resources": {"threads": 1},
+        }
     raise AssertionError(name)
 
 
@@ -222,7 +242,7 @@ CELLS = [
     "genome_chromosome_kfold", "genome_chromosome_holdout", "genome_bin_kfold", "genome_stranded",
     "fasta_dna_stratified", "fasta_rna_stratified", "fasta_protein_stratified",
     "fasta_dna_chromosome_kfold",
-    "singlecell_group", "image_group",
+    "singlecell_group", "image_group", "image_folder_group",
 ]  # fmt: skip
 
 

@@ -294,6 +294,8 @@ class SequenceDataset:
 
 #: File name of an image experiment's store, beside its ``dataset.parquet``.
 IMAGE_STORE = "images.npy"
+#: What ``dataset.json`` names as the group column of images grouped by folders.
+GROUP_FOLDERS = "group folders"
 
 
 @dataclass
@@ -372,7 +374,9 @@ class ImageDataset:
                 "modality": "image",
                 "task": self.task,
                 "classes": self.classes,
-                "group_column": self.meta.get("group_column"),
+                # Group folders (data.group_level) are named so where the report names the column.
+                "group_column": self.meta.get("group_column")
+                or (GROUP_FOLDERS if self.meta.get("group_level") else None),
                 "store": self.store.name,
                 "meta": self.meta,
             },

@@ -11,7 +11,9 @@ cross-validation of ``n_splits`` folds.
   so are files that are not images (notes, tables); both are logged. An image format dlpipe
   does not read (``.czi``, ``.bmp`` …) is an error rather than skipped, so that no part of the
   data silently drops out. Images may lie in sub-folders of a class folder; with
-  ``group_level=1`` the first of them (``ROOT/<class>/<patient>/<image>``) is the group.
+  ``group_level=1`` the first of them (``ROOT/<class>/<patient>/<image>``) is the group, with
+  ``group_level=2`` the first two (``<patient>/<slide>``). A group folder of the same name under
+  two classes is one group (one patient's tumour and normal images).
 - :func:`list_image_table`: a CSV/TSV (or Parquet) with a path column (relative to the table's
   folder, or absolute), a label column, an optional group column (patient, slide, plate) and any
   further columns, kept as they are.
@@ -67,7 +69,9 @@ def list_image_folder(
         checks nothing of the kind.
     group_level
         ``1`` takes the sub-folder directly inside each class folder as the image's group
-        (``ROOT/<class>/<patient>/<image>``); ``None`` makes each image its own group.
+        (``ROOT/<class>/<patient>/<image>``); ``k`` takes the path of the ``k`` folders below
+        the class folder (``2``: ``<patient>/<slide>``); ``None`` makes each image its own
+        group. The config's ``data.group_level``.
 
     Returns
     -------
@@ -79,17 +83,21 @@ def list_image_folder(
     ------
     InputError
         If the folder is missing or has no class folders, an image lies outside the class
-        folders, a class folder holds no image, an image is unreadable or of an unsupported
-        format, the images differ in channels or bit depth, or the folds cannot be filled.
+        folders or above the group level, a class folder holds no image, an image is
+        unreadable or of an unsupported format, the images differ in channels or bit depth, the
+        group folders name one group, or the folds cannot be filled.
     """
     root = Path(root)
     if not root.is_dir():
         raise InputError(
             f"{root}: image folder not found (or not a folder); check the data path in the config"
         )
-    if group_level not in (None, 1):
+    if group_level is not None and (
+        isinstance(group_level, bool) or not isinstance(group_level, int) or group_level < 1
+    ):
         raise InputError(
-            f"group_level {group_level!r}: use 1 (the folder inside each class) or none"
+            f"data.group_level {group_level!r}: use 1 (the folder inside each class folder names "
+            "the group), a larger depth, or null (each image its own group)"
         )
     classes = sorted(p for p in root.iterdir() if p.is_dir() and not _hidden(Path(p.name)))
     if not classes:
@@ -124,14 +132,11 @@ def list_image_folder(
                 skipped_other.append(relative.as_posix())
                 continue
             group = relative.as_posix()
-            if group_level == 1:
-                if len(relative.parts) < 3:
-                    raise InputError(
-                        f"{path}: lies directly in its class folder, but group_level 1 takes the "
-                        "group from a sub-folder (ROOT/<class>/<group>/<image>); move it into "
-                        "one, or drop group_level"
-                    )
-                group = relative.parts[1]
+            if group_level is not None:
+                # parts: <class>, the group_level folders naming the group, …, the file.
+                if len(relative.parts) < group_level + 2:
+                    raise InputError(_above_group_level(path, relative, group_level))
+                group = "/".join(relative.parts[1 : 1 + group_level])
             rows.append(
                 {"id": relative.as_posix(), "path": str(path), "label": folder.name, "group": group}
             )
@@ -153,8 +158,29 @@ def list_image_folder(
             _few(skipped_other),
         )
     listing = pd.DataFrame(rows, columns=COLUMNS)
-    check_listing(listing, str(root), n_splits, grouped=group_level is not None)
+    check_listing(
+        listing,
+        str(root),
+        n_splits,
+        grouped=group_level is not None,
+        group_key=None if group_level is None else f"data.group_level {group_level}",
+    )
     return listing
+
+
+def _above_group_level(path: Path, relative: Path, level: int) -> str:
+    """Message for an image lying above the folders that name its group."""
+    layout = "/".join(["ROOT", "<class>", *(["<group>"] * level), "<image>"])
+    where = (
+        "directly in its class folder"
+        if len(relative.parts) == 2
+        else f"{len(relative.parts) - 2} folder(s) below its class folder"
+    )
+    return (
+        f"{path}: lies {where}, but data.group_level {level} takes the group from the "
+        f"{level} folder(s) below the class ({layout}); move it into its group's folder, "
+        "or set data.group_level to null (each image its own group)"
+    )
 
 
 def list_image_table(
@@ -255,7 +281,11 @@ def list_image_table(
 
 
 def check_listing(
-    listing: pd.DataFrame, where: str, n_splits: int | None = None, grouped: bool = True
+    listing: pd.DataFrame,
+    where: str,
+    n_splits: int | None = None,
+    grouped: bool = True,
+    group_key: str | None = None,
 ) -> ImageInfo:
     """Check a listing's images and folds before anything is decoded.
 
@@ -271,6 +301,9 @@ def check_listing(
     grouped
         Whether the groups were given (a group column or group folders) rather than one per
         image.
+    group_key
+        Where group folders named the groups (``data.group_level 1``), for messages;
+        ``None``: a group column did.
 
     Returns
     -------
@@ -297,15 +330,24 @@ def check_listing(
             )
     if grouped:
         groups = listing["group"].nunique()
+        first = listing["group"].iloc[0]
+        if groups == 1 and group_key:
+            raise InputError(
+                f"{where}: {group_key} finds one group ('{first}') for every image, so grouped "
+                "cross-validation cannot keep groups apart; put each patient's, slide's or "
+                "plate's images in a folder of its own inside the class folders "
+                "(ROOT/<class>/<group>/<image>), or set data.group_level to null"
+            )
         if groups == 1:
             raise InputError(
-                f"{where}: the group column holds one group ('{listing['group'].iloc[0]}') for "
-                "every image, so grouped cross-validation cannot keep groups apart; give the "
-                "patient/slide/plate of each image, or drop the group column"
+                f"{where}: the group column holds one group ('{first}') for every image, so "
+                "grouped cross-validation cannot keep groups apart; give the patient/slide/plate "
+                "of each image, or drop the group column"
             )
         if n_splits is not None and groups < n_splits:
+            kind = "group folders" if group_key else "groups"
             raise InputError(
-                f"{where}: {groups} groups for {n_splits} cross-validation folds; every fold "
+                f"{where}: {groups} {kind} for {n_splits} cross-validation folds; every fold "
                 "needs a group of its own: use at most as many folds as groups"
             )
     return check_same_kind((probe_image(p) for p in listing["path"]), where)

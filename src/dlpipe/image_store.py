@@ -6,7 +6,8 @@
 channels, the size, each image's original size and the sha256 of each source file.
 :func:`open_image_store` maps the array back with ``np.load(mmap_mode="r")``, so a batch is a
 slice of the page cache, never a decode; normalisation and augmentation happen later, on the
-device, per batch.
+device, per batch. :class:`StoreImages` is one side of a fold: the store's row numbers and the
+fitted intensity scale, read and scaled to float32 a batch at a time.
 
 Writes are atomic: both files are written under temporary names in the same folder and renamed
 into place only when complete, the JSON last. A store whose JSON is missing is incomplete; an
@@ -29,6 +30,8 @@ from dlpipe.errors import InputError
 from dlpipe.io.files import read_json, sha256, write_json
 from dlpipe.io.images import ImageInfo, check_same_kind, probe_image, read_image
 
+#: Images read at a time where a whole side is scanned (the scale's maximum, block means).
+CHUNK = 256
 #: Version of the store's layout, recorded in its JSON.
 STORE_VERSION = 1
 RESIZE_METHOD = "bilinear, antialiased (torch.nn.functional.interpolate, antialias=True)"
@@ -258,3 +261,104 @@ def open_image_store(path: str | Path) -> ImageStore:
             "step to rewrite both"
         )
     return ImageStore(images, meta)
+
+
+def scale_pixels(pixels: np.ndarray, scale: float) -> np.ndarray:
+    """Return ``uint8``/``uint16`` pixels as float32 divided by ``scale`` (1.0: the scale's value).
+
+    The one conversion of stored pixels to model inputs (a fold's sides, new images); the
+    training loader does the same on the device (:func:`dlpipe.train.scale_batch`), with the
+    same float32 values.
+    """
+    return (np.asarray(pixels).astype(np.float32) / np.float32(scale)).astype(np.float32)
+
+
+def chunks(n: int, size: int = CHUNK) -> list[slice]:
+    """Return consecutive slices of at most ``size`` covering ``range(n)``."""
+    return [slice(start, min(start + size, n)) for start in range(0, n, size)]
+
+
+class StoreImages:
+    """One side of a fold: rows of a memory-mapped image store, scaled to float32 per batch.
+
+    It stands where other modalities hold their fold's ``(n, features)`` array: ``len``,
+    ``shape``, ``ndim`` and ``dtype`` are those of the scaled images, and ``side[key]`` (a
+    slice, or an array or list of positions) returns the float32 images at those positions,
+    read from the store then. Only the row numbers are held, so memory stays at one batch
+    however large the set; converting the whole side at once (``numpy.asarray``) is refused.
+    The memory map is opened on first use in each process and left out when the object is
+    pickled, so loader workers map the file themselves.
+
+    Parameters
+    ----------
+    store
+        The store's ``.npy`` file.
+    rows
+        Row of each of the side's images in the store, in the side's order.
+    scale
+        Pixel value that becomes 1.0 (fitted on the fold's training side).
+    """
+
+    ndim = 4
+    dtype = np.dtype(np.float32)
+
+    def __init__(self, store: str | Path, rows: Sequence[int] | np.ndarray, scale: float) -> None:
+        self.store = Path(store)
+        self.rows = np.asarray(rows, dtype=np.int64)
+        self.scale = float(scale)
+        self._pixels: np.ndarray | None = None
+
+    @property
+    def pixels(self) -> np.ndarray:
+        """The whole store, ``(N, C, H, W)``, memory-mapped read-only in this process."""
+        if self._pixels is None:
+            try:
+                self._pixels = np.load(self.store, mmap_mode="r")
+            except (OSError, ValueError) as err:
+                raise InputError(
+                    f"{self.store}: the image store of this fold cannot be read ({err}); rerun "
+                    "the image_store and preprocess steps"
+                ) from None
+            if len(self.rows) and int(self.rows.max()) >= self._pixels.shape[0]:
+                raise InputError(
+                    f"{self.store}: holds {self._pixels.shape[0]} images, but this fold reads "
+                    f"row {int(self.rows.max())}; rerun the preprocess step on this store"
+                )
+        return self._pixels
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """``(n, C, H, W)`` of the side."""
+        return (len(self.rows), *self.pixels.shape[1:])
+
+    @property
+    def pixel_dtype(self) -> np.dtype:
+        """The stored dtype (``uint8`` or ``uint16``)."""
+        return self.pixels.dtype
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def raw(self, key: slice | Sequence[int] | np.ndarray) -> np.ndarray:
+        """Return the stored pixels at positions ``key`` of the side, as they are in the store."""
+        rows = self.rows[key] if isinstance(key, slice) else self.rows[np.asarray(key, np.intp)]
+        return np.asarray(self.pixels[rows])
+
+    def __getitem__(self, key: slice | Sequence[int] | np.ndarray) -> np.ndarray:
+        return scale_pixels(self.raw(key), self.scale)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        # A float32 copy of a whole side is what this class exists to avoid: fail loudly.
+        raise TypeError(
+            "the images of a fold side are read per batch: index them (side[i:j]) rather than "
+            "converting the whole side to one array"
+        )
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"store": self.store, "rows": self.rows, "scale": self.scale}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["store"], state["rows"], state["scale"])  # type: ignore[misc]
+
+    def __repr__(self) -> str:
+        return f"StoreImages({self.store}, {len(self.rows)} rows, scale {self.scale:g})"

@@ -13,6 +13,9 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
+#: Images averaged at a time: a fold side read from the image store never lies in memory whole.
+CHUNK = 256
+
 
 def _edges(size: int, bins: int) -> np.ndarray:
     """First pixel of each of ``bins`` near-equal blocks of ``size`` pixels."""
@@ -58,10 +61,18 @@ class DownsampledPixels(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
-        """Return the block means of every image."""
+        """Return the block means of every image, reading ``CHUNK`` images at a time.
+
+        ``X`` is an array or anything that slices like one (a fold side of the image store,
+        :class:`dlpipe.image_store.StoreImages`); each image's means are its own, so chunks
+        change nothing but the memory used.
+        """
         shape = tuple(int(v) for v in np.shape(X)[1:])
         if shape != self.image_shape_:
             raise ValueError(
                 f"images of shape {shape}; the pixel baseline was fitted on {self.image_shape_}"
             )
-        return block_means(X, self.side)
+        if len(X) <= CHUNK:
+            return block_means(X[:], self.side)
+        parts = [X[start : start + CHUNK] for start in range(0, len(X), CHUNK)]
+        return np.concatenate([block_means(part, self.side) for part in parts])

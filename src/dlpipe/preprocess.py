@@ -12,6 +12,7 @@ test rows are never seen by it.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ from sklearn.preprocessing import OneHotEncoder, QuantileTransformer, StandardSc
 from dlpipe.datasets import ImageDataset, SequenceDataset, TabularDataset
 from dlpipe.errors import ConfigError, InputError
 from dlpipe.genomic import cross_fold_overlaps
+from dlpipe.image_store import StoreImages, chunks, scale_pixels
 
 SAMPLE_WISE = ("log1p", "cpm_log1p")
 FEATURE_WISE = ("zscore", "quantile")
@@ -292,20 +294,40 @@ class FittedPreprocessor:
 
 @dataclass
 class FoldArrays:
-    """One side (train, val or test) of a preprocessed fold."""
+    """One side (train, val or test) of a preprocessed fold.
 
-    X: np.ndarray
+    ``X`` is an array (features, sequence codes), or for images the side's rows of the image
+    store with the fitted scale (:class:`dlpipe.image_store.StoreImages`), read per batch.
+    """
+
+    X: np.ndarray | StoreImages
     y: np.ndarray
     ids: np.ndarray
 
     def save(self, path: str | Path) -> None:
-        """Write as an uncompressed ``.npz``."""
+        """Write as an uncompressed ``.npz`` (images: rows, scale and the store's relative path)."""
+        if isinstance(self.X, StoreImages):
+            # Relative to the file's folder, so a results folder can be moved as a whole.
+            store = os.path.relpath(self.X.store, Path(path).parent)
+            np.savez(
+                path,
+                rows=self.X.rows,
+                scale=np.float64(self.X.scale),
+                store=np.str_(Path(store).as_posix()),
+                y=self.y,
+                ids=self.ids.astype(str),
+            )
+            return
         np.savez(path, X=self.X, y=self.y, ids=self.ids.astype(str))
 
     @classmethod
     def load(cls, path: str | Path) -> FoldArrays:
-        """Read a file written by :meth:`save`."""
+        """Read a file written by :meth:`save` (images stay in their store until read)."""
         with np.load(path, allow_pickle=False) as data:
+            if "rows" in data:
+                store = Path(path).parent / str(data["store"])
+                images = StoreImages(store, data["rows"], float(data["scale"]))
+                return cls(X=images, y=data["y"], ids=data["ids"])
             return cls(X=data["X"], y=data["y"], ids=data["ids"])
 
 
@@ -573,39 +595,47 @@ class ImageInput:
                 f"images of shape {list(pixels.shape[1:])} (channels, height, width) given to "
                 f"models trained on {[self.channels, *self.size]}"
             )
-        return (pixels.astype(np.float32) / np.float32(self.scale)).astype(np.float32)
+        return scale_pixels(pixels, self.scale)
 
 
-def image_scale(pixels: np.ndarray) -> float:
+def image_scale(pixels: np.ndarray, rows: np.ndarray | None = None) -> float:
     """Return the pixel value scaled to 1.0: 255 for ``uint8``, the brightest pixel for ``uint16``.
 
     Parameters
     ----------
     pixels
-        The training side's pixels (never validation or test pixels).
+        Images (the store's memory map, or an array).
+    rows
+        The training side's rows of ``pixels`` (never validation or test rows); ``None``: all.
+        They are read a chunk at a time, in store order, so memory stays at one chunk.
     """
     if pixels.dtype == np.uint8:
         return 255.0
-    return float(max(int(np.max(pixels)) if pixels.size else 1, 1))
+    rows = np.arange(len(pixels)) if rows is None else np.sort(np.asarray(rows, dtype=np.intp))
+    top = 0
+    for part in chunks(len(rows)):
+        top = max(top, int(np.max(pixels[rows[part]])))
+    return float(max(top, 1))
 
 
 def preprocess_image_fold(
     dataset: ImageDataset, index: Mapping[str, np.ndarray]
 ) -> tuple[dict[str, FoldArrays], ImageInput, dict[str, Any]]:
-    """Copy a fold's images from the store as float32 in [0, 1], scaled on its training side.
+    """Index a fold's sides into the image store; fit the intensity scale on its training side.
 
-    The sides are copies (``(n, C, H, W)`` float32 each) rather than indices into the store, so
-    training, calibration, evaluation and the baselines read them as every other modality's
-    arrays; augmentation happens later, per training batch (:mod:`dlpipe.train`).
+    Each side is its rows of the memory-mapped store with the scale
+    (:class:`dlpipe.image_store.StoreImages`), not a copy: training reads a batch of stored
+    pixels at a time and scales it to float32 on the device; evaluation and the baselines read
+    a chunk at a time, scaled as :meth:`ImageInput.transform` scales new images. Augmentation
+    happens later, per training batch (:mod:`dlpipe.train`).
     """
     images, y, ids = dataset.images, dataset.y, dataset.ids
-    train = np.asarray(images[np.sort(index["train"])])
-    scale = image_scale(train)
+    scale = image_scale(images, index["train"])
     fitted = ImageInput(
         str(images.dtype), int(images.shape[1]), [int(v) for v in images.shape[2:]], scale
     )
     arrays = {
-        side: FoldArrays(fitted.transform(np.asarray(images[rows])), y[rows], ids[rows])
+        side: FoldArrays(StoreImages(dataset.store, rows, scale), y[rows], ids[rows])
         for side, rows in index.items()
     }
     summary = {

@@ -2,8 +2,15 @@
 
 Lightning runs the loop, early stopping on the validation loss, checkpointing of the best epoch,
 device placement, precision and DDP over several devices. Reproducibility:
-:func:`lightning.seed_everything` (seed 0 included), deterministic algorithms, a seeded shuffling
-generator and no loader workers, so a CPU rerun is bit-identical.
+:func:`lightning.seed_everything` (seed 0 included), deterministic algorithms and a seeded
+shuffling generator, so a CPU rerun is bit-identical.
+
+Batches: arrays in memory (features, sequence codes) are gathered a batch at a time in the
+training process. Images stay in their memory-mapped store (:class:`dlpipe.image_store.
+StoreImages`): a batch is gathered there as ``uint8``/``uint16``, moved to the device and
+scaled to float32 there (:func:`scale_batch`), by ``training.num_workers`` loader processes
+that map the store themselves. The shuffling order is drawn in the training process and the
+workers draw nothing random, so batches do not depend on the number of workers.
 
 Resume: with a ``state_dir``, every epoch ends with a checkpoint there (``last.ckpt``) that holds,
 besides what Lightning restores (weights, optimiser, epoch, early-stopping and checkpoint
@@ -15,6 +22,7 @@ continues from that epoch and ends bit-identical to an uninterrupted CPU run.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -32,10 +40,11 @@ import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.plugins.environments import LightningEnvironment
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 from dlpipe.alphabet import alphabet_size
 from dlpipe.errors import ConfigError
+from dlpipe.image_store import StoreImages
 from dlpipe.models import build_model
 from dlpipe.models.checkpoint import model_input
 
@@ -94,6 +103,16 @@ class SupervisedModule(L.LightningModule):
         self.model = build_model(model_config, n_inputs, n_outputs)
         weight = torch.tensor(class_weights, dtype=torch.float32) if class_weights else None
         self.loss = LOSSES[loss](weight)
+        #: Set by :func:`fit` for images read from the store: the loaders then yield stored
+        #: pixels, scaled to float32 on the device by :meth:`on_after_batch_transfer`.
+        self.pixel_scale: float | None = None
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Scale a batch of stored pixels to float32 where it now lies (on the device)."""
+        if self.pixel_scale is None:
+            return batch
+        x, y = batch
+        return scale_batch(x, self.pixel_scale), y
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Raw model outputs."""
@@ -138,6 +157,15 @@ class SupervisedModule(L.LightningModule):
         return cls(
             self.parameters(), lr=self.hparams.learning_rate, weight_decay=self.hparams.weight_decay
         )
+
+
+def scale_batch(x: torch.Tensor, scale: float) -> torch.Tensor:
+    """Return stored ``uint8``/``uint16`` pixels as float32 divided by ``scale``, on their device.
+
+    The same float32 values as :func:`dlpipe.image_store.scale_pixels` on the host (an exact
+    IEEE division either way), so training and evaluation read the images alike.
+    """
+    return x.to(torch.float32) / scale
 
 
 #: Largest relative change of an image's intensity by :func:`augment_images`.
@@ -230,45 +258,157 @@ def _as_batch(batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
     return batch
 
 
+class StoreBatches(Dataset):
+    """Batches of stored pixels and their targets, gathered from the image store by index.
+
+    Like :class:`BatchTensors`, one gather per batch (:meth:`__getitems__`), in the sampler's
+    order. Pixels come as stored (``uint8``/``uint16``, a quarter or half of float32 to move);
+    the module scales them on the device. Pickled for a loader worker, it carries the row
+    numbers only; the worker maps the store itself.
+    """
+
+    def __init__(self, images: StoreImages, y: np.ndarray) -> None:
+        if len(images) != len(y):
+            raise ValueError("StoreBatches needs images and targets of the same length")
+        self.images = images
+        self.y = torch.from_numpy(np.ascontiguousarray(y))
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.from_numpy(self.images.raw([index])[0]), self.y[index]
+
+    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        pixels = torch.from_numpy(self.images.raw(indices))
+        return pixels, self.y.index_select(0, torch.as_tensor(indices, dtype=torch.long))
+
+
+class WorkerLoader(DataLoader):
+    """A DataLoader whose persistent workers leave the shuffling order of a loader without.
+
+    Each epoch a loader without workers starts a fresh iterator, which draws a base seed from
+    the shuffling generator before the epoch's permutation; persistent workers keep their
+    iterator, and their base seed, from the first epoch on. Drawing that seed again each later
+    epoch keeps the generator's sequence, and so every epoch's batches, the same for any
+    number of workers (and a resumed run's restored generator valid for both).
+    """
+
+    def __iter__(self) -> Any:
+        if self.persistent_workers and self.num_workers > 0 and self._iterator is not None:
+            torch.empty((), dtype=torch.int64).random_(generator=self.generator)
+        return super().__iter__()
+
+
+class WorkerOrder(RandomSampler):
+    """The shuffling of a loader without workers, for a loader with them.
+
+    :class:`~torch.utils.data.RandomSampler` draws one permutation per epoch, and another,
+    unused, when its iterator runs out; a loader without workers read as Lightning reads it (as
+    many batches as its length) runs it out only to fill a last, partial batch, while workers'
+    prefetching always does. This sampler draws that trailing permutation exactly when a loader
+    without workers would, so the shuffling generator, and every later epoch's order, stays the
+    same with any number of workers.
+    """
+
+    def __init__(
+        self, data: Dataset, generator: torch.Generator, batch_size: int, drop_last: bool
+    ) -> None:
+        super().__init__(data, generator=generator)
+        self.batch_size, self.drop_last = batch_size, drop_last
+
+    def __iter__(self) -> Any:
+        n = len(self.data_source)
+        yield from torch.randperm(n, generator=self.generator).tolist()
+        if n % self.batch_size and not self.drop_last:
+            torch.randperm(n, generator=self.generator)
+
+
+def _seed_worker(seed: int, worker_id: int) -> None:
+    """Seed a loader worker's generators from the run's seed and its number."""
+    # Workers draw nothing random today; seeded, a transform added later stays reproducible.
+    torch.manual_seed(seed + worker_id)
+    np.random.seed((seed + worker_id) % 2**32)  # noqa: NPY002 - the legacy global generator
+
+
+def loader_workers(training: Mapping[str, Any], gpu: bool, threads: int) -> int:
+    """Resolve ``training.num_workers``: ``auto`` is 0 on the CPU, up to 4 beside a GPU.
+
+    On the CPU the training threads are busy with the model, and a batch gathered from the
+    page cache costs little next to its forward and backward pass, so workers would only
+    compete for cores; beside a GPU they prepare the next batches while it computes.
+    """
+    workers = training.get("num_workers", 0)
+    if workers != "auto":
+        return int(workers)
+    return min(4, max(1, threads)) if gpu else 0
+
+
 def make_loader(
-    X: np.ndarray,  # noqa: N803
+    X: np.ndarray | StoreImages,  # noqa: N803
     y: np.ndarray,
     batch_size: int,
     shuffle: bool,
     seed: int,
+    num_workers: int = 0,
+    pin_memory: bool = False,
 ) -> DataLoader:
-    """DataLoader over host arrays (sequence codes stay ``uint8``), shuffled by a seeded generator.
+    """DataLoader over host arrays or the image store, shuffled by a seeded generator.
 
     Parameters
     ----------
     X, y
-        Inputs (features or ``uint8`` codes) and targets.
+        Inputs (features, ``uint8`` sequence codes, or a fold side of the image store, whose
+        batches come as stored pixels) and targets.
     batch_size
         Samples per batch.
     shuffle
         Reshuffle every epoch (training side).
     seed
-        Seed of the shuffling generator (0 included).
+        Seed of the shuffling generator (0 included) and of the workers.
+    num_workers
+        Loader processes gathering batches from the image store (arrays in memory are always
+        gathered in this process: a worker would only copy them).
+    pin_memory
+        Page-locked batches, for a faster copy to a GPU.
 
     Returns
     -------
     torch.utils.data.DataLoader
         Yields ``(x, y)`` batches.
     """
-    tensors = BatchTensors(
-        torch.from_numpy(model_input(X)), torch.from_numpy(np.ascontiguousarray(y))
-    )
+    if isinstance(X, StoreImages):
+        dataset: Dataset = StoreBatches(X, y)
+    else:
+        dataset = BatchTensors(
+            torch.from_numpy(model_input(X)), torch.from_numpy(np.ascontiguousarray(y))
+        )
+        num_workers = 0
     generator = torch.Generator().manual_seed(seed)
     # A last batch of one sample breaks batch norm in training mode; drop it.
     drop_last = shuffle and len(X) % batch_size == 1 and len(X) > batch_size
-    return DataLoader(
-        tensors,
+    order: dict[str, Any] = {"shuffle": shuffle}
+    workers: dict[str, Any] = {}
+    kind = DataLoader
+    if num_workers > 0:
+        kind = WorkerLoader
+        if shuffle:
+            order = {"sampler": WorkerOrder(dataset, generator, batch_size, drop_last)}
+        workers = {
+            "worker_init_fn": functools.partial(_seed_worker, seed),
+            # Kept between epochs: a worker maps the store once, not once per epoch.
+            "persistent_workers": True,
+        }
+    return kind(
+        dataset,
         batch_size=batch_size,
-        shuffle=shuffle,
         generator=generator,
         drop_last=drop_last,
-        num_workers=0,
+        num_workers=num_workers,
         collate_fn=_as_batch,
+        pin_memory=pin_memory,
+        **order,
+        **workers,
     )
 
 
@@ -296,7 +436,8 @@ def fit(
     ----------
     train, val
         ``(X, y)`` of the training and validation sides (already preprocessed; regression
-        targets already standardised).
+        targets already standardised). Images are fold sides of the store
+        (:class:`dlpipe.image_store.StoreImages`), scaled per batch on the device.
     exp
         The experiment's validated config (``model``, ``training``, ``task``, ``seed``, and for
         sequences ``data.alphabet``). Sequence inputs are ``uint8`` codes.
@@ -344,6 +485,8 @@ def fit(
         ),
         augment=bool(training.get("augment") is True and X_train.ndim == 4),
     )
+    if isinstance(X_train, StoreImages):
+        module.pixel_scale = X_train.scale
     stamp = None
     if state_dir is not None:
         stamp = fingerprint(exp, n_outputs, (X_train, y_train, X_val, y_val))
@@ -389,7 +532,8 @@ def fit_module(
         ``(X, y)`` of the training and validation sides.
     training
         ``max_epochs``, ``patience``, ``batch_size``, ``precision``, ``progress_bar``,
-        ``device``, ``devices``, and optionally ``min_validation``: with fewer validation rows
+        ``device``, ``devices``, ``num_workers`` (image store sides; see
+        :func:`loader_workers`), and optionally ``min_validation``: with fewer validation rows
         the module trains ``max_epochs`` epochs without early stopping and keeps its last
         epoch (a validation loss over a handful of rows would pick the epoch by chance); the
         history then has an ``early_stopping`` column saying why.
@@ -448,7 +592,17 @@ def fit_module(
         latest = ModelCheckpoint(
             dirpath=folder, filename=LAST.removesuffix(".ckpt"), enable_version_counter=False
         )
-        train_loader = make_loader(X_train, y_train, batch_size, shuffle=True, seed=seed)
+        gpu = settings["accelerator"] == "gpu" or (
+            settings["accelerator"] == "auto" and torch.cuda.is_available()
+        )
+        loader = functools.partial(
+            make_loader,
+            batch_size=batch_size,
+            seed=seed,
+            num_workers=loader_workers(training, gpu, threads),
+            pin_memory=gpu,
+        )
+        train_loader = loader(X_train, y_train, shuffle=True)
         state = TrainingState(
             folder / HISTORY,
             max(1, threads // settings["devices"]),
@@ -475,7 +629,7 @@ def fit_module(
         trainer.fit(
             module,
             train_loader,
-            make_loader(X_val, y_val, batch_size, shuffle=False, seed=seed),
+            loader(X_val, y_val, shuffle=False),
             ckpt_path=resume,
             weights_only=True,
         )
@@ -513,6 +667,13 @@ def fingerprint(exp: Mapping[str, Any], n_outputs: int, arrays: tuple[np.ndarray
     }
     digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
     for array in arrays:
+        if isinstance(array, StoreImages):
+            # The store's sidecar names every source file's sha256 and the size; the rows and
+            # the scale say which images and how they are read: no need to hash the pixels.
+            digest.update(Path(array.store).with_suffix(".json").read_bytes())
+            digest.update(array.rows.tobytes())
+            digest.update(repr(array.scale).encode())
+            continue
         digest.update(str((array.dtype, array.shape)).encode())
         digest.update(np.ascontiguousarray(array).tobytes())
     return digest.hexdigest()
@@ -633,7 +794,15 @@ class TrainingState(Callback):
             trainer.should_stop = True
 
 
-__all__ = ["LOSSES", "BatchTensors", "SupervisedModule", "fit", "fit_module", "make_loader"]
+__all__ = [
+    "LOSSES",
+    "BatchTensors",
+    "StoreBatches",
+    "SupervisedModule",
+    "fit",
+    "fit_module",
+    "make_loader",
+]
 
 
 def write_history(

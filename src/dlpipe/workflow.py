@@ -186,6 +186,11 @@ def preprocess_inputs(name: str, exp: Mapping[str, Any]) -> dict[str, str]:
     return modality_of(exp).preprocess_inputs(name, exp)
 
 
+def fold_inputs(name: str, exp: Mapping[str, Any]) -> dict[str, str]:
+    """Files besides a fold's own that its train, baseline and evaluate jobs read (the store)."""
+    return modality_of(exp).fold_inputs(name, exp)
+
+
 def calibrated(exp: Mapping[str, Any]) -> bool:
     """Whether an experiment's classifiers get a temperature fitted on validation sides."""
     return bool(exp["calibration"]["enabled"]) and task_of(exp).probabilistic

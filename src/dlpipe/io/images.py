@@ -29,6 +29,7 @@ import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -272,12 +273,24 @@ def _probe_tiff(path: Path) -> tuple[ImageInfo, bool]:
 
     try:
         with tifffile.TiffFile(path) as tiff:
-            series = tiff.series[0]
-            axes, shape, dtype = series.axes, tuple(series.shape), np.dtype(series.dtype)
+            header = _tiff_header(tiff)
     except InputError:
         raise
     except Exception as err:  # noqa: BLE001 - tifffile raises many error types on bad files
         raise _damaged(path, err) from None
+    return _tiff_info(path, *header)
+
+
+def _tiff_header(tiff: Any) -> tuple[str, tuple[int, ...], np.dtype]:
+    """Axes, shape and dtype of the first series of an open ``tifffile.TiffFile``."""
+    series = tiff.series[0]
+    return series.axes, tuple(series.shape), np.dtype(series.dtype)
+
+
+def _tiff_info(
+    path: Path, axes: str, shape: tuple[int, ...], dtype: np.dtype
+) -> tuple[ImageInfo, bool]:
+    """Check a TIFF's header; return its info and whether its channels come first."""
     if 0 in shape:
         raise InputError(
             f"{path}: the image has zero size (shape {shape}); remove it or export it again"
@@ -339,9 +352,13 @@ def read_image(path: str | Path) -> np.ndarray:
         return _read_pil(path, _probe_pil(path, head))
     import tifffile  # lazy: tifffile, ~100 ms
 
-    info, first = _probe_tiff(path)
+    # One opening for the header and the pixels: the store's build reads thousands of files.
     try:
-        pixels = tifffile.imread(path, series=0)
+        with tifffile.TiffFile(path) as tiff:
+            info, first = _tiff_info(path, *_tiff_header(tiff))
+            pixels = tiff.asarray(series=0)
+    except InputError:
+        raise
     except Exception as err:  # noqa: BLE001 - tifffile and its codecs raise many error types
         raise _damaged(path, err) from None
     if first:

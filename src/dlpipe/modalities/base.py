@@ -91,6 +91,10 @@ class Modality:
         """Files besides the dataset that each fold's preprocess job reads."""
         return {}
 
+    def fold_inputs(self, name: str, exp: Mapping[str, Any]) -> dict[str, str]:
+        """Files besides a fold's own that its train, baseline and evaluate jobs read."""
+        return {}
+
     def check_prediction_job(self, key: str, job: Mapping[str, Any], given: str) -> None:
         """Rules of a ``predict`` job of this modality (``given``: its one input key)."""
 

@@ -5,11 +5,13 @@ channel count and bit depth, classes and groups able to fill the folds), then de
 into a memory-mapped store beside the dataset (:mod:`dlpipe.image_store`, ``images.npy``:
 ``(N, C, H, W)`` ``uint8``/``uint16``, resized to ``data.image_size`` by antialiased bilinear
 interpolation where one is given). Groups (patient, slide, region: ``data.group_column`` of a
-table) keep related images on one side of every split under ``cv.plan: group_kfold``.
+table, or the folders below each class folder with ``data.group_level``) keep related images on
+one side of every split under ``cv.plan: group_kfold``.
 
-Per fold, the images are copied out of the store as float32 in [0, 1]; the only thing fitted is
-the intensity scale of 16-bit images (the training side's brightest pixel; 8-bit images are
-divided by 255). Training batches, and only they, are augmented on the device (random flips,
+Per fold, each side is its rows of the store (:class:`dlpipe.image_store.StoreImages`), read and
+scaled to float32 in [0, 1] a batch at a time; the only thing fitted is the intensity scale of
+16-bit images (the training side's brightest pixel; 8-bit images are divided by 255). Training
+batches, and only they, are augmented on the device (random flips,
 90° rotations, ±10 % intensity: :func:`dlpipe.train.augment_images`). The deep model is the
 small residual CNN by default (``smallcnn``: 0.4 million parameters, trained from scratch in
 minutes on a CPU, where a ResNet-18 has 11 million and needs pretrained weights or far more
@@ -78,7 +80,7 @@ def list_images(exp: Mapping[str, Any], name: str = "experiment") -> pd.DataFram
     path = Path(data["path"])
     folds = _folds_to_fill(cv)
     if path.is_dir():
-        listing = list_image_folder(path, folds)
+        listing = list_image_folder(path, folds, data["group_level"])
     else:
         listing = list_image_table(
             path,
@@ -168,7 +170,7 @@ def prepare_images(exp: Mapping[str, Any], folder: Path, name: str = "experiment
     digest = hashlib.sha256(json.dumps(pairs).encode())
     size = [int(v) for v in written["size"]]
     counts = listing["label"].value_counts().sort_index()
-    grouped = bool(data["group_column"])
+    grouped = bool(data["group_column"] or data["group_level"])
     meta = {
         "source": source,
         "form": "folder" if Path(source).is_dir() else "table",
@@ -177,6 +179,7 @@ def prepare_images(exp: Mapping[str, Any], folder: Path, name: str = "experiment
         "n_samples": len(listing),
         "class_counts": {str(k): int(v) for k, v in counts.items()},
         "group_column": data["group_column"],
+        "group_level": data["group_level"],
         "n_groups": int(listing["group"].nunique()) if grouped else None,
         "dtype": written["dtype"],
         "channels": int(written["channels"]),
@@ -261,25 +264,40 @@ class Images(Modality):
             )
         if exp["task"] != "classification":
             raise ConfigError(f"config key {key}.task: image experiments are classifications")
-        if Path(data["path"]).is_dir():
+        folder = Path(data["path"]).is_dir()
+        if folder:
             for field in ("label_column", "group_column", "id_column"):
                 if data[field]:
                     raise ConfigError(
                         f"config key {key}.data.{field}: data.path is a folder, whose sub-folders "
-                        "name the classes and whose file paths are the ids; list the images in a "
-                        "table (path, label, group columns) to give labels, groups or ids"
+                        "name the classes and whose file paths are the ids; for groups put each "
+                        "group's images in a folder inside the class folders and set "
+                        "data.group_level: 1, or list the images in a table (path, label, group "
+                        "columns)"
                     )
-        elif Path(data["path"]).is_file() and not data["label_column"]:
-            raise ConfigError(
-                f"config key {key}.data.label_column: a table of images needs the name of its "
-                "label column"
-            )
+        elif Path(data["path"]).is_file():
+            if not data["label_column"]:
+                raise ConfigError(
+                    f"config key {key}.data.label_column: a table of images needs the name of "
+                    "its label column"
+                )
+            if data["group_level"] is not None:
+                raise ConfigError(
+                    f"config key {key}.data.group_level: a table names its groups in a column, "
+                    "not in folders; set data.group_column and drop data.group_level"
+                )
         if cv["plan"] in CHROMOSOME_PLANS:
             raise ConfigError(
                 f"config key {key}.cv.plan: {cv['plan']!r} needs genomic intervals; use "
                 "group_kfold (whole patients, slides or regions per fold) or stratified_kfold"
             )
-        if cv["plan"] == "group_kfold" and not data["group_column"]:
+        if cv["plan"] == "group_kfold" and folder and data["group_level"] is None:
+            raise ConfigError(
+                f"config key {key}.data.group_level: cv.plan group_kfold needs groups; put each "
+                "patient's, slide's or region's images in a folder inside the class folders "
+                "(ROOT/<class>/<group>/<image>) and set data.group_level: 1"
+            )
+        if cv["plan"] == "group_kfold" and not folder and not data["group_column"]:
             raise ConfigError(
                 f"config key {key}.data.group_column: cv.plan group_kfold needs the column of the "
                 "table that names each image's patient, slide or region"
@@ -302,7 +320,11 @@ class Images(Modality):
         }
 
     def preprocess_inputs(self, name: str, exp: Mapping[str, Any]) -> dict[str, str]:
-        """Name the image store, which the fold jobs copy their images out of."""
+        """Name the image store, whose rows the fold's sides index."""
+        return self.prepare_inputs(name, exp)
+
+    def fold_inputs(self, name: str, exp: Mapping[str, Any]) -> dict[str, str]:
+        """Name the image store, which training, baselines and evaluation read per batch."""
         return self.prepare_inputs(name, exp)
 
     def prepare(
@@ -320,13 +342,14 @@ class Images(Modality):
         self.check_split(name, data, exp)
         counts = listing["label"].value_counts().sort_index()
         detail = ", ".join(f"{k}: {v}" for k, v in counts.items())
-        groups = f" in {listing['group'].nunique()} groups" if exp["data"]["group_column"] else ""
+        grouped = exp["data"]["group_column"] or exp["data"]["group_level"]
+        groups = f" in {listing['group'].nunique()} groups" if grouped else ""
         return f"{name}: {len(listing)} images ({detail}){groups}"
 
     def preprocess_fold(
         self, data: Any, index: Mapping[str, np.ndarray], exp: Mapping[str, Any]
     ) -> tuple[dict[str, Any], Any, dict[str, Any]]:
-        """Copy the fold's images as float32 in [0, 1]; only the 16-bit scale is fitted."""
+        """Index the fold's sides into the store; only the 16-bit scale is fitted."""
         from dlpipe.preprocess import preprocess_image_fold  # lazy: scikit-learn, 0.7 s
 
         return preprocess_image_fold(data, index)
@@ -413,11 +436,16 @@ class Images(Modality):
             if m["resized"]
             else "none (all images already of this size)"
         )
-        groups = (
-            f"{m['n_groups']} in column {m['group_column']} (group plans keep each on one side)"
-            if m.get("group_column")
-            else "none given: each image is its own group"
-        )
+        groups = "none given: each image is its own group"
+        if m.get("group_column"):
+            groups = (
+                f"{m['n_groups']} in column {m['group_column']} (group plans keep each on one side)"
+            )
+        elif m.get("group_level"):
+            groups = (
+                f"{m['n_groups']} group folders, {m['group_level']} level(s) below each class "
+                "folder (group plans keep each on one side)"
+            )
         return [
             ("source", f"{m['source']} ({m['form']})"),
             ("sha256", m["sha256"][:16] + "…"),

@@ -127,10 +127,14 @@ def model_input(X: np.ndarray) -> np.ndarray:  # noqa: N803
 
 @torch.no_grad()
 def raw_outputs(model: nn.Module, X: np.ndarray, batch_size: int = 1024) -> np.ndarray:  # noqa: N803
-    """Raw outputs of a model on ``X`` (logits or standardised values), as float64."""
+    """Raw outputs of a model on ``X`` (logits or standardised values), as float64.
+
+    ``X`` is an array or anything that slices like one (a fold side of the image store); it is
+    converted a batch at a time, so a side never lies in memory whole.
+    """
     model.eval()
-    tensor = torch.from_numpy(model_input(X))
     out = [
-        model(tensor[i : i + batch_size]).float().numpy() for i in range(0, len(tensor), batch_size)
+        model(torch.from_numpy(model_input(X[i : i + batch_size]))).float().numpy()
+        for i in range(0, len(X), batch_size)
     ]
     return np.concatenate(out).astype(np.float64)

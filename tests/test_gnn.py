@@ -52,6 +52,7 @@ def test_training_reruns_bit_identically_on_the_cpu() -> None:
     again, history_again = _train("gcn")
     np.testing.assert_array_equal(first, again)
     assert history == history_again
+    assert not torch.are_deterministic_algorithms_enabled()  # the setting is restored after
 
 
 def test_node_features_are_read_when_given() -> None:

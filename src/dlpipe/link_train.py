@@ -5,13 +5,16 @@ training pairs (positives and the fold's fixed negatives) with binary cross-entr
 each epoch the validation pairs, which no message ever crosses, are scored; the weights of the
 epoch with the best validation auPRC are kept. The test side is never seen here.
 
-A plain loop rather than Lightning: one full-graph step per epoch has no batches, devices or
+Runs use torch's deterministic algorithms, so a rerun on the same CPU gives the same bits. A
+plain loop rather than Lightning: one full-graph step per epoch has no batches, devices or
 checkpoints for Lightning to manage.
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -24,6 +27,23 @@ from dlpipe.models.gnn import LinkGNN, edge_index
 
 def _tensor(array: np.ndarray | None, dtype: torch.dtype) -> torch.Tensor | None:
     return None if array is None else torch.as_tensor(np.asarray(array), dtype=dtype)
+
+
+@contextmanager
+def _deterministic() -> Iterator[None]:
+    """Run with torch's deterministic algorithms (and restore the setting after).
+
+    The scatter-sums of message passing are summed in thread order otherwise: two runs on the
+    same CPU differed by 1e-5 on the STRING demo.
+    """
+    before = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    # warn_only: an operation without a deterministic kernel (on some GPUs) warns, not fails.
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before, warn_only=warn_only)
 
 
 def _n_nodes(model: LinkGNN, x: np.ndarray | None) -> int:
@@ -84,24 +104,25 @@ def fit_link_model(
     val = torch.as_tensor(val_pairs, dtype=torch.long)
     optimiser = torch.optim.Adam(model.parameters(), lr=learning_rate, weight_decay=weight_decay)
     loss_fn = nn.BCEWithLogitsLoss()
-    best, best_state, waited, history = -1.0, copy.deepcopy(model.state_dict()), 0, []
-    for epoch in range(epochs):
-        model.train()
-        optimiser.zero_grad()
-        loss = loss_fn(model(features, edges, pairs), target)
-        loss.backward()
-        optimiser.step()
-        model.eval()
-        with torch.no_grad():
-            scores = model(features, edges, val).numpy()
-        auprc = float(average_precision_score(val_labels, scores))
-        history.append({"epoch": epoch, "loss": loss.item(), "val_auprc": auprc})
-        if auprc > best:
-            best, best_state, waited = auprc, copy.deepcopy(model.state_dict()), 0
-        else:
-            waited += 1
-            if waited >= patience:
-                break
+    with _deterministic():
+        best, best_state, waited, history = -1.0, copy.deepcopy(model.state_dict()), 0, []
+        for epoch in range(epochs):
+            model.train()
+            optimiser.zero_grad()
+            loss = loss_fn(model(features, edges, pairs), target)
+            loss.backward()
+            optimiser.step()
+            model.eval()
+            with torch.no_grad():
+                scores = model(features, edges, val).numpy()
+            auprc = float(average_precision_score(val_labels, scores))
+            history.append({"epoch": epoch, "loss": loss.item(), "val_auprc": auprc})
+            if auprc > best:
+                best, best_state, waited = auprc, copy.deepcopy(model.state_dict()), 0
+            else:
+                waited += 1
+                if waited >= patience:
+                    break
     model.load_state_dict(best_state)
     model.eval()
     return model, history
@@ -112,7 +133,7 @@ def predict_links(
 ) -> np.ndarray:
     """Return the probability that each pair is an edge, encoding the message-passing graph."""
     model.eval()
-    with torch.no_grad():
+    with torch.no_grad(), _deterministic():
         logits = model(
             _tensor(x, torch.float32),
             edge_index(message_passing, _n_nodes(model, x)),

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dlpipe import edge_split
-from dlpipe.edge_split import LinkFold, cold_start_kfold, edge_kfold, link_folds, sample_non_edges
+from dlpipe.edge_split import (
+    LinkFold,
+    cold_start_kfold,
+    edge_kfold,
+    link_folds,
+    read_link_fold,
+    sample_non_edges,
+    write_link_fold,
+)
 from dlpipe.errors import InputError
 
 SETTINGS = settings(
@@ -184,3 +194,28 @@ def test_malformed_edges_are_a_programming_error() -> None:
         edge_kfold(np.array([[3, 1]] * 20), 5, 0)
     with pytest.raises(ValueError, match="unique"):
         edge_kfold(np.array([[0, 1]] * 20), 5, 0)
+
+
+@pytest.mark.parametrize("plan", edge_split.LINK_PLANS)
+def test_a_written_fold_reads_back_equal(plan: str, tmp_path: Path) -> None:
+    fold = link_folds(EDGES, 80, plan, n_splits=3, seed=0)[1]
+    write_link_fold(fold, tmp_path / "fold.npz")
+    back = read_link_fold(tmp_path / "fold.npz")
+    write_link_fold(fold, tmp_path / "again.npz")
+    assert (tmp_path / "fold.npz").read_bytes() == (tmp_path / "again.npz").read_bytes()
+    assert (back.plan, back.fold, back.n_nodes) == (plan, 1, 80)
+    assert back.summary == fold.summary
+    for name in (*PAIR_ARRAYS, "test_pos_unseen", "test_neg_unseen", "test_nodes", "val_nodes"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(fold, name))
+        assert getattr(back, name).dtype == getattr(fold, name).dtype, name
+
+
+def test_a_damaged_or_foreign_fold_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    with pytest.raises(InputError, match="cannot be read as a link-prediction fold"):
+        read_link_fold(tmp_path / "bad.npz")
+    np.savez(tmp_path / "other.npz", x=np.zeros(2))
+    with pytest.raises(InputError, match="not a link-prediction fold"):
+        read_link_fold(tmp_path / "other.npz")
+    with pytest.raises(InputError, match="cannot be read"):
+        read_link_fold(tmp_path / "missing.npz")

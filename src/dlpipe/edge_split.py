@@ -23,8 +23,11 @@ fold can be rebuilt alone, and a rerun gives identical arrays.
 
 from __future__ import annotations
 
+import json
+import zipfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from pathlib import Path
 
 import numpy as np
 
@@ -451,3 +454,47 @@ def link_folds(
         build(edges, n_nodes, fold, n_splits, seed, val_fraction, negatives_per_positive)
         for fold in range(n_splits)
     ]
+
+
+#: Arrays of a :class:`LinkFold`, as stored by :func:`write_link_fold`.
+_ARRAYS = (
+    "train_pos", "val_pos", "test_pos", "train_neg", "val_neg", "test_neg",
+    "test_pos_unseen", "test_neg_unseen", "test_nodes", "val_nodes",
+)  # fmt: skip
+
+
+def write_link_fold(fold: LinkFold, path: str | Path) -> None:
+    """Write a fold as one ``.npz`` file (its arrays, and plan, fold, nodes, summary as JSON)."""
+    header = {"plan": fold.plan, "fold": fold.fold, "n_nodes": fold.n_nodes}
+    header["summary"] = dict(fold.summary)
+    arrays = {name: getattr(fold, name) for name in _ARRAYS}
+    # numpy dates every member of the archive 1980-01-01: a rerun writes the same bytes.
+    np.savez_compressed(path, header=np.array(json.dumps(header, sort_keys=True)), **arrays)
+
+
+def read_link_fold(path: str | Path) -> LinkFold:
+    """Read a fold written by :func:`write_link_fold`.
+
+    Raises
+    ------
+    InputError
+        If the file is missing, not an ``.npz`` archive, or lacks an array of a fold.
+    """
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            missing = [name for name in ("header", *_ARRAYS) if name not in data.files]
+            if missing:
+                raise InputError(
+                    f"{path}: not a link-prediction fold (no {', '.join(missing)}); rerun the "
+                    "split step to rewrite it"
+                )
+            header = json.loads(str(data["header"]))
+            arrays = {name: data[name] for name in _ARRAYS}
+    except (OSError, ValueError, zipfile.BadZipFile) as err:
+        raise InputError(
+            f"{path}: cannot be read as a link-prediction fold ({err}); rerun the split step to "
+            "rewrite it"
+        ) from None
+    known = {f.name for f in fields(LinkFold)}
+    return LinkFold(**{k: v for k, v in header.items() if k in known}, **arrays)

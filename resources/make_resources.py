@@ -153,6 +153,42 @@ def _read_ar_member(deb: Path, prefix: str) -> tuple[str, bytes]:
     raise ValueError(f"no member starting with {prefix!r} in {deb}")
 
 
+def read_deb_file(deb: Path, member: str) -> bytes:
+    """Return one file of a Debian package, read in pure Python (no dpkg needed).
+
+    Parameters
+    ----------
+    deb : pathlib.Path
+        The ``.deb`` file.
+    member : str
+        Path of the file inside the package, e.g. ``usr/lib/R/site-library/ALL/data/ALL.rda``.
+
+    Returns
+    -------
+    bytes
+        The file's content.
+
+    """
+    name, payload = _read_ar_member(deb, "data.tar")
+    if name.endswith(".xz"):
+        payload = lzma.decompress(payload)
+    elif name.endswith(".gz"):
+        payload = gzip.decompress(payload)
+    elif not name.endswith(".tar"):
+        raise ValueError(f"unsupported data archive {name!r} in {deb}")
+    with tarfile.open(fileobj=io.BytesIO(payload), mode="r:") as tar:
+        found = next(
+            (m for m in tar.getmembers() if m.name.lstrip("./") == member and m.isfile()),
+            None,
+        )
+        if found is None:
+            raise ValueError(f"{member} not found in {deb}")
+        handle = tar.extractfile(found)
+        if handle is None:
+            raise ValueError(f"cannot read {member} from {deb}")
+        return handle.read()
+
+
 def extract_rda_from_deb(deb: Path, dest: Path) -> Path:
     """Extract ``ALL.rda`` from the Debian package ``r-bioc-all``.
 
@@ -169,25 +205,8 @@ def extract_rda_from_deb(deb: Path, dest: Path) -> Path:
         Path of the extracted ``ALL.rda``.
 
     """
-    name, payload = _read_ar_member(deb, "data.tar")
-    if name.endswith(".xz"):
-        payload = lzma.decompress(payload)
-    elif name.endswith(".gz"):
-        payload = gzip.decompress(payload)
-    elif not name.endswith(".tar"):
-        raise ValueError(f"unsupported data archive {name!r} in {deb}")
-    with tarfile.open(fileobj=io.BytesIO(payload), mode="r:") as tar:
-        member = next(
-            (m for m in tar.getmembers() if m.name.lstrip("./") == RDA_MEMBER and m.isfile()),
-            None,
-        )
-        if member is None:
-            raise ValueError(f"{RDA_MEMBER} not found in {deb}")
-        handle = tar.extractfile(member)
-        if handle is None:
-            raise ValueError(f"cannot read {RDA_MEMBER} from {deb}")
-        out = dest / "ALL.rda"
-        out.write_bytes(handle.read())
+    out = dest / "ALL.rda"
+    out.write_bytes(read_deb_file(deb, RDA_MEMBER))
     LOGGER.info("extracted %s from %s", RDA_MEMBER, deb)
     return out
 

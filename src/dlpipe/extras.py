@@ -2,7 +2,7 @@
 
 ``pip install dlpipe`` holds what a table needs (PyTorch, Lightning, scikit-learn, pandas,
 anndata, captum). Sequences, single cells, the motif search of sequence interpretation, the
-UMAP of the VAE embedding, images and the Snakemake workflow each need more;
+UMAP of the VAE embedding, images, graphs and the Snakemake workflow each need more;
 they are the extras of ``pyproject.toml``. A config that needs a missing extra is refused
 before any job, with the ``pip install`` line that fixes it, instead of an ``ImportError``
 half-way through a run.
@@ -21,6 +21,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "motifs": ("logomaker", "pyjaspar", "Bio", "memelite", "tangermeme"),
     "embed": ("scanpy",),
     "image": ("monai", "tifffile", "PIL"),
+    "graph": ("torch_geometric",),
     "workflow": ("snakemake",),
 }
 

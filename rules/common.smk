@@ -11,6 +11,8 @@ from dlpipe.workflow import (
     prediction_files,
     prepare_inputs,
     preprocess_inputs,
+    pretrain_images as pretrain_image_files,
+    pretrain_inputs as pretrain_backbone_inputs,
 )
 
 EXPERIMENTS = list(config["experiments"])
@@ -55,6 +57,14 @@ def prepare_extra_inputs(wildcards):
 def preprocess_extra_inputs(wildcards):
     """Files besides the dataset a preprocess job reads (images: the image store)."""
     return preprocess_inputs(wildcards.exp, exp_config(wildcards))
+
+
+def pretrain_images(wildcards):
+    return pretrain_image_files(exp_config(wildcards))
+
+
+def pretrain_inputs(wildcards):
+    return list(pretrain_backbone_inputs(wildcards.exp, exp_config(wildcards)).values())
 
 
 def integrate_gpus(wildcards):

@@ -52,6 +52,33 @@ def _few(items: Iterable[object], most: int = 5) -> str:
     return ", ".join(str(i) for i in items[:most]) + more
 
 
+def images_below(folder: Path) -> list[Path]:
+    """Return every image file below ``folder`` (hidden files and folders left out), sorted."""
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and is_image_name(p.name) and not _hidden(p.relative_to(folder))
+    )
+
+
+def table_image_files(table: Path, written: list[str], where: str = "") -> list[Path]:
+    """Return the files a table's path column names (relative to the table's folder, or absolute).
+
+    Raises
+    ------
+    InputError
+        If any is missing; the message starts with ``where`` (a config key) when given.
+    """
+    files = [Path(p) if Path(p).is_absolute() else table.parent / p for p in written]
+    missing = [w for w, f in zip(written, files, strict=True) if not f.is_file()]
+    if missing:
+        raise InputError(
+            f"{where + ': ' if where else ''}{table}: {len(missing)} image files not found (e.g. "
+            f"{missing[:3]}); paths are read relative to the table's folder {table.parent}"
+        )
+    return files
+
+
 def list_image_folder(
     root: str | Path, n_splits: int | None = None, group_level: int | None = None
 ) -> pd.DataFrame:

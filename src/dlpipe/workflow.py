@@ -20,6 +20,7 @@ from dlpipe.cv import n_folds
 from dlpipe.errors import InputError
 from dlpipe.io.tables import read_table
 from dlpipe.modalities import get_modality, modality_of, task_of
+from dlpipe.models import PRETRAIN_SUMMARY, PRETRAINED_BACKBONE
 
 #: Keys of a prediction job that name files.
 PREDICTION_FILE_KEYS = ("table", "fasta", "bed", "genome")
@@ -196,9 +197,34 @@ def interpret_reads_predictions(exp: Mapping[str, Any]) -> bool:
     return modality_of(exp).interpret_reads_predictions
 
 
+def pretrain_inputs(name: str, exp: Mapping[str, Any]) -> dict[str, str]:
+    """Name the backbone a fold's training starts from: ``{"backbone": path}``, or nothing."""
+    if not exp["model"].get("pretrain"):
+        return {}
+    return {"backbone": PRETRAINED_BACKBONE.format(exp=name)}
+
+
+def pretrain_images(exp: Mapping[str, Any]) -> list[str]:
+    """List the unlabelled images of ``model.pretrain``: its folder, or its table and files."""
+    settings = exp["model"].get("pretrain") or {}
+    if not settings:
+        return []
+    images = Path(settings["images"])
+    if not images.is_file():
+        return [str(images)]
+    column = settings.get("path_column", "path")
+    table = read_table(images, exact_columns=[column])
+    if column not in table.columns:
+        return [str(images)]  # the job says which column is missing
+    paths = [Path(p) if Path(p).is_absolute() else images.parent / p for p in table[column]]
+    return [str(images), *(str(p) for p in paths)]
+
+
 def extra_report_files(name: str, exp: Mapping[str, Any]) -> dict[str, str]:
     """Name the files of an experiment's extra sections, keyed as the report rule's inputs."""
     files = dict(modality_of(exp).report_files(name, exp))
+    if exp["model"].get("pretrain"):
+        files[f"{name}_pretrain"] = PRETRAIN_SUMMARY.format(exp=name)
     if exp["embed"]["enabled"]:
         files[f"{name}_reconstruction"] = f"results/{name}/embedding/reconstruction.tsv"
         files[f"{name}_embedding_umap"] = f"results/{name}/embedding/umap.png"

@@ -21,7 +21,7 @@ from dlpipe.cv import GROUP_PLANS, plan_text
 from dlpipe.io.files import read_json
 from dlpipe.metrics import CHANCE, LOWER_IS_BETTER, at_chance, summary_value
 from dlpipe.modalities import modality_of
-from dlpipe.models import hyperparameter_names
+from dlpipe.models import WORKFLOW_KEYS, hyperparameter_names
 from dlpipe.report.files import ExperimentFiles
 from dlpipe.report.render import anchor, fmt, image, section, table
 from dlpipe.tasks import Task, get_task
@@ -157,7 +157,10 @@ def dome_section(
     if plan:
         fitted.append(f"baselines ({', '.join(plan)}): the same training rows")
     fitted.append("test side: scored once by evaluate, never fitted on")
-    hyper = ", ".join(f"{k}={v}" for k, v in cfg["model"].items() if k != "name")
+    # The pretraining settings are told in the row of starting weights.
+    hyper = ", ".join(
+        f"{k}={v}" for k, v in cfg["model"].items() if k not in ("name", *WORKFLOW_KEYS)
+    )
     train = cfg["training"]
     optim = (
         f"{train['optimizer']} lr {train['learning_rate']}, weight decay {train['weight_decay']}, "

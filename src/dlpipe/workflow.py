@@ -138,6 +138,9 @@ def rebase_paths(config: Mapping[str, Any], root: str | Path) -> dict[str, Any]:
         motif_files = exp.get("interpret", {}).get("motif_files")
         if motif_files:
             exp["interpret"]["motif_files"] = [str(Path(root) / p) for p in motif_files]
+        pretrain = (exp.get("model") or {}).get("pretrain")
+        if pretrain and pretrain.get("images"):
+            pretrain["images"] = str(Path(root) / pretrain["images"])
     for job in out.get("predict", {}).values():
         for key in PREDICTION_FILE_KEYS:
             if job.get(key):

@@ -20,7 +20,7 @@ from dlpipe.pretrain import check_disjoint, pretrain, pretrain_backbone, pretrai
 from dlpipe.report.files import ExperimentFiles
 from dlpipe.report.trust import pretraining_verdict, weights_text
 from dlpipe.steps.image import pretrain_step
-from dlpipe.workflow import extra_report_files, pretrain_images, pretrain_inputs
+from dlpipe.workflow import check_inputs, extra_report_files, pretrain_images, pretrain_inputs
 
 torch.set_num_threads(1)
 CPU = {"device": "cpu", "devices": 1, "precision": "32-true", "progress_bar": False}
@@ -165,6 +165,11 @@ def test_bad_pretraining_settings_are_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"model\.weights: the backbone comes from"):
         _exp(table, {"name": "resnet", "weights": "imagenet", "pretrain": {"images": str(images)}})
     exp = _exp(table, {"name": "resnet", "pretrain": {"images": str(images), "batch_size": 8}})
+    # Before any job runs (the Snakefile's input check), and in the job itself.
+    with pytest.raises(
+        InputError, match=r"experiments\.img\.model\.pretrain\.batch_size: 8 is more than the 4"
+    ):
+        check_inputs({"experiments": {"img": exp}})
     out = tmp_path / "out" / "backbone.pt"
     with pytest.raises(InputError, match=r"model.pretrain.batch_size: 8 is more than the 4"):
         pretrain_step("img", exp, str(out), str(tmp_path / "out" / "summary.json"))
@@ -173,6 +178,11 @@ def test_bad_pretraining_settings_are_named(tmp_path: Path) -> None:
     empty.mkdir()
     with pytest.raises(InputError, match=r"model.pretrain.images: .* holds no images"):
         pretrain({"images": str(empty)}, {}, CPU, 0, out, tmp_path / "s.json")
+    exp["model"]["pretrain"]["images"] = str(empty)
+    with pytest.raises(
+        InputError, match=r"experiments\.img\.model\.pretrain\.images: .* no images"
+    ):
+        check_inputs({"experiments": {"img": exp}})
 
 
 def test_the_workflow_and_the_report_name_the_pretrained_backbone(tmp_path: Path) -> None:

@@ -79,6 +79,47 @@ def table_image_files(table: Path, written: list[str], where: str = "") -> list[
     return files
 
 
+def list_unlabelled(
+    images: str | Path, path_column: str = "path", key: str = "model.pretrain.images"
+) -> list[Path]:
+    """List the unlabelled images: every image below a folder, or the paths of a table.
+
+    Parameters
+    ----------
+    images
+        A folder (images anywhere below it, hidden files left out, in sorted order) or a table
+        with a column of image paths (relative to the table's folder, or absolute).
+    path_column
+        The table's column of paths.
+    key
+        The config key that names ``images``, for messages.
+
+    Raises
+    ------
+    InputError
+        If ``images`` is missing, holds no images, or the table names files that are not there;
+        the message names ``key``.
+    """
+    path = Path(images)
+    column_key = key.rpartition(".")[0] + ".path_column"
+    key = f"config key {key}"
+    if path.is_dir():
+        files = images_below(path)
+    elif path.is_file():
+        table = read_table(path, exact_columns=[path_column])
+        if path_column not in table.columns:
+            raise InputError(
+                f"{key}: {path} has no column {path_column!r}; name the column of image paths "
+                f"in {column_key}"
+            )
+        files = table_image_files(path, table[path_column].astype(str).tolist(), key)
+    else:
+        raise InputError(f"{key}: {path} is neither a folder nor a table of image paths")
+    if not files:
+        raise InputError(f"{key}: {path} holds no images (PNG, JPEG or TIFF)")
+    return files
+
+
 def list_image_folder(
     root: str | Path, n_splits: int | None = None, group_level: int | None = None
 ) -> pd.DataFrame:

@@ -47,11 +47,10 @@ from monai.losses import ContrastiveLoss
 from torch import nn
 
 from dlpipe.errors import ConfigError, InputError
-from dlpipe.image_listing import images_below, table_image_files
+from dlpipe.image_listing import list_unlabelled
 from dlpipe.image_store import resize_image
 from dlpipe.io.files import sha256
 from dlpipe.io.images import check_same_kind, probe_image, read_image
-from dlpipe.io.tables import read_table
 from dlpipe.models.resnet2d import ResNet2D
 from dlpipe.train import accelerator_settings, augment_images, make_loader
 
@@ -109,42 +108,6 @@ def pretrain_settings(settings: Mapping[str, Any] | None) -> dict[str, Any]:
             "(each one's negatives are the others)"
         )
     return out
-
-
-def list_unlabelled(images: str | Path, path_column: str = "path") -> list[Path]:
-    """List the unlabelled images: every image below a folder, or the paths of a table.
-
-    Parameters
-    ----------
-    images
-        A folder (images anywhere below it, hidden files left out, in sorted order) or a table
-        with a column of image paths (relative to the table's folder, or absolute).
-    path_column
-        The table's column of paths.
-
-    Raises
-    ------
-    InputError
-        If ``images`` is missing, holds no images, or the table names files that are not there;
-        the message names ``model.pretrain.images``.
-    """
-    path = Path(images)
-    key = "config key model.pretrain.images"
-    if path.is_dir():
-        files = images_below(path)
-    elif path.is_file():
-        table = read_table(path, exact_columns=[path_column])
-        if path_column not in table.columns:
-            raise InputError(
-                f"{key}: {path} has no column {path_column!r}; name the column of image paths "
-                "in model.pretrain.path_column"
-            )
-        files = table_image_files(path, table[path_column].astype(str).tolist(), key)
-    else:
-        raise InputError(f"{key}: {path} is neither a folder nor a table of image paths")
-    if not files:
-        raise InputError(f"{key}: {path} holds no images (PNG, JPEG or TIFF)")
-    return files
 
 
 def check_disjoint(files: Sequence[Path], forbidden: Sequence[str | Path]) -> None:
@@ -453,7 +416,6 @@ __all__ = [
     "OBJECTIVES",
     "ContrastiveModule",
     "check_disjoint",
-    "list_unlabelled",
     "load_unlabelled",
     "pretrain",
     "pretrain_backbone",

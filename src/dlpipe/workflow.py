@@ -18,6 +18,7 @@ from typing import Any
 
 from dlpipe.cv import n_folds
 from dlpipe.errors import InputError
+from dlpipe.image_listing import list_unlabelled
 from dlpipe.io.tables import read_table
 from dlpipe.modalities import get_modality, modality_of, task_of
 from dlpipe.models import PRETRAIN_SUMMARY, PRETRAINED_BACKBONE
@@ -68,6 +69,7 @@ def check_inputs(config: Mapping[str, Any]) -> None:
                     f"(relative paths start at {Path.cwd()}); fix the path or run from the "
                     "folder it is relative to"
                 )
+        check_pretrain_images(name, exp)
     for name, job in config.get("predict", {}).items():
         for key in PREDICTION_FILE_KEYS:
             if job.get(key) and not Path(job[key]).is_file():
@@ -75,6 +77,25 @@ def check_inputs(config: Mapping[str, Any]) -> None:
                     f"config key predict.{name}.{key}: file {job[key]!r} not found (relative "
                     f"paths start at {Path.cwd()})"
                 )
+
+
+def check_pretrain_images(name: str, exp: Mapping[str, Any]) -> None:
+    """Fail before any job runs if ``model.pretrain`` lists no images, or fewer than a batch.
+
+    Only the files are listed (a folder's, or a table's path column); the pretrain job checks
+    and decodes them.
+    """
+    settings = exp["model"].get("pretrain")
+    if not settings:
+        return
+    key = f"experiments.{name}.model.pretrain"
+    files = list_unlabelled(settings["images"], settings["path_column"], f"{key}.images")
+    if len(files) < int(settings["batch_size"]):
+        raise InputError(
+            f"config key {key}.batch_size: {settings['batch_size']} is more than the "
+            f"{len(files)} unlabelled images of {settings['images']}; give more images or a "
+            "smaller batch_size"
+        )
 
 
 def damaged_checkpoints(results: str | Path, experiments: Iterable[str]) -> list[Path]:

@@ -143,7 +143,17 @@ def load_unlabelled(
     """Decode the images as float32 ``(N, C, H, W)`` in [0, 1], resized to ``size``.
 
     8-bit images are divided by 255, 16-bit ones by the brightest pixel of the set (the same
-    scales as a fold's images). Without ``size`` every image must have the size of the first.
+    scales as a fold's images).
+
+    Parameters
+    ----------
+    files
+        The unlabelled images (one channel count and bit depth).
+    size
+        ``[height, width]`` to resize to (the target's ``data.image_size``); ``None``: the size
+        of the first image.
+    where
+        What the files are, for messages.
 
     Returns
     -------

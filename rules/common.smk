@@ -12,6 +12,8 @@ from dlpipe.workflow import (
     prediction_files,
     prepare_inputs,
     preprocess_inputs,
+    pretrain_images as pretrain_image_files,
+    pretrain_inputs as pretrain_backbone_inputs,
 )
 
 EXPERIMENTS = list(config["experiments"])
@@ -62,6 +64,14 @@ def fold_extra_inputs(wildcards):
     """Files besides the fold's own that its train, baseline and evaluate jobs read (images:
     the image store its sides index)."""
     return fold_inputs(wildcards.exp, exp_config(wildcards))
+
+
+def pretrain_images(wildcards):
+    return pretrain_image_files(exp_config(wildcards))
+
+
+def pretrain_inputs(wildcards):
+    return list(pretrain_backbone_inputs(wildcards.exp, exp_config(wildcards)).values())
 
 
 def integrate_gpus(wildcards):

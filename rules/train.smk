@@ -6,6 +6,8 @@ rule train:
         val="results/{exp}/{fold}/val.npz",
         preprocessor="results/{exp}/{fold}/preprocessor.skops",
         meta="results/{exp}/dataset.json",
+        # The backbone pretrained by the pretrain job (rules/image.smk), where model.pretrain.
+        pretrained=pretrain_inputs,
     output:
         model="results/{exp}/{fold}/model.ckpt",
         history="results/{exp}/{fold}/history.tsv",

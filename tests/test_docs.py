@@ -20,7 +20,7 @@ CONFIG_README = (ROOT / "config" / "README.md").read_text()
 #: Sections of an experiment whose every key the config guide names.
 SECTIONS = ("experiment", "data", "negatives", "training", "preprocess", "cv", "baseline",
             "resources", "integration", "embed", "calibration", "interpret",
-            "prediction")  # fmt: skip
+            "prediction", "pretrain")  # fmt: skip
 
 
 @pytest.mark.parametrize("section", SECTIONS)

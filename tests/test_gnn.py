@@ -48,11 +48,23 @@ def test_each_encoder_finds_planted_communities_far_above_chance(conv: str, floo
 
 
 def test_training_reruns_bit_identically_on_the_cpu() -> None:
+    before = torch.are_deterministic_algorithms_enabled()  # an earlier test may have set it
     first, history = _train("gcn")
     again, history_again = _train("gcn")
     np.testing.assert_array_equal(first, again)
     assert history == history_again
-    assert not torch.are_deterministic_algorithms_enabled()  # the setting is restored after
+    assert torch.are_deterministic_algorithms_enabled() == before  # the setting is restored
+
+
+def test_training_restores_the_deterministic_setting_it_found() -> None:
+    before = torch.are_deterministic_algorithms_enabled()
+    try:
+        for setting in (False, True):
+            torch.use_deterministic_algorithms(setting)
+            _train("gcn")
+            assert torch.are_deterministic_algorithms_enabled() == setting
+    finally:
+        torch.use_deterministic_algorithms(before)
 
 
 def test_node_features_are_read_when_given() -> None:

@@ -154,3 +154,29 @@ def test_the_shipped_nuclei_patches_load_and_agree_with_the_expert_masks(tmp_pat
         else:  # centred on the rounded centroid of the annotated nucleus it names
             cy, cx = np.argwhere(mask == int(row.nucleus_id)).mean(axis=0)
             assert (round(cy), round(cx)) == (y, x)
+
+
+def test_the_shipped_counting_windows_follow_from_the_expert_mask() -> None:
+    resources = Path(__file__).resolve().parents[1] / "resources"
+    table = pd.read_csv(resources / "nuclei_count_patches.tsv", sep="\t")
+    assert table["label"].value_counts().to_dict() == {"single": 254, "crowded": 142}
+    assert table["region"].nunique() == 16
+    image = tifffile.imread(resources / "nuclei_dsb2018_image.tif")
+    mask = tifffile.imread(resources / "nuclei_dsb2018_mask.tif")
+    for row in table.itertuples():
+        y, x = int(row.centre_y), int(row.centre_x)
+        np.testing.assert_array_equal(
+            tifffile.imread(resources / row.path), image[y - 16 : y + 16, x - 16 : x + 16]
+        )
+        window = mask[y - 16 : y + 16, x - 16 : x + 16]
+        _, pixels = np.unique(window[window > 0], return_counts=True)
+        assert pixels.min() >= 40  # no sliver of a nucleus: the count is unambiguous
+        assert row.n_nuclei == len(pixels)
+        assert row.label == ("single" if len(pixels) == 1 else "crowded")
+        assert row.region == f"r{(y - 16) // 128}c{(x - 16) // 128}"
+        assert (y + 15) // 128 == (y - 16) // 128
+        assert (x + 15) // 128 == (x - 16) // 128
+    # The unlabelled tiles come from another image: none equals a labelled window.
+    tiles = pd.read_csv(resources / "nuclei_unlabelled.tsv", sep="\t")
+    assert len(tiles) == 434
+    assert not set(tiles["sha256"]) & set(table["sha256"])

@@ -337,6 +337,25 @@ def test_dry_run_of_the_demo_lists_the_chain(tmp_path: Path) -> None:
         assert re.search(rf"\b{rule}\b", run.stdout + run.stderr), rule
 
 
+@pytest.mark.workflow
+def test_dry_run_pretrains_once_before_the_folds_that_fine_tune(tmp_path: Path) -> None:
+    example = yaml.safe_load((ROOT / "config" / "examples" / "nuclei_pretrained.yaml").read_text())
+    config = rebase_paths(example, ROOT)
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    run = _snakemake(tmp_path, "-n", "--configfile", "config.yaml")
+    assert run.returncode == 0, run.stderr[-3000:]
+    jobs = _planned_jobs(run.stdout + run.stderr)
+    assert jobs["pretrain", "count_finetuned"] == 1
+    assert jobs["pretrain", "count_scratch"] == 0
+    assert jobs["train", "count_finetuned"] == jobs["train", "count_scratch"] == 8
+    # Every fine-tuning fold waits for the backbone; no from-scratch fold reads it.
+    trains = re.findall(r"rule train:\n    input: ([^\n]+)", run.stdout + run.stderr)
+    assert len(trains) == 16
+    backbone = "results/count_finetuned/pretrain/backbone.pt"
+    assert sum(backbone in line for line in trains) == 8
+    assert all("pretrain" not in line for line in trains if "count_scratch" in line)
+
+
 def test_lint_and_format() -> None:
     lint = subprocess.run(
         [sys.executable, "-m", "snakemake", "--lint", "--directory", str(ROOT),

@@ -15,12 +15,18 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from dlpipe import extras
 from dlpipe.errors import ConfigError
 from dlpipe.modalities import get_modality, modality_extras, modality_names, modality_of
-from dlpipe.models import available_models, check_model
+from dlpipe.models import (
+    PRETRAINED_BACKBONE,
+    available_models,
+    check_model,
+    hyperparameter_names,
+)
 from dlpipe.schema import fill_defaults, load_schema, resolve, validate_against_schema
 from dlpipe.tasks import selectable_tasks
 
@@ -109,6 +115,8 @@ def check_experiment(name: str, exp: dict[str, Any]) -> None:
     task = modality.task(exp)
     task.check_config(key, exp)
     check_model(f"{key}.model", model, modality.inputs)
+    if model.get("pretrain"):
+        check_pretrain(name, exp)
     modality.check_baselines(key, exp)
     names = {modality.baseline_name(exp, task, kind) for kind in modality.baseline_kinds}
     if exp["baseline"]["enabled"] and model["name"] in names:
@@ -121,6 +129,41 @@ def check_experiment(name: str, exp: dict[str, Any]) -> None:
             extras.require(extra, f"{key}.interpret.enabled", f"interpretations of {kind} data")
     if exp["embed"]["enabled"]:
         extras.require("embed", f"{key}.embed.enabled", "VAE embeddings (for their UMAP)")
+
+
+def check_pretrain(name: str, exp: dict[str, Any]) -> None:
+    """Check ``model.pretrain`` and point ``model.weights`` at the backbone it will write.
+
+    Pretraining makes the backbone of a family that loads pretrained ``weights`` (``resnet``);
+    weights given as well would be two starting points for one model. The images must exist
+    (their contents are checked by the job, before any training).
+
+    Raises
+    ------
+    ConfigError
+        Naming the key and the fix.
+    """
+    key = f"experiments.{name}.model"
+    model = exp["model"]
+    backbone = PRETRAINED_BACKBONE.format(exp=name)
+    if exp["data"]["modality"] != "image" or "weights" not in hyperparameter_names(model):
+        raise ConfigError(
+            f"config key {key}.pretrain: pretraining makes the backbone of an image model that "
+            f"loads pretrained weights; {model['name']!r} does not. Set model.name: resnet, or "
+            "remove model.pretrain"
+        )
+    if model.get("weights") not in (None, backbone):
+        raise ConfigError(
+            f"config key {key}.weights: the backbone comes from model.pretrain (written to "
+            f"{backbone}); remove model.weights, or model.pretrain to start from those weights"
+        )
+    images = Path(model["pretrain"]["images"])
+    if not images.exists():
+        raise ConfigError(
+            f"config key {key}.pretrain.images: {images} does not exist; give a folder of "
+            "unlabelled images or a table of their paths"
+        )
+    model["weights"] = backbone
 
 
 def check_prediction_jobs(config: Mapping[str, Any]) -> None:

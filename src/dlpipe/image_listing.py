@@ -54,6 +54,74 @@ def _few(items: Iterable[object], most: int = 5) -> str:
     return ", ".join(str(i) for i in items[:most]) + more
 
 
+def images_below(folder: Path) -> list[Path]:
+    """Return every image file below ``folder`` (hidden files and folders left out), sorted."""
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and is_image_name(p.name) and not _hidden(p.relative_to(folder))
+    )
+
+
+def table_image_files(table: Path, written: list[str], where: str = "") -> list[Path]:
+    """Return the files a table's path column names (relative to the table's folder, or absolute).
+
+    Raises
+    ------
+    InputError
+        If any is missing; the message starts with ``where`` (a config key) when given.
+    """
+    files = [Path(p) if Path(p).is_absolute() else table.parent / p for p in written]
+    missing = [w for w, f in zip(written, files, strict=True) if not f.is_file()]
+    if missing:
+        raise InputError(
+            f"{where + ': ' if where else ''}{table}: {len(missing)} image files not found (e.g. "
+            f"{missing[:3]}); paths are read relative to the table's folder {table.parent}"
+        )
+    return files
+
+
+def list_unlabelled(
+    images: str | Path, path_column: str = "path", key: str = "model.pretrain.images"
+) -> list[Path]:
+    """List the unlabelled images: every image below a folder, or the paths of a table.
+
+    Parameters
+    ----------
+    images
+        A folder (images anywhere below it, hidden files left out, in sorted order) or a table
+        with a column of image paths (relative to the table's folder, or absolute).
+    path_column
+        The table's column of paths.
+    key
+        The config key that names ``images``, for messages.
+
+    Raises
+    ------
+    InputError
+        If ``images`` is missing, holds no images, or the table names files that are not there;
+        the message names ``key``.
+    """
+    path = Path(images)
+    column_key = key.rpartition(".")[0] + ".path_column"
+    key = f"config key {key}"
+    if path.is_dir():
+        files = images_below(path)
+    elif path.is_file():
+        table = read_table(path, exact_columns=[path_column])
+        if path_column not in table.columns:
+            raise InputError(
+                f"{key}: {path} has no column {path_column!r}; name the column of image paths "
+                f"in {column_key}"
+            )
+        files = table_image_files(path, table[path_column].astype(str).tolist(), key)
+    else:
+        raise InputError(f"{key}: {path} is neither a folder nor a table of image paths")
+    if not files:
+        raise InputError(f"{key}: {path} holds no images (PNG, JPEG or TIFF)")
+    return files
+
+
 def list_image_folder(
     root: str | Path, n_splits: int | None = None, group_level: int | None = None
 ) -> pd.DataFrame:

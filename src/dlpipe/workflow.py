@@ -18,8 +18,10 @@ from typing import Any
 
 from dlpipe.cv import n_folds
 from dlpipe.errors import InputError
+from dlpipe.image_listing import list_unlabelled
 from dlpipe.io.tables import read_table
 from dlpipe.modalities import get_modality, modality_of, task_of
+from dlpipe.models import PRETRAIN_SUMMARY, PRETRAINED_BACKBONE
 
 #: Keys of a prediction job that name files.
 PREDICTION_FILE_KEYS = ("table", "fasta", "bed", "genome")
@@ -67,6 +69,7 @@ def check_inputs(config: Mapping[str, Any]) -> None:
                     f"(relative paths start at {Path.cwd()}); fix the path or run from the "
                     "folder it is relative to"
                 )
+        check_pretrain_images(name, exp)
     for name, job in config.get("predict", {}).items():
         for key in PREDICTION_FILE_KEYS:
             if job.get(key) and not Path(job[key]).is_file():
@@ -74,6 +77,25 @@ def check_inputs(config: Mapping[str, Any]) -> None:
                     f"config key predict.{name}.{key}: file {job[key]!r} not found (relative "
                     f"paths start at {Path.cwd()})"
                 )
+
+
+def check_pretrain_images(name: str, exp: Mapping[str, Any]) -> None:
+    """Fail before any job runs if ``model.pretrain`` lists no images, or fewer than a batch.
+
+    Only the files are listed (a folder's, or a table's path column); the pretrain job checks
+    and decodes them.
+    """
+    settings = exp["model"].get("pretrain")
+    if not settings:
+        return
+    key = f"experiments.{name}.model.pretrain"
+    files = list_unlabelled(settings["images"], settings["path_column"], f"{key}.images")
+    if len(files) < int(settings["batch_size"]):
+        raise InputError(
+            f"config key {key}.batch_size: {settings['batch_size']} is more than the "
+            f"{len(files)} unlabelled images of {settings['images']}; give more images or a "
+            "smaller batch_size"
+        )
 
 
 def damaged_checkpoints(results: str | Path, experiments: Iterable[str]) -> list[Path]:
@@ -137,6 +159,9 @@ def rebase_paths(config: Mapping[str, Any], root: str | Path) -> dict[str, Any]:
         motif_files = exp.get("interpret", {}).get("motif_files")
         if motif_files:
             exp["interpret"]["motif_files"] = [str(Path(root) / p) for p in motif_files]
+        pretrain = (exp.get("model") or {}).get("pretrain")
+        if pretrain and pretrain.get("images"):
+            pretrain["images"] = str(Path(root) / pretrain["images"])
     for job in out.get("predict", {}).values():
         for key in PREDICTION_FILE_KEYS:
             if job.get(key):
@@ -201,9 +226,34 @@ def interpret_reads_predictions(exp: Mapping[str, Any]) -> bool:
     return modality_of(exp).interpret_reads_predictions
 
 
+def pretrain_inputs(name: str, exp: Mapping[str, Any]) -> dict[str, str]:
+    """Name the backbone a fold's training starts from: ``{"backbone": path}``, or nothing."""
+    if not exp["model"].get("pretrain"):
+        return {}
+    return {"backbone": PRETRAINED_BACKBONE.format(exp=name)}
+
+
+def pretrain_images(exp: Mapping[str, Any]) -> list[str]:
+    """List the unlabelled images of ``model.pretrain``: its folder, or its table and files."""
+    settings = exp["model"].get("pretrain") or {}
+    if not settings:
+        return []
+    images = Path(settings["images"])
+    if not images.is_file():
+        return [str(images)]
+    column = settings.get("path_column", "path")
+    table = read_table(images, exact_columns=[column])
+    if column not in table.columns:
+        return [str(images)]  # the job says which column is missing
+    paths = [Path(p) if Path(p).is_absolute() else images.parent / p for p in table[column]]
+    return [str(images), *(str(p) for p in paths)]
+
+
 def extra_report_files(name: str, exp: Mapping[str, Any]) -> dict[str, str]:
     """Name the files of an experiment's extra sections, keyed as the report rule's inputs."""
     files = dict(modality_of(exp).report_files(name, exp))
+    if exp["model"].get("pretrain"):
+        files[f"{name}_pretrain"] = PRETRAIN_SUMMARY.format(exp=name)
     if exp["embed"]["enabled"]:
         files[f"{name}_reconstruction"] = f"results/{name}/embedding/reconstruction.tsv"
         files[f"{name}_embedding_umap"] = f"results/{name}/embedding/umap.png"

@@ -36,11 +36,16 @@ import pandas as pd
 from dlpipe.cv import CHROMOSOME_PLANS
 from dlpipe.datasets import ID_INDEX, IMAGE_STORE, ImageDataset, check_class_sizes
 from dlpipe.errors import ConfigError, InputError
-from dlpipe.image_listing import list_image_folder, list_image_table
+from dlpipe.image_listing import (
+    images_below,
+    list_image_folder,
+    list_image_table,
+    table_image_files,
+)
 from dlpipe.image_store import sidecar, write_image_store
 from dlpipe.io.files import read_json, read_predictions, sha256
 from dlpipe.io.fitted import load_fitted
-from dlpipe.io.images import check_same_kind, is_image_name, probe_image, read_image
+from dlpipe.io.images import check_same_kind, probe_image, read_image
 from dlpipe.io.tables import read_table
 from dlpipe.modalities.base import Modality
 from dlpipe.tasks import Task
@@ -203,13 +208,7 @@ def read_new_images(
 
     path = Path(path)
     if path.is_dir():
-        files = sorted(
-            p
-            for p in path.rglob("*")
-            if p.is_file()
-            and is_image_name(p.name)
-            and not any(part.startswith(".") for part in p.relative_to(path).parts)
-        )
+        files = images_below(path)
         ids = [p.relative_to(path).as_posix() for p in files]
     else:
         named = [c for c in (path_column, id_column) if c]
@@ -221,13 +220,7 @@ def read_new_images(
                 "paths in column data.path_column (and ids in the id column, if one is named)"
             )
         written = table[path_column].astype(str).tolist()
-        files = [Path(p) if Path(p).is_absolute() else path.parent / p for p in written]
-        missing = [w for w, f in zip(written, files, strict=True) if not f.is_file()]
-        if missing:
-            raise InputError(
-                f"{path}: {len(missing)} image files not found (e.g. {missing[:3]}); paths are "
-                f"read relative to the table's folder {path.parent}"
-            )
+        files = table_image_files(path, written)
         ids = table[id_column].astype(str).tolist() if id_column else written
     if not files:
         raise InputError(f"{path}: no images (PNG, JPEG or TIFF) to predict")

@@ -52,6 +52,13 @@ ENTRY_POINT_GROUP = "dlpipe.models"
 INPUT_KINDS = ("features", "sequence", "image")
 #: Arguments every family takes first; the rest are hyperparameters.
 _FIXED = ("self", "n_inputs", "n_outputs")
+#: Keys of a ``model`` section that the workflow reads, not the family: ``pretrain`` (a job
+#: that makes the backbone ``weights`` the family then loads, :mod:`dlpipe.pretrain`).
+WORKFLOW_KEYS = ("pretrain",)
+#: Where the ``pretrain`` job of an experiment writes the backbone its fold models load, and
+#: the summary of that pretraining (the report reads it).
+PRETRAINED_BACKBONE = "results/{exp}/pretrain/backbone.pt"
+PRETRAIN_SUMMARY = "results/{exp}/pretrain/summary.json"
 
 _REGISTERED: dict[str, type] = {}
 
@@ -237,7 +244,7 @@ def check_model(key: str, model: Mapping[str, Any], inputs: str) -> None:
             f"config key {key}.name: {label!r} reads {found.inputs}, but this experiment's data "
             f"are {inputs}; use one of {', '.join(fitting)}"
         )
-    unknown = sorted(set(model) - {"name", "class", *found.hyperparameters})
+    unknown = sorted(set(model) - {"name", "class", *WORKFLOW_KEYS, *found.hyperparameters})
     if unknown and not found.any_keyword:
         raise ConfigError(
             f"config key {key}: {unknown} are not hyperparameters of {label!r}; it takes "
@@ -268,7 +275,7 @@ def build_model(
     config.update(hyperparameters)
     cls = model_class(config)
     found = _outline_from_class(cls)
-    settings = {k: v for k, v in config.items() if k not in ("name", "class")}
+    settings = {k: v for k, v in config.items() if k not in ("name", "class", *WORKFLOW_KEYS)}
     unknown = sorted(set(settings) - set(found.hyperparameters))
     if unknown and not found.any_keyword:
         raise ConfigError(
@@ -308,7 +315,10 @@ def fold_model(model: Mapping[str, Any], selection: Mapping[str, Any] | None) ->
 
 __all__ = [
     "BUILTIN",
+    "PRETRAINED_BACKBONE",
+    "PRETRAIN_SUMMARY",
     "P_MUCH_LARGER_MLP",
+    "WORKFLOW_KEYS",
     "available_models",
     "build_model",
     "check_model",

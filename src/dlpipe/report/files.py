@@ -22,5 +22,6 @@ class ExperimentFiles:
     #: naming their template (:func:`dlpipe.report.render.section`); see dlpipe.report.latent.
     sections: Mapping[str, Sequence[Mapping[str, Any]]] = field(default_factory=dict)
     #: Further facts: ``histories``, ``calibrations`` (lists of files), ``interpret`` (folder),
-    #: ``n_parameters`` (of the deep model, when no interpretation counted them).
+    #: ``n_parameters`` (of the deep model, when no interpretation counted them), ``pretrain``
+    #: (the summary of the pretraining its backbone came from).
     extras: Mapping[str, Any] = field(default_factory=dict)

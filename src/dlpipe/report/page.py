@@ -283,6 +283,12 @@ def verdict_section(
         + trust.split_guard(exp.config, read_json(exp.dataset_meta))
         for exp in experiments
     ]
+    # Fine-tuned against trained from scratch, where an experiment starts from pretrained weights.
+    sentences += [
+        text
+        for exp in experiments
+        if (text := trust.pretraining_verdict(exp.name, experiments, board, pairs))
+    ]
     return section("verdict.html.j2", "Verdict", "verdict", level=2, sentences=sentences)
 
 

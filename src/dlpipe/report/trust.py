@@ -19,8 +19,9 @@ from dlpipe.calibrate import SKIPPED
 from dlpipe.compare import POOLED_TEST
 from dlpipe.cv import GROUP_PLANS, plan_text
 from dlpipe.io.files import read_json
-from dlpipe.metrics import CHANCE, at_chance, summary_value
+from dlpipe.metrics import CHANCE, LOWER_IS_BETTER, at_chance, summary_value
 from dlpipe.modalities import modality_of
+from dlpipe.models import WORKFLOW_KEYS, hyperparameter_names
 from dlpipe.report.files import ExperimentFiles
 from dlpipe.report.render import anchor, fmt, image, section, table
 from dlpipe.report.saliency import image_interpretation
@@ -157,7 +158,10 @@ def dome_section(
     if plan:
         fitted.append(f"baselines ({', '.join(plan)}): the same training rows")
     fitted.append("test side: scored once by evaluate, never fitted on")
-    hyper = ", ".join(f"{k}={v}" for k, v in cfg["model"].items() if k != "name")
+    # The pretraining settings are told in the row of starting weights.
+    hyper = ", ".join(
+        f"{k}={v}" for k, v in cfg["model"].items() if k not in ("name", *WORKFLOW_KEYS)
+    )
     train = cfg["training"]
     optim = (
         f"{train['optimizer']} lr {train['learning_rate']}, weight decay {train['weight_decay']}, "
@@ -216,6 +220,11 @@ def dome_section(
         ("Optimisation", "training", [optim]),
         ("Optimisation", "hyperparameters", ["fixed in the config; none chosen on test folds"]),
         ("Model", "model", [model_text]),
+        *(
+            [("Model", "starting weights", [weights])]
+            if (weights := weights_text(cfg, extras)) is not None
+            else []
+        ),
         ("Model", "baselines", baselines),
         ("Evaluation", "metrics over test folds (mean [95 % CI])", evaluation),
         (
@@ -232,6 +241,124 @@ def dome_section(
         "DOME summary",
         anchor(exp.name, "dome"),
         rows=[{"part": part, "what": what, "lines": lines} for part, what, lines in rows],
+    )
+
+
+def pretrain_text(summary: Mapping[str, Any]) -> str:
+    """Say where a backbone pretrained by dlpipe came from (its ``pretrain/summary.json``)."""
+    loss = summary.get("loss") or []
+    curve = f", contrastive loss {loss[0]:.3f} → {loss[-1]:.3f}" if loss else ""
+    return (
+        f"pretrained by dlpipe on {summary['n_images']} unlabelled images of "
+        f"{summary['source']} (none of this experiment's), objective {summary['objective']} "
+        f"(self-supervised), {summary['epochs']} epochs{curve}, {summary['seconds']:.0f} s; "
+        f"backbone sha256 {summary['backbone_sha256'][:12]}…; backbone loaded, new head"
+    )
+
+
+def weights_text(cfg: Mapping[str, Any], extras: Mapping[str, Any]) -> str | None:
+    """Say which weights the deep model started from; ``None`` for families without the choice.
+
+    A backbone pretrained by dlpipe (``model.pretrain``), a weights file (``model.weights``:
+    ImageNet or the user's), or a random initialisation (trained from scratch).
+    """
+    model = cfg["model"]
+    try:
+        choosable = "weights" in hyperparameter_names(model)
+    except Exception:  # noqa: BLE001 - a user's family that cannot be resolved here
+        choosable = False
+    if not choosable and not model.get("weights"):
+        return None
+    frozen = model.get("trainable_stages")
+    tuning = (
+        "; every layer fine-tuned"
+        if frozen is None
+        else f"; stem and first {4 - int(frozen)} stages frozen, last {frozen} fine-tuned"
+    )
+    if extras.get("pretrain"):
+        return pretrain_text(read_json(extras["pretrain"])) + tuning
+    if model.get("weights"):
+        return f"weights file {model['weights']} (backbone loaded, new head){tuning}"
+    return "random initialisation: trained from scratch (no pretrained weights)"
+
+
+def pretraining_verdict(
+    name: str,
+    experiments: Sequence[ExperimentFiles],
+    board: pd.DataFrame | None,
+    pairs: pd.DataFrame | None,
+) -> str | None:
+    """Say whether fine-tuning a pretrained backbone beat training the same model from scratch.
+
+    The experiment ``name`` starts from pretrained weights (``model.pretrain`` or
+    ``model.weights``); its counterpart is an experiment in the same leaderboard group (same
+    data and folds) of the same family without weights. The sentence gives both means, the
+    mean paired difference with its 95 % interval and the corrected resampled t-test over folds,
+    and the best baseline of the group. ``None`` when the experiment did not start from
+    pretrained weights; a sentence saying so when no counterpart was run.
+    """
+    from scipy import stats  # lazy: 0.6 s
+
+    by_name = {e.name: e for e in experiments}
+    cfg = by_name[name].config
+    model = cfg["model"]
+    if not (model.get("pretrain") or model.get("weights")):
+        return None
+    source = "dlpipe's pretrained backbone" if model.get("pretrain") else "pretrained weights"
+    rows = board[board["experiment"] == name] if board is not None else None
+    if rows is None or rows.empty or pairs is None:
+        return f"Pretraining: {name} starts from {source}; no paired comparison was run."
+    group = board[board["group"] == rows["group"].iloc[0]] if "group" in board else board
+    deep = model["name"]
+    scratch = [
+        e
+        for e in group["experiment"].unique()
+        if e != name
+        and e in by_name
+        and by_name[e].config["model"].get("name") == deep
+        and not by_name[e].config["model"].get("weights")
+        and not by_name[e].config["model"].get("pretrain")
+    ]
+    if not scratch:
+        return (
+            f"Pretraining: {name} starts from {source}, but no experiment trains {deep} from "
+            "scratch on the same data and folds, so whether pretraining helped is not known."
+        )
+    other = scratch[0]
+    a, b = f"{name}/{deep}", f"{other}/{deep}"
+    match = pairs[((pairs["a"] == a) & (pairs["b"] == b)) | ((pairs["a"] == b) & (pairs["b"] == a))]
+    mine = group[(group["experiment"] == name) & (group["learner"] == deep)]
+    theirs = group[(group["experiment"] == other) & (group["learner"] == deep)]
+    if match.empty or mine.empty or theirs.empty:
+        return f"Pretraining: {name} and {other} were not paired; not tested."
+    rec = match.iloc[0]
+    metric = str(mine["metric"].iloc[0])
+    m1, m2 = float(mine["mean"].iloc[0]), float(theirs["mean"].iloc[0])
+    diff = float(rec["mean_difference"]) * (1 if rec["a"] == a else -1)  # fine-tuned - scratch
+    folds = int(mine["folds"].iloc[0])
+    t, p = abs(float(rec["t"])), float(rec["p_corrected_t"])
+    interval = ""
+    if np.isfinite(t) and t > 0:
+        half = stats.t.ppf(0.975, folds - 1) * abs(diff) / t
+        interval = f" [{diff - half:+.3f}, {diff + half:+.3f}]"
+    better = diff < 0 if metric in LOWER_IS_BETTER else diff > 0
+    if p < 0.05 and better:
+        outcome = "fine-tuning beat training from scratch"
+    elif p < 0.05:
+        outcome = "fine-tuning did worse than training from scratch"
+    else:
+        outcome = "fine-tuning did not significantly beat training from scratch"
+    baselines = group[
+        group["experiment"].isin([name, other]) & ~group["learner"].isin([deep])
+    ].sort_values("rank")
+    base = ""
+    if not baselines.empty:
+        top = baselines.iloc[0]
+        base = f" The best baseline, {top['learner']}, scores {metric} {float(top['mean']):.3f}."
+    return (
+        f"Pretraining: {outcome} ({name}/{deep} from {source} {metric} {m1:.3f} vs "
+        f"{other}/{deep} from scratch {m2:.3f}; difference {diff:+.3f}{interval}, corrected "
+        f"t-test p = {p:.3g} over {folds} folds).{base}"
     )
 
 

@@ -26,9 +26,10 @@ def report_step(
     """Write the HTML report.
 
     ``files`` holds ``{exp}_meta``, ``_provenance``, ``_metrics``, ``_figures`` (folder) and
-    ``_summaries`` (list) for every experiment, ``_histories``, ``_calibrations`` and
-    ``_interpret`` where they exist, ``_models`` (fold 0's checkpoint, whose parameters are
-    counted when no interpretation did), and the files of its extra sections
+    ``_summaries`` (list) for every experiment, ``_histories``, ``_calibrations``,
+    ``_interpret`` and ``_pretrain`` (the pretraining summary) where they exist, ``_models``
+    (fold 0's checkpoint, whose parameters are counted when no interpretation did), and the
+    files of its extra sections
     (:func:`dlpipe.workflow.extra_report_files`).
     """
     entries = []
@@ -38,7 +39,7 @@ def report_step(
         names = figure_names(task_of(exp), modality_of(exp).figures(meta))
         extras = {
             key: files[f"{name}_{key}"]
-            for key in ("histories", "calibrations", "interpret")
+            for key in ("histories", "calibrations", "interpret", "pretrain")
             if f"{name}_{key}" in files
         }
         if f"{name}_models" in files:

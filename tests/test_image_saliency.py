@@ -16,6 +16,7 @@ from dlpipe.image_saliency import (
     attribution_mass,
     check_test_folds,
     explain_images,
+    gradcam_layer,
     image_saliency,
     layer_name,
     saliency_maps,
@@ -320,3 +321,19 @@ def test_randomisation_verdict_follows_the_numbers() -> None:
     # Anti-correlated maps follow the image as much as correlated ones.
     flipped = {**spread, "median": -0.8, "median_abs": 0.8}
     assert "read them with care" in randomisation_verdict("Grad-CAM", flipped)
+
+
+def test_grad_cam_is_not_drawn_from_feature_maps_too_coarse_to_localise() -> None:
+    torch.manual_seed(0)
+    model = build_model({"name": "resnet", "depth": 18}, 1, 2).eval()
+    layer, reason = gradcam_layer(model, (1, 32, 32))  # five halvings: 1 × 1 maps
+    assert layer is None
+    assert reason is not None
+    assert "1 × 1" in reason
+    assert "32 × 32" in reason
+    maps = saliency_maps(model, torch.rand(2, 1, 32, 32), [0, 1], n_steps=4)
+    assert not maps["gradcam"].any()  # no flat map passed off as an answer
+    assert np.isfinite(maps["ig"]).all()
+    layer, reason = gradcam_layer(model, (1, 128, 128))  # 4 × 4 maps: drawn
+    assert layer is model.backbone.layer4
+    assert reason is None

@@ -47,6 +47,10 @@ KINDS = ("correct", "wrong")
 INTERNAL_BATCH = 32
 
 
+#: Cells per side a feature map needs for Grad-CAM to localise anything.
+MIN_CAM_SIDE = 4
+
+
 def select_images(
     oof: pd.DataFrame, learner: str, classes: Sequence[str], n_per_class: int, seed: int = 0
 ) -> pd.DataFrame:
@@ -143,6 +147,39 @@ def target_layer(model: nn.Module) -> nn.Module | None:
     return method() if callable(method) else None
 
 
+def layer_map_side(model: nn.Module, layer: nn.Module, shape: Sequence[int]) -> int:
+    """Return the shorter side of ``layer``'s feature maps for images of ``shape`` (C, H, W)."""
+    sides: list[int] = []
+    hook = layer.register_forward_hook(lambda _m, _i, out: sides.append(min(out.shape[-2:])))
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, *shape))
+    finally:
+        hook.remove()
+    return int(sides[0])
+
+
+def gradcam_layer(model: nn.Module, shape: Sequence[int]) -> tuple[nn.Module | None, str | None]:
+    """Return the layer Grad-CAM weighs for images of ``shape``, or ``None`` and why not.
+
+    A ResNet halves a 32-pixel image five times: its last stage's 1 × 1 maps weigh nothing
+    against anything, and an upsampled Grad-CAM would be a flat map that looks like an answer.
+    """
+    layer = target_layer(model)
+    if layer is None:
+        return None, "the model names no last convolutional stage (saliency_layer())"
+    side = layer_map_side(model, layer, shape)
+    if side < MIN_CAM_SIDE:
+        height, width = shape[-2:]
+        return None, (
+            f"the last convolutional stage's feature maps are {side} × {side} cells for "
+            f"{height} × {width}-pixel images, too coarse to localise anything (Grad-CAM needs "
+            f"at least {MIN_CAM_SIDE} × {MIN_CAM_SIDE}; larger images, data.image_size, give "
+            "finer maps)"
+        )
+    return layer, None
+
+
 def layer_name(model: nn.Module, layer: nn.Module | None) -> str | None:
     """Return the dotted name of ``layer`` inside ``model`` (``encoder.2``, ``backbone.layer4``)."""
     return next((name for name, m in model.named_modules() if m is layer), None)
@@ -188,7 +225,8 @@ def saliency_maps(
     dict
         ``ig`` ``(n, C, H, W)``; ``delta`` ``(n,)`` completeness gap (attributions' sum minus
         the output's change from the black image); ``gradcam`` ``(n, H, W)`` (zeros where the
-        model names no ``saliency_layer``) and ``gradcam_signed``, the same before the ReLU;
+        model names no ``saliency_layer`` or its maps are too coarse: :func:`gradcam_layer`)
+        and ``gradcam_signed``, the same before the ReLU;
         ``prob`` ``(n,)`` the softmax probability of the target; ``output`` ``(n,)`` the
         explained output.
     """
@@ -203,7 +241,7 @@ def saliency_maps(
         internal_batch_size=INTERNAL_BATCH,
         return_convergence_delta=True,
     )
-    layer = target_layer(model)
+    layer, _ = gradcam_layer(model, tuple(images.shape[1:]))
     if layer is None:
         signed = torch.zeros(images.shape[0], *images.shape[2:])
     else:
@@ -403,7 +441,8 @@ def image_saliency(
         rho_gradcam=maps["rho_gradcam"],
     )
     first = models[min(models)]
-    layer = layer_name(first, target_layer(first))
+    module, gradcam_skipped = gradcam_layer(first, tuple(images.shape[1:]))
+    layer = layer_name(first, module) if module is not None else None
     explained_output = np.abs(maps["output"])
     facts = {
         "images": len(table),
@@ -415,6 +454,7 @@ def image_saliency(
         "baseline": BASELINE,
         "ig_steps": int(settings["ig_steps"]),
         "gradcam_layer": layer,
+        "gradcam_skipped": gradcam_skipped,
         "folds": sorted({int(f) for f in table["fold_used"]}),
         # Largest completeness gap relative to the explained output's size.
         "ig_delta_max": float(np.max(np.abs(maps["delta"]))) if len(table) else None,

@@ -107,6 +107,8 @@ def image_interpretation(folder: Path, name: str) -> dict[str, Any] | None:
         delta=fmt(summary.get("ig_delta_max"), 3),
         output=fmt(summary.get("output_max"), 2),
         gradcam=gradcam,
+        gradcam_skipped=summary.get("gradcam_skipped")
+        or "the model names no last convolutional stage (saliency_layer())",
         checks=checks,
         table=table(shown) if len(shown) else None,
         figure=figure,

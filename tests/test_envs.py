@@ -20,7 +20,7 @@ CONDA_NAME = {
 }
 RULES = ("prepare", "split", "preprocess", "train", "baseline", "evaluate", "aggregate", "report",
          "integrate", "integration_metrics", "embed", "embedding", "interpret",
-         "compare", "predict", "manifest", "label_transfer", "image_store")  # fmt: skip
+         "compare", "predict", "manifest", "label_transfer", "image_store", "pretrain")  # fmt: skip
 _REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9_.-]*)\s*(?:\[[^\]]*\])?\s*(.*?)\s*$")
 
 
@@ -141,6 +141,6 @@ def test_single_cell_rules_record_a_benchmark(rule: str) -> None:
     assert f'"benchmarks/runs/{rule}/{{exp}}.tsv"' in _rules()[rule].get("benchmark", "")
 
 
-@pytest.mark.parametrize("rule", ["train", "embed", "integrate"])
+@pytest.mark.parametrize("rule", ["train", "embed", "integrate", "pretrain"])
 def test_gpu_rules_carry_a_gpu_resource(rule: str) -> None:
     assert "gpu=" in _rules()[rule]["resources"]

@@ -244,3 +244,20 @@ def test_the_workflow_and_the_report_name_the_pretrained_backbone(tmp_path: Path
     alone = pretraining_verdict("tuned", both[:1], board, pairs)
     assert alone is not None
     assert "whether pretraining helped is not known" in alone
+    # Scratch ahead but not significantly: no hint of a lead for fine-tuning.
+    pairs.loc[0, ["mean_difference", "p_corrected_t"]] = [-0.05, 0.3]
+    tie = str(pretraining_verdict("tuned", both, board, pairs))
+    assert "no significant difference between fine-tuning and training from scratch" in tie
+    # Pooled summaries have no test over folds: the paired bootstrap's p, or "not tested".
+    pairs.loc[0, ["t", "p_corrected_t"]] = [np.nan, np.nan]
+    assert "not tested" in str(pretraining_verdict("tuned", both, board, pairs))
+    pairs["p_bootstrap"] = 0.02
+    pooled = str(pretraining_verdict("tuned", both, board, pairs))
+    assert "paired bootstrap p = 0.02" in pooled
+    assert "fine-tuning did worse than training from scratch" in pooled
+    # A counterpart trained otherwise: the settings apart are named.
+    other = files(
+        "scratch", {**scratch, "training": {**scratch.get("training", {}), "max_epochs": 3}}
+    )
+    named = str(pretraining_verdict("tuned", [both[0], other], board, pairs))
+    assert "also differ in training.max_epochs" in named

@@ -55,3 +55,9 @@ def test_degree_bins_use_the_smaller_degree_in_the_message_passing_graph() -> No
     three = np.array([[0, 1], [0, 2], [0, 3], [1, 2]])
     assert degree_bins(np.array([[0, 1]]), three, 4).tolist() == ["1-2"]
     assert degree_bins(np.array([[0, 0]]), three, 4).tolist() == ["3-9"]
+
+
+@pytest.mark.parametrize("edges", [(1, 3), (0, 3, 3), ()])
+def test_degree_bins_refuse_edges_that_would_misfile_a_degree(edges: tuple[int, ...]) -> None:
+    with pytest.raises(ValueError, match="increasing edges from 0"):
+        degree_bins(np.array([[0, 1]]), np.array([[0, 1]]), 2, edges)

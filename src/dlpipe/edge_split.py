@@ -297,20 +297,43 @@ def edge_kfold(
     }
     touched = np.zeros(n_nodes, bool)
     touched[pos["train"].ravel()] = True
+    return _link_fold(
+        "edge_kfold",
+        fold,
+        n_nodes,
+        pos,
+        neg,
+        np.zeros(len(pos["test"]), np.int8),
+        np.zeros(len(neg["test"]), np.int8),
+        {"nodes_without_training_edge": int(n_nodes - touched.sum())},
+    )
+
+
+def _link_fold(
+    plan: str,
+    fold: int,
+    n_nodes: int,
+    pos: dict[str, np.ndarray],
+    neg: dict[str, np.ndarray],
+    pos_unseen: np.ndarray,
+    neg_unseen: np.ndarray,
+    facts: dict[str, int],
+    **node_sets: np.ndarray,
+) -> LinkFold:
+    """Assemble a fold from its sides; its summary counts every side's pairs, then ``facts``."""
     summary = {
         f"{side}_{kind}": len(d[side]) for side in SIDES for kind, d in (("pos", pos), ("neg", neg))
     }
-    summary["nodes_without_training_edge"] = int(n_nodes - touched.sum())
-    zeros = np.zeros(len(pos["test"]), np.int8)
     return LinkFold(
-        plan="edge_kfold",
+        plan=plan,
         fold=fold,
         n_nodes=n_nodes,
         **{f"{side}_pos": pos[side] for side in SIDES},
         **{f"{side}_neg": neg[side] for side in SIDES},
-        test_pos_unseen=zeros,
-        test_neg_unseen=np.zeros(len(neg["test"]), np.int8),
-        summary=summary,
+        test_pos_unseen=pos_unseen,
+        test_neg_unseen=neg_unseen,
+        summary={**summary, **facts},
+        **node_sets,
     )
 
 
@@ -406,10 +429,7 @@ def cold_start_kfold(
         "val": _sorted(np.concatenate(val_neg), n_nodes),
         "test": test_neg_pairs,
     }
-    summary = {
-        f"{side}_{kind}": len(d[side]) for side in SIDES for kind, d in (("pos", pos), ("neg", neg))
-    }
-    summary.update(
+    facts = dict(
         test_nodes=len(test_nodes),
         val_nodes=len(val_nodes),
         train_nodes=len(train_nodes),
@@ -420,17 +440,17 @@ def cold_start_kfold(
         test_pos_two_unseen=int((test_unseen == 2).sum()),
         val_test_edges_dropped=int(between.sum()),
     )
-    return LinkFold(
-        plan="cold_start_kfold",
-        fold=fold,
-        n_nodes=n_nodes,
-        **{f"{side}_pos": pos[side] for side in SIDES},
-        **{f"{side}_neg": neg[side] for side in SIDES},
-        test_pos_unseen=test_unseen,
-        test_neg_unseen=test_neg_unseen,
+    return _link_fold(
+        "cold_start_kfold",
+        fold,
+        n_nodes,
+        pos,
+        neg,
+        test_unseen,
+        test_neg_unseen,
+        facts,
         test_nodes=test_nodes.astype(np.int64),
         val_nodes=val_nodes.astype(np.int64),
-        summary=summary,
     )
 
 

@@ -278,6 +278,26 @@ def chunks(n: int, size: int = CHUNK) -> list[slice]:
     return [slice(start, min(start + size, n)) for start in range(0, n, size)]
 
 
+def image_scale(pixels: np.ndarray, rows: np.ndarray | None = None) -> float:
+    """Return the pixel value scaled to 1.0: 255 for ``uint8``, the brightest pixel for ``uint16``.
+
+    Parameters
+    ----------
+    pixels
+        Images (the store's memory map, or an array).
+    rows
+        The training side's rows of ``pixels`` (never validation or test rows); ``None``: all.
+        They are read a chunk at a time, in store order, so memory stays at one chunk.
+    """
+    if pixels.dtype == np.uint8:
+        return 255.0
+    rows = np.arange(len(pixels)) if rows is None else np.sort(np.asarray(rows, dtype=np.intp))
+    top = 0
+    for part in chunks(len(rows)):
+        top = max(top, int(np.max(pixels[rows[part]])))
+    return float(max(top, 1))
+
+
 class StoreImages:
     """One side of a fold: rows of a memory-mapped image store, scaled to float32 per batch.
 

@@ -139,6 +139,10 @@ def degree_bins(
     numpy.ndarray
         Text labels such as ``0``, ``1-2``, ``3-9``, ``>=10`` (for the default edges).
     """
+    edges = np.asarray(edges)
+    if len(edges) == 0 or edges[0] != 0 or (np.diff(edges) <= 0).any():
+        # Otherwise a degree below the first edge would land silently in the last bin.
+        raise ValueError(f"degree bin edges {edges.tolist()}: give increasing edges from 0")
     degree = np.bincount(np.asarray(message_passing).ravel(), minlength=n_nodes)
     low = degree[np.asarray(pairs)].min(axis=1)
     uppers = [*edges[1:], None]

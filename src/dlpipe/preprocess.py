@@ -30,7 +30,7 @@ from sklearn.preprocessing import OneHotEncoder, QuantileTransformer, StandardSc
 from dlpipe.datasets import ImageDataset, SequenceDataset, TabularDataset
 from dlpipe.errors import ConfigError, InputError
 from dlpipe.genomic import cross_fold_overlaps
-from dlpipe.image_store import StoreImages, chunks, scale_pixels
+from dlpipe.image_store import StoreImages, image_scale, scale_pixels
 
 SAMPLE_WISE = ("log1p", "cpm_log1p")
 FEATURE_WISE = ("zscore", "quantile")
@@ -596,26 +596,6 @@ class ImageInput:
                 f"models trained on {[self.channels, *self.size]}"
             )
         return scale_pixels(pixels, self.scale)
-
-
-def image_scale(pixels: np.ndarray, rows: np.ndarray | None = None) -> float:
-    """Return the pixel value scaled to 1.0: 255 for ``uint8``, the brightest pixel for ``uint16``.
-
-    Parameters
-    ----------
-    pixels
-        Images (the store's memory map, or an array).
-    rows
-        The training side's rows of ``pixels`` (never validation or test rows); ``None``: all.
-        They are read a chunk at a time, in store order, so memory stays at one chunk.
-    """
-    if pixels.dtype == np.uint8:
-        return 255.0
-    rows = np.arange(len(pixels)) if rows is None else np.sort(np.asarray(rows, dtype=np.intp))
-    top = 0
-    for part in chunks(len(rows)):
-        top = max(top, int(np.max(pixels[rows[part]])))
-    return float(max(top, 1))
 
 
 def preprocess_image_fold(

@@ -48,7 +48,7 @@ from torch import nn
 
 from dlpipe.errors import ConfigError, InputError
 from dlpipe.image_listing import list_unlabelled
-from dlpipe.image_store import resize_image
+from dlpipe.image_store import image_scale, resize_image, scale_pixels
 from dlpipe.io.files import sha256
 from dlpipe.io.images import check_same_kind, probe_image, read_image
 from dlpipe.models.resnet2d import ResNet2D
@@ -161,12 +161,11 @@ def load_unlabelled(
         The pixels and their ``[height, width]``.
     """
     info = check_same_kind((probe_image(p) for p in files), where)
-    first = read_image(files[0])
-    target = tuple(int(v) for v in size) if size is not None else first.shape[:2]
+    target = tuple(int(v) for v in size) if size is not None else read_image(files[0]).shape[:2]
     pixels = np.stack([resize_image(read_image(p), target) for p in files])  # (N, C, H, W)
-    scale = 255.0 if pixels.dtype == np.uint8 else float(max(int(pixels.max()), 1))
+    scale = image_scale(pixels)  # the rule of a fold's training side
     log.info("%d unlabelled images (%s), scaled by %g", len(files), info, scale)
-    return (pixels.astype(np.float32) / np.float32(scale)), [int(v) for v in target]
+    return scale_pixels(pixels, scale), [int(v) for v in target]
 
 
 def simclr_views(x: torch.Tensor) -> torch.Tensor:
@@ -310,16 +309,9 @@ def pretrain_backbone(
         learning_rate=float(settings["learning_rate"]),
         temperature=float(settings["temperature"]),
     )
-    loader = make_loader(pixels, np.zeros(len(pixels), np.int64), batch, shuffle=True, seed=seed)
     # Full batches only: the last, smaller one would change the task (fewer negatives).
-    loader = torch.utils.data.DataLoader(
-        loader.dataset,
-        batch_size=batch,
-        shuffle=True,
-        generator=loader.generator,
-        drop_last=True,
-        num_workers=0,
-        collate_fn=loader.collate_fn,
+    loader = make_loader(
+        pixels, np.zeros(len(pixels), np.int64), batch, shuffle=True, seed=seed, drop_last=True
     )
     device = accelerator_settings({**training, "devices": 1})
     with tempfile.TemporaryDirectory(prefix="dlpipe-pretrain-") as folder:

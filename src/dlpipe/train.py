@@ -352,6 +352,7 @@ def make_loader(
     seed: int,
     num_workers: int = 0,
     pin_memory: bool = False,
+    drop_last: bool | None = None,
 ) -> DataLoader:
     """DataLoader over host arrays or the image store, shuffled by a seeded generator.
 
@@ -371,6 +372,9 @@ def make_loader(
         gathered in this process: a worker would only copy them).
     pin_memory
         Page-locked batches, for a faster copy to a GPU.
+    drop_last
+        Drop the last, smaller batch; ``None``: only a shuffled last batch of one sample, which
+        breaks batch norm in training mode.
 
     Returns
     -------
@@ -385,8 +389,8 @@ def make_loader(
         )
         num_workers = 0
     generator = torch.Generator().manual_seed(seed)
-    # A last batch of one sample breaks batch norm in training mode; drop it.
-    drop_last = shuffle and len(X) % batch_size == 1 and len(X) > batch_size
+    if drop_last is None:  # a last batch of one sample breaks batch norm in training mode
+        drop_last = shuffle and len(X) % batch_size == 1 and len(X) > batch_size
     order: dict[str, Any] = {"shuffle": shuffle}
     workers: dict[str, Any] = {}
     kind = DataLoader

@@ -2,8 +2,9 @@
 
 Each explained image gets three panels: the image contrast-stretched for display, the
 integrated gradients summed over channels (red: evidence for the explained class, blue:
-against) and the Grad-CAM map, both overlaid on the image in grey. Every map is scaled to its
-own largest value, so panels compare where, not how much.
+against) and the Grad-CAM map, both overlaid on the image in grey. Every map is scaled on its
+own (integrated gradients to the 99th percentile of their magnitude, clipped beyond; Grad-CAM
+to its largest value), so panels compare where, not how much.
 """
 
 from __future__ import annotations

@@ -18,7 +18,8 @@ from dlpipe.report.render import anchor, fmt, image, section, table
 #: Median magnitude of the rank correlation between the maps of the trained and the randomised
 #: model at or above which the maps follow the image as much as the model (Adebayo et al. 2018
 #: saw such values for gradient × input-like methods), and below which they clearly depend on
-#: the learned weights. Magnitude: a randomised head may flip a signed map's sign.
+#: the learned weights. The two thresholds are dlpipe's reading, not the paper's. Magnitude: a
+#: randomised head may flip a signed map's sign.
 SIMILAR, DIFFERENT = 0.5, 0.2
 
 
@@ -44,7 +45,7 @@ def randomisation_verdict(method: str, spread: Mapping[str, Any] | None) -> str:
         )
     return (
         f"{method}: {numbers}; the maps change when the weights are randomised, as maps of "
-        "what the model learned must."
+        "what the model learned must (a necessary check, not proof of what the model uses)."
     )
 
 
@@ -86,7 +87,8 @@ def image_interpretation(folder: Path, name: str) -> dict[str, Any] | None:
         "(each channel contrast-stretched for display), integrated gradients summed over "
         "channels (red: for the predicted class, blue: against)"
         + (f" and Grad-CAM of {gradcam}" if gradcam else "")
-        + ", overlaid on the image; each map is scaled to its own maximum. Titles: true class, "
+        + ", overlaid on the image; each map is scaled on its own (integrated gradients to the "
+        "99th percentile of their magnitude, Grad-CAM to its maximum). Titles: true class, "
         "predicted class, its probability and the held-out fold whose model made the map."
     )
     figure = (
@@ -107,8 +109,7 @@ def image_interpretation(folder: Path, name: str) -> dict[str, Any] | None:
         delta=fmt(summary.get("ig_delta_max"), 3),
         output=fmt(summary.get("output_max"), 2),
         gradcam=gradcam,
-        gradcam_skipped=summary.get("gradcam_skipped")
-        or "the model names no last convolutional stage (saliency_layer())",
+        gradcam_skipped=summary.get("gradcam_skipped"),  # why, as the interpret step said
         checks=checks,
         table=table(shown) if len(shown) else None,
         figure=figure,

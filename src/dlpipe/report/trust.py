@@ -250,8 +250,9 @@ def pretrain_text(summary: Mapping[str, Any]) -> str:
     curve = f", contrastive loss {loss[0]:.3f} → {loss[-1]:.3f}" if loss else ""
     return (
         f"pretrained by dlpipe on {summary['n_images']} unlabelled images of "
-        f"{summary['source']} (none of this experiment's), objective {summary['objective']} "
-        f"(self-supervised), {summary['epochs']} epochs{curve}, {summary['seconds']:.0f} s; "
+        f"{summary['source']} (none of this experiment's image files, checked by path), "
+        f"objective {summary['objective']} (self-supervised), {summary['epochs']} epochs{curve}, "
+        f"{summary['seconds']:.0f} s; "
         f"backbone sha256 {summary['backbone_sha256'][:12]}…; backbone loaded, new head"
     )
 
@@ -270,11 +271,13 @@ def weights_text(cfg: Mapping[str, Any], extras: Mapping[str, Any]) -> str | Non
     if not choosable and not model.get("weights"):
         return None
     frozen = model.get("trainable_stages")
-    tuning = (
-        "; every layer fine-tuned"
-        if frozen is None
-        else f"; stem and first {4 - int(frozen)} stages frozen, last {frozen} fine-tuned"
-    )
+    # A ResNet's four residual stages (models/resnet2d.STAGES; not imported: torch).
+    if frozen is None:
+        tuning = "; every layer fine-tuned"
+    elif int(frozen) == 0:
+        tuning = "; stem and every stage frozen, only the new head trained"
+    else:
+        tuning = f"; stem and first {4 - int(frozen)} stages frozen, last {frozen} fine-tuned"
     if extras.get("pretrain"):
         return pretrain_text(read_json(extras["pretrain"])) + tuning
     if model.get("weights"):
@@ -324,7 +327,16 @@ def pretraining_verdict(
             f"Pretraining: {name} starts from {source}, but no experiment trains {deep} from "
             "scratch on the same data and folds, so whether pretraining helped is not known."
         )
-    other = scratch[0]
+    # The counterpart that differs in the fewest other settings; any it differs in are named,
+    # since the difference is then not pretraining's alone.
+    differing = {e: _settings_apart(cfg, by_name[e].config) for e in scratch}
+    other = min(scratch, key=lambda e: (len(differing[e]), scratch.index(e)))
+    apart = (
+        f" The two also differ in {', '.join(differing[other])}, so the difference is not "
+        "pretraining's alone."
+        if differing[other]
+        else ""
+    )
     a, b = f"{name}/{deep}", f"{other}/{deep}"
     match = pairs[((pairs["a"] == a) & (pairs["b"] == b)) | ((pairs["a"] == b) & (pairs["b"] == a))]
     mine = group[(group["experiment"] == name) & (group["learner"] == deep)]
@@ -341,13 +353,21 @@ def pretraining_verdict(
     if np.isfinite(t) and t > 0:
         half = stats.t.ppf(0.975, folds - 1) * abs(diff) / t
         interval = f" [{diff - half:+.3f}, {diff + half:+.3f}]"
+    test = f"corrected t-test p = {p:.3g} over {folds} folds"
+    if not np.isfinite(p):  # pooled summaries (leave-one-out, a holdout): no test over folds
+        p = float(rec.get("p_bootstrap", np.nan))
+        test = f"paired bootstrap p = {p:.3g}" if np.isfinite(p) else "not tested"
     better = diff < 0 if metric in LOWER_IS_BETTER else diff > 0
-    if p < 0.05 and better:
+    if not np.isfinite(p):
+        outcome = "whether fine-tuning beat training from scratch was not tested"
+    elif p < 0.05 and better:
         outcome = "fine-tuning beat training from scratch"
     elif p < 0.05:
         outcome = "fine-tuning did worse than training from scratch"
-    else:
+    elif better:
         outcome = "fine-tuning did not significantly beat training from scratch"
+    else:
+        outcome = "no significant difference between fine-tuning and training from scratch"
     baselines = group[
         group["experiment"].isin([name, other]) & ~group["learner"].isin([deep])
     ].sort_values("rank")
@@ -357,9 +377,26 @@ def pretraining_verdict(
         base = f" The best baseline, {top['learner']}, scores {metric} {float(top['mean']):.3f}."
     return (
         f"Pretraining: {outcome} ({name}/{deep} from {source} {metric} {m1:.3f} vs "
-        f"{other}/{deep} from scratch {m2:.3f}; difference {diff:+.3f}{interval}, corrected "
-        f"t-test p = {p:.3g} over {folds} folds).{base}"
+        f"{other}/{deep} from scratch {m2:.3f}; difference {diff:+.3f}{interval}, {test})."
+        f"{apart}{base}"
     )
+
+
+#: Settings a fine-tuned model may differ in from its from-scratch counterpart.
+PRETRAINING_KEYS = ("weights", "pretrain", "trainable_stages")
+
+
+def _settings_apart(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
+    """Name the ``model``/``training``/``preprocess`` keys two experiments set differently."""
+    keys = []
+    for part in ("model", "training", "preprocess"):
+        one, two = a.get(part) or {}, b.get(part) or {}
+        for key in sorted(set(one) | set(two)):
+            if part == "model" and key in PRETRAINING_KEYS:
+                continue
+            if one.get(key) != two.get(key):
+                keys.append(f"{part}.{key}")
+    return keys
 
 
 def _skipped_notes(fits: Sequence[Mapping[str, Any]], learner: str) -> list[dict[str, str]]:

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from dlpipe.image_listing import table_image_files
 from dlpipe.io.tables import read_table
 from dlpipe.modalities import modality_of
 from dlpipe.modalities.image import store_images
@@ -52,7 +53,7 @@ def target_images(exp: Mapping[str, Any]) -> list[Path]:
     table = read_table(path, exact_columns=[column])
     if column not in table.columns:
         return [path]
-    return [path, *(Path(p) if Path(p).is_absolute() else path.parent / p for p in table[column])]
+    return [path, *table_image_files(path, table[column].astype(str).tolist(), "data.path")]
 
 
 def pretrain_step(

@@ -38,7 +38,9 @@ EDGES = ROOT / "resources" / "string_human_ppi.tsv.gz"
 def gcn_scores(fold: LinkFold, seed: int, epochs: int) -> tuple[np.ndarray, float, int]:
     """Train the GCN autoencoder on a fold; return test scores, seconds and epochs run."""
     torch.manual_seed(seed)
-    model = LinkGNN(0, 64, conv="gcn", hidden_layers=(128,), dropout=0.2, n_nodes=fold.n_nodes)
+    model = LinkGNN(
+        0, 1, embedding_size=64, conv="gcn", hidden_layers=(128,), dropout=0.2, n_nodes=fold.n_nodes
+    )
     start = time.perf_counter()
     model, history = fit_link_model(
         model, None, fold.message_passing, *fold.pairs("train"), *fold.pairs("val"),

@@ -21,7 +21,8 @@ TRAINING_KEYS = (
 )
 PLANS = (
     "stratified_kfold, kfold, group_kfold, repeated_kfold, repeated_stratified_kfold, "
-    "leave_one_out, holdout, chromosome_kfold, chromosome_holdout, bin_kfold"
+    "leave_one_out, holdout, chromosome_kfold, chromosome_holdout, bin_kfold, edge_kfold, "
+    "cold_start_kfold"
 )
 
 
@@ -140,7 +141,7 @@ def test_bad_model_name_names_key_value_and_choices() -> None:
     message = _error(_classification(model={"name": "foo"}), name="exp1")
     assert message == (
         "config key experiments.exp1.model.name: 'foo' is not allowed; "
-        "choose one of cnn, danq, mlp, resnet, resnet1d, smallcnn"
+        "choose one of cnn, danq, gnn, mlp, resnet, resnet1d, smallcnn"
     )
 
 
@@ -156,7 +157,7 @@ def test_bad_cv_plan_names_key_value_and_choices() -> None:
     ("patch", "expected"),
     [
         ({"task": "clustering"}, "experiments.e.task: 'clustering' is not allowed; choose one of "
-                                 "classification, regression"),
+                                 "classification, link_prediction, regression"),
         ({"seed": -1}, "experiments.e.seed: -1 is less than the minimum of 0"),
         ({"seed": 1.5}, "experiments.e.seed: 1.5 is not of type 'integer'"),
         ({"training": {"max_epochs": 0}}, "experiments.e.training.max_epochs: 0 is less than"),

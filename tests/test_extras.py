@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: Distribution name on PyPI → module name it installs, where they differ.
 MODULE_OF = {
     "scvi-tools": "scvi",
+    "umap-learn": "umap",
     "scib-metrics": "scib_metrics",
     "scikit-misc": "skmisc",
     "biopython": "Bio",

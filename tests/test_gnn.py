@@ -26,7 +26,9 @@ FOLD = edge_kfold(_communities(), 80, fold=0, n_splits=5, seed=0)
 def _train(conv: str, x: np.ndarray | None = None) -> tuple[np.ndarray, list[dict[str, float]]]:
     torch.manual_seed(0)
     n_inputs = 0 if x is None else x.shape[1]
-    model = LinkGNN(n_inputs, 16, conv=conv, hidden_layers=(32,), dropout=0.1, n_nodes=80)
+    model = LinkGNN(
+        n_inputs, 1, embedding_size=16, conv=conv, hidden_layers=(32,), dropout=0.1, n_nodes=80
+    )
     model, history = fit_link_model(
         model, x, FOLD.message_passing, *FOLD.pairs("train"), *FOLD.pairs("val"),
         epochs=100, patience=20, seed=0,
@@ -86,6 +88,6 @@ def test_the_edge_index_holds_both_directions_and_the_decoder_is_symmetric() -> 
 
 def test_bad_model_settings_are_refused() -> None:
     with pytest.raises(ValueError, match="conv must be one of"):
-        LinkGNN(4, 8, conv="gin")
+        LinkGNN(4, 1, conv="gin")
     with pytest.raises(ValueError, match="needs n_nodes"):
-        LinkGNN(0, 8)
+        LinkGNN(0, 1)

@@ -16,7 +16,7 @@ def test_hits_at_k_counts_positives_above_the_kth_best_negative() -> None:
     assert hits_at_k(positive, negative, 1) == 0.25  # only 0.95 beats 0.9
     assert hits_at_k(positive, negative, 2) == 0.5  # 0.95 and 0.6 beat 0.5; a tie does not
     assert hits_at_k(positive, negative, 4) == 1.0  # all beat 0.1
-    assert hits_at_k(positive, negative, 5) == 1.0  # fewer negatives than K
+    assert math.isnan(hits_at_k(positive, negative, 5))  # fewer negatives than K: undefined
     assert math.isnan(hits_at_k(np.array([]), negative, 1))
     with pytest.raises(ValueError, match="at least 1"):
         hits_at_k(positive, negative, 0)

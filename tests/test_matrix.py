@@ -123,6 +123,21 @@ def _images(folder: Path, n: int = 40, seed: int = 0) -> str:
     return "images.csv"
 
 
+def _graph(folder: Path, n: int = 60, seed: int = 0) -> str:
+    """Two communities of ``n / 2`` proteins, dense inside, sparse between, with node features."""
+    rng = np.random.default_rng(seed)
+    i, j = np.triu_indices(n, k=1)
+    same = (i < n // 2) == (j < n // 2)
+    keep = rng.random(len(i)) < np.where(same, 0.3, 0.02)
+    names = np.array([f"P{k:03d}" for k in range(n)])
+    edges = pd.DataFrame({"protein_a": names[i[keep]], "protein_b": names[j[keep]]})
+    edges.to_csv(folder / "edges.tsv", sep="\t", index=False)
+    nodes = pd.DataFrame({"node": names, "x1": rng.normal(size=n), "x2": np.arange(n) < n // 2})
+    nodes["x2"] = nodes["x2"].astype(float)
+    nodes.to_csv(folder / "nodes.csv", index=False)
+    return "edges.tsv"
+
+
 def _image_folder(folder: Path) -> str:
     """The same images as a folder, ``images_by_class/<class>/<slide>/<image>``."""
     table = pd.read_csv(folder / _images(folder))
@@ -233,6 +248,21 @@ def _cell(name: str, folder: Path) -> dict[str, Any]:
             "cv": {"plan": "group_kfold", "n_splits": 2},
             "resources": {"threads": 1},
         }
+    if name.startswith("graph"):
+        data = {"modality": "graph", "path": _graph(folder), "node_a_column": "protein_a",
+                "node_b_column": "protein_b"}  # fmt: skip
+        if name == "graph_cold_start":  # node features, standardised per fold
+            data["node_features"] = "nodes.csv"
+        plan = "cold_start_kfold" if name == "graph_cold_start" else "edge_kfold"
+        return {
+            "task": "link_prediction",
+            "data": data,
+            "model": {"name": "gnn", "hidden_layers": [8], "embedding_size": 4},
+            "training": {**FAST, "max_epochs": 5},
+            "cv": {"plan": plan, "n_splits": 2, "val_fraction": 0.2},
+            "interpret": {"top_pairs": 5},
+            "resources": {"threads": 1},
+        }
     raise AssertionError(name)
 
 
@@ -243,6 +273,7 @@ CELLS = [
     "fasta_dna_stratified", "fasta_rna_stratified", "fasta_protein_stratified",
     "fasta_dna_chromosome_kfold",
     "singlecell_group", "image_group", "image_folder_group",
+    "graph_edge_kfold", "graph_cold_start",
 ]  # fmt: skip
 
 
@@ -256,6 +287,9 @@ def _learners(name: str) -> list[str]:
         return ["mlp", "pca_logistic_regression"]
     if name.startswith("image"):
         return ["smallcnn", "pixels_logistic_regression"]
+    if name.startswith("graph"):
+        return ["gnn", "adamic_adar", "common_neighbours", "heuristic_regression",
+                "preferential_attachment"]  # fmt: skip
     # Genome windows and these FASTAs (60 bp, the input length) have one length: one-hot too.
     kmer = "kmer1_2" if "protein" in name else "kmer6"
     return ["cnn", f"{kmer}_logistic_regression", "onehot_logistic_regression"]
@@ -324,6 +358,8 @@ def test_cell_runs_to_the_report(
         _check_leave_one_out(root / "results", name)
     if name.startswith("image"):
         _check_saliency(root / "results", name)
+    if name.startswith("graph"):
+        _check_graph(root / "results", name)
 
 
 @pytest.mark.workflow
@@ -360,6 +396,25 @@ def _check_saliency(results: Path, name: str) -> None:
     assert 'alt="saliency maps"' in section
     assert "Sanity check, model randomisation" in section
     assert "not explained" not in section
+
+
+def _check_graph(results: Path, name: str) -> None:
+    """No held-out edge carries a message; the report shows the graph's own section."""
+    from dlpipe.io.fitted import load_fitted
+    from dlpipe.modalities.graph import LinkSide
+
+    for fold in (0, 1):
+        graph = load_fitted(results / name / str(fold) / "preprocessor.skops")["message_passing"]
+        carried = set(map(tuple, graph.tolist()))
+        for side in ("val", "test"):
+            held = LinkSide.load(results / name / str(fold) / f"{side}.npz")
+            assert not carried & set(map(tuple, held.pairs[held.y == 1].tolist()))
+    interpret = results / name / "interpret"
+    assert len(pd.read_csv(interpret / "novel_pairs.tsv", sep="\t")) == 5
+    assert (interpret / "by_unseen.tsv").is_file() == (name == "graph_cold_start")
+    section = _section((results / "report.html").read_text(), name)
+    assert "Where the learners work, and what is new" in section
+    assert 'alt="node embeddings"' in section
 
 
 def _check_leave_one_out(results: Path, name: str) -> None:

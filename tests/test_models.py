@@ -62,7 +62,7 @@ def test_source_read_outline_equals_the_class_signatures() -> None:
         assert hyperparameters == expected, name
         assert any_keyword == any(p.kind is p.VAR_KEYWORD for p in params), name
         assert inputs == cls.inputs, name
-        assert inputs in ("features", "sequence", "image")
+        assert inputs in ("features", "sequence", "image", "graph")
         # In-process, the registry gives the same outline.
         assert outline(name) == Outline(tuple(expected), any_keyword, inputs)
         assert hyperparameter_names(name) == expected
@@ -134,7 +134,8 @@ def test_unknown_model_name_is_a_config_error() -> None:
     with pytest.raises(
         ConfigError,
         match=r"^config key model.name: 'foo' is not a registered model; choose one of "
-        r"cnn, danq, mlp, resnet, resnet1d, smallcnn, or name a class of your own in model.class$",
+        r"cnn, danq, gnn, mlp, resnet, resnet1d, smallcnn, or name a class of your own in "
+        r"model.class$",
     ):
         build_model("foo", 6, 2)
 

@@ -274,6 +274,24 @@ def _image_interpretation(tmp_path: Path, make_exp: Any) -> dict[str, Any]:
     return _interpretation(folder, make_exp(tmp_path / "data.csv"), "image")
 
 
+def _graph_interpretation(tmp_path: Path, make_exp: Any) -> dict[str, Any]:
+    folder = tmp_path / "graph"
+    _write(folder / "summary.json", {"novel_pairs": 1, "novel_pairs_closing_triangles": 1,
+                                     "fold_models": 2})  # fmt: skip
+    grouped = pd.DataFrame({
+        "learner": ["gnn", EVIL], "group": [EVIL, EVIL], "auroc": [0.9, 0.5],
+        "auprc": [0.9, 0.5], "hits@100": [0.5, float("nan")], "n_pos": [3, 3], "n_neg": [3, 3],
+    })  # fmt: skip
+    _write(folder / "by_degree.tsv", grouped)
+    _write(folder / "by_unseen.tsv", grouped)
+    _write(folder / "novel_pairs.tsv", pd.DataFrame({
+        "rank": [1], "node_a": [EVIL], "node_b": ["b"], "probability_mean": [0.9],
+        "probability_sd": [0.01], "degree_a": [3], "degree_b": [4], "common_neighbours": [1],
+    }))  # fmt: skip
+    _png(folder / "embedding.png")
+    return _interpretation(folder, make_exp(tmp_path / "data.csv"), "graph")
+
+
 def _single_cell_sections(tmp_path: Path) -> list[dict[str, Any]]:
     exp = {
         "integration": {"harmony_theta": 2.0, "n_latent": 4, "n_layers": 1, "n_hidden": 8,
@@ -326,6 +344,7 @@ def test_every_section_template_renders_and_escapes(
     sections = [
         _sequence_interpretation(tmp_path, make_exp),
         _image_interpretation(tmp_path, make_exp),
+        _graph_interpretation(tmp_path, make_exp),
         *_single_cell_sections(tmp_path),
     ]
     for s in sections:

@@ -345,7 +345,7 @@ def test_multilabel_metrics_match_sklearn() -> None:
 
 def test_every_builtin_family_says_what_it_reads() -> None:
     expected = {"cnn": "sequence", "danq": "sequence", "resnet1d": "sequence", "mlp": "features",
-                "resnet": "image", "smallcnn": "image"}  # fmt: skip
+                "resnet": "image", "smallcnn": "image", "gnn": "graph"}  # fmt: skip
     assert set(BUILTIN) == set(expected)
     assert set(expected) <= set(available_models())
     for name, inputs in expected.items():

@@ -20,7 +20,11 @@ PLANS = (
     "chromosome_kfold",
     "chromosome_holdout",
     "bin_kfold",
+    "edge_kfold",
+    "cold_start_kfold",
 )
+#: Plans of link prediction: they split the edges (or the nodes) of a graph, not samples.
+LINK_PLANS = ("edge_kfold", "cold_start_kfold")
 #: Plans whose test folds are whole groups.
 GROUP_PLANS = ("group_kfold", "chromosome_kfold", "bin_kfold")
 #: Plans that need genomic coordinates.
@@ -41,6 +45,10 @@ _PLAN_TEXT = {
     "{test_chromosomes})",
     "bin_kfold": "{n_splits}-fold over genomic bins (whole bins of data.bin_size bp, "
     "windows across a bin edge kept together)",
+    "edge_kfold": "{n_splits}-fold over the edges (each fold's validation and test edges "
+    "removed from the graph its models propagate over)",
+    "cold_start_kfold": "{n_splits}-fold over the nodes, cold start (test proteins and every "
+    "edge touching them held out)",
 }
 
 

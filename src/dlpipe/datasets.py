@@ -2,7 +2,8 @@
 
 :class:`TabularDataset` (features, targets, groups of samples; also the latent space of single
 cells), :class:`SequenceDataset` (``uint8`` codes with their genomic windows) and
-:class:`ImageDataset` (the listing of images beside their memory-mapped store) are written by
+:class:`ImageDataset` (the listing of images beside their memory-mapped store) and
+:class:`GraphDataset` (the edges of a network) are written by
 the prepare step as ``dataset.parquet`` plus ``dataset.json`` and read back by
 :func:`load_dataset`. The modalities (:mod:`dlpipe.modalities`) build them from raw inputs.
 """
@@ -398,15 +399,118 @@ class ImageDataset:
         )
 
 
+@dataclass
+class GraphDataset:
+    """An undirected graph whose missing edges are predicted (link prediction).
+
+    The samples are node pairs: the edges, and non-edges that each fold draws
+    (:mod:`dlpipe.edge_split`), so ``ids`` and ``y`` are those of the edges alone.
+
+    Attributes
+    ----------
+    nodes
+        Node ids (text), sorted; a node's index is its position here.
+    edges
+        ``(m, 2)`` int64 node indices, each edge once with the smaller index first, rows sorted.
+    weight
+        Each edge's score as read (``None`` without a score column).
+    meta
+        Provenance and counts of the reading (source, checksums, duplicates, self edges,
+        node features).
+    """
+
+    nodes: np.ndarray
+    edges: np.ndarray
+    weight: np.ndarray | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    task: str = "link_prediction"
+
+    @property
+    def n_nodes(self) -> int:
+        """Number of nodes."""
+        return len(self.nodes)
+
+    @property
+    def ids(self) -> np.ndarray:
+        """Edge ids ``a|b`` (node ids of its two ends)."""
+        return pair_ids(self.nodes, self.edges)
+
+    @property
+    def y(self) -> np.ndarray:
+        """1 for every edge (non-edges are drawn per fold)."""
+        return np.ones(len(self.edges), np.int8)
+
+    @property
+    def groups(self) -> None:
+        """Edges have no groups; a cold-start plan holds out whole nodes instead."""
+        return None
+
+    @property
+    def chromosomes(self) -> None:
+        """Graphs hold no genomic coordinates."""
+        return None
+
+    @property
+    def clusters(self) -> None:
+        """Edges are split by the link plans of :mod:`dlpipe.edge_split`."""
+        return None
+
+    def save(self, parquet: str | Path, meta_json: str | Path) -> None:
+        """Write the edges (node ids and score) as Parquet, nodes and provenance as JSON."""
+        table = pd.DataFrame(
+            {"node_a": self.nodes[self.edges[:, 0]], "node_b": self.nodes[self.edges[:, 1]]}
+        )
+        if self.weight is not None:
+            table["score"] = self.weight
+        table.to_parquet(parquet, index=False)
+        write_json(
+            {
+                "modality": "graph",
+                "task": self.task,
+                "classes": None,
+                "nodes": [str(n) for n in self.nodes],
+                "meta": self.meta,
+            },
+            meta_json,
+        )
+
+    @classmethod
+    def load(cls, parquet: str | Path, meta_json: str | Path) -> GraphDataset:
+        """Read a dataset written by :meth:`save`."""
+        info = read_json(meta_json)
+        nodes = np.asarray(info["nodes"], dtype=object)
+        table = pd.read_parquet(parquet)
+        index = pd.Index(nodes)
+        edges = np.stack(
+            [index.get_indexer(table["node_a"]), index.get_indexer(table["node_b"])], axis=1
+        ).astype(np.int64)
+        if (edges < 0).any():
+            raise InputError(
+                f"{parquet}: names nodes that {meta_json} does not list; rerun the prepare step "
+                "to write both again"
+            )
+        weight = table["score"].to_numpy(np.float64) if "score" in table else None
+        return cls(nodes, edges.reshape(-1, 2), weight, info["meta"], info["task"])
+
+
+def pair_ids(nodes: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+    """Ids ``a|b`` of node-index pairs (the node ids of both ends)."""
+    pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    names = np.asarray(nodes, dtype=object)
+    return (names[pairs[:, 0]] + "|" + names[pairs[:, 1]]).astype(str)
+
+
 def load_dataset(
     parquet: str | Path, meta_json: str | Path
-) -> TabularDataset | SequenceDataset | ImageDataset:
-    """Read the dataset of an experiment: tabular, sequence or image."""
+) -> TabularDataset | SequenceDataset | ImageDataset | GraphDataset:
+    """Read the dataset of an experiment: tabular, sequence, image or graph."""
     modality = read_json(meta_json).get("modality")
     if modality == "sequence":
         return SequenceDataset.load(parquet, meta_json)
     if modality == "image":
         return ImageDataset.load(parquet, meta_json)
+    if modality == "graph":
+        return GraphDataset.load(parquet, meta_json)
     return TabularDataset.load(parquet, meta_json)
 
 

@@ -31,9 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
+from dlpipe.cv import LINK_PLANS
 from dlpipe.errors import InputError
 
-LINK_PLANS = ("edge_kfold", "cold_start_kfold")
 SIDES = ("train", "val", "test")
 #: Pools of candidate pairs up to this size are listed in full rather than sampled by rejection.
 _ENUMERATE = 2_000_000

@@ -21,7 +21,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "motifs": ("logomaker", "pyjaspar", "Bio", "memelite", "tangermeme"),
     "embed": ("scanpy",),
     "image": ("monai", "tifffile", "PIL"),
-    "graph": ("torch_geometric",),
+    "graph": ("torch_geometric", "umap"),
     "workflow": ("snakemake",),
 }
 

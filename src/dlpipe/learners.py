@@ -201,6 +201,11 @@ class FoldModels:
                     f"{folder}: no {name}; give the results folder of one experiment "
                     "(results/EXPERIMENT) after the workflow has run it"
                 )
+        if read_json(folder / "dataset.json").get("modality") == "graph":
+            raise InputError(
+                f"{folder}: a graph experiment's models score pairs of its own graph, not new "
+                "samples; its report lists the top novel pairs (interpret/novel_pairs.tsv)"
+            )
         manifest = folder / MANIFEST
         recorded = read_manifest(manifest)
         folds = sorted(

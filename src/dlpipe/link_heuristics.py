@@ -132,3 +132,57 @@ def heuristic_baselines(
     scores = dict(zip(HEURISTICS, features.T, strict=True))
     scores[REGRESSION] = model.predict_proba(features)[:, 1]
     return scores
+
+
+#: Baseline kinds of a graph experiment: the heuristics, then the regression on them.
+BASELINE_KINDS = (*HEURISTICS, REGRESSION)
+
+_TEXT = {
+    "common_neighbours": "common neighbours (the number of neighbours two proteins share)",
+    "adamic_adar": "Adamic–Adar (shared neighbours, each weighted by 1 / log of its degree)",
+    "preferential_attachment": "preferential attachment (the product of the two degrees)",
+    REGRESSION: "logistic regression on log(1 + score) of the three heuristics",
+}
+
+
+def heuristic_text(kind: str) -> str:
+    """Describe a baseline kind in words; every one is counted on the training edges only."""
+    return f"{_TEXT[kind]}, counted on the fold's training edges"
+
+
+def fit_link_baselines(
+    kinds: list[str] | tuple[str, ...],
+    message_passing: np.ndarray,
+    n_nodes: int,
+    pairs: np.ndarray,
+    labels: np.ndarray,
+    seed: int = 0,
+) -> dict[str, Pipeline | str]:
+    """Fit the baselines of a fold: the regression on the training pairs; heuristics need none.
+
+    Returns
+    -------
+    dict
+        ``{kind: fitted}``: the fitted :func:`heuristic_regression`, or a heuristic's own name
+        (it is counted, not fitted).
+    """
+    fitted: dict[str, Pipeline | str] = {}
+    adj = adjacency(message_passing, n_nodes) if REGRESSION in kinds else None
+    for kind in kinds:
+        if kind == REGRESSION:
+            fitted[kind] = heuristic_regression(seed).fit(heuristic_matrix(adj, pairs), labels)
+        elif kind in HEURISTICS:
+            fitted[kind] = kind
+        else:
+            raise ValueError(f"unknown link baseline {kind!r}; use some of {BASELINE_KINDS}")
+    return fitted
+
+
+def link_baseline_scores(
+    fitted: Pipeline | str, message_passing: np.ndarray, n_nodes: int, pairs: np.ndarray
+) -> np.ndarray:
+    """Score pairs with a baseline of :func:`fit_link_baselines` (higher: likelier an edge)."""
+    adj = adjacency(message_passing, n_nodes)
+    if isinstance(fitted, str):
+        return heuristic_scores(adj, pairs)[fitted].astype(np.float64)
+    return fitted.predict_proba(heuristic_matrix(adj, pairs))[:, 1].astype(np.float64)

@@ -1,7 +1,7 @@
 """Metrics of link prediction on one fold: auROC, auPRC, Hits@K, and the same per group of pairs.
 
 Hits@K follows the Open Graph Benchmark: the share of positive pairs scored above the K-th
-highest-scoring negative pair (all positives when there are fewer than K negatives). Groups
+highest-scoring negative pair (undefined, NaN, with fewer than K negatives). Groups
 show where a model works: by the degree of a pair's endpoints in the message-passing graph
 (:func:`degree_bins`; a protein with few known interactions is hard), or by the number of
 unseen endpoints of a cold-start pair. A metric a group cannot define (one class only) is NaN.
@@ -34,7 +34,8 @@ def hits_at_k(positive: np.ndarray, negative: np.ndarray, k: int) -> float:
     Returns
     -------
     float
-        Hits@K in [0, 1]; NaN without positives; 1 with fewer than K negatives.
+        Hits@K in [0, 1]; NaN without positives, and with fewer than K negatives (any
+        score would count: a 1 there would say nothing).
     """
     if k < 1:
         raise ValueError("K of Hits@K must be at least 1")
@@ -42,7 +43,7 @@ def hits_at_k(positive: np.ndarray, negative: np.ndarray, k: int) -> float:
     if len(positive) == 0:
         return float("nan")
     if len(negative) < k:
-        return 1.0
+        return float("nan")
     threshold = np.partition(negative, len(negative) - k)[len(negative) - k]
     return float(np.mean(positive > threshold))
 
@@ -139,12 +140,23 @@ def degree_bins(
     numpy.ndarray
         Text labels such as ``0``, ``1-2``, ``3-9``, ``>=10`` (for the default edges).
     """
+    degree = np.bincount(np.asarray(message_passing).ravel(), minlength=n_nodes)
+    return degree_bin_labels(degree[np.asarray(pairs)].min(axis=1), edges)
+
+
+def degree_bin_labels(degrees: np.ndarray, edges: Sequence[int] = DEGREE_EDGES) -> np.ndarray:
+    """Label degrees by bin (``0``, ``1-2``, ``3-9``, ``>=10`` for the default edges).
+
+    Raises
+    ------
+    ValueError
+        If the edges do not increase from 0.
+    """
     edges = np.asarray(edges)
     if len(edges) == 0 or edges[0] != 0 or (np.diff(edges) <= 0).any():
         # Otherwise a degree below the first edge would land silently in the last bin.
         raise ValueError(f"degree bin edges {edges.tolist()}: give increasing edges from 0")
-    degree = np.bincount(np.asarray(message_passing).ravel(), minlength=n_nodes)
-    low = degree[np.asarray(pairs)].min(axis=1)
+    low = np.asarray(degrees)
     uppers = [*edges[1:], None]
     names = [
         f">={lo}" if hi is None else (str(lo) if hi - lo == 1 else f"{lo}-{hi - 1}")

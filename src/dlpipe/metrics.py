@@ -37,6 +37,10 @@ MULTILABEL_METRICS = ("auroc", "auprc", "auroc_median", "auprc_median", "f1_macr
 #: Metrics for which lower is better (errors and calibration losses); higher for all others.
 LOWER_IS_BETTER = ("mse", "mae", "brier", "ece", "nll")
 #: Range of each metric; confidence intervals are computed on a scale that keeps them in it.
+#: The K of the Hits@K of link prediction (:data:`dlpipe.link_metrics.HITS_AT`).
+LINK_HITS_AT = (20, 50, 100)
+#: Metrics of link prediction per fold (:func:`dlpipe.link_metrics.link_metrics`).
+LINK_METRICS = ("auroc", "auprc", *(f"hits@{k}" for k in LINK_HITS_AT))
 METRIC_BOUNDS = {
     **dict.fromkeys(CLASSIFICATION_METRICS, (0.0, 1.0)),
     "mcc": (-1.0, 1.0),
@@ -51,6 +55,8 @@ METRIC_BOUNDS = {
     "brier": (0.0, 1.0),
     "ece": (0.0, 1.0),
     "nll": (0.0, np.inf),
+    # Link prediction (dlpipe.link_metrics): the share of edges above the K-th best non-edge.
+    **{f"hits@{k}": (0.0, 1.0) for k in LINK_HITS_AT},
 }
 #: A fold value on a bound is moved inside it before the transform (a perfect fold would otherwise
 #: lie infinitely far away on the logit or log scale): by half the smallest distance of another

@@ -28,10 +28,11 @@ from dlpipe.calibrate import (
     resample_calibration_metrics,
     temperature_fit,
 )
-from dlpipe.cv import STRATIFIED_PLANS
+from dlpipe.cv import LINK_PLANS, STRATIFIED_PLANS
 from dlpipe.errors import ConfigError
 from dlpipe.metrics import (
     CLASSIFICATION_METRICS,
+    LINK_METRICS,
     MULTILABEL_METRICS,
     REGRESSION_METRICS,
     bootstrap_values,
@@ -249,6 +250,11 @@ class Task:
     def explained_output(self, inputs: str) -> str:
         """Say what attributions explain (:class:`dlpipe.interpret.ExplainedOutput` mode)."""
         return "raw"
+
+    def labels_text(self, meta: Mapping[str, Any]) -> str:
+        """Say what the labels are, for the DOME summary (``meta``: ``dataset.json``)."""
+        counts = (meta.get("meta") or {}).get("class_counts") or {}
+        return ", ".join(f"{k}: {v}" for k, v in counts.items())
 
     def check_config(self, key: str, exp: Mapping[str, Any]) -> None:
         """Rules of the config that follow from the task (``key``: ``experiments.NAME``)."""
@@ -509,6 +515,13 @@ class Regression(Task):
         """Return the target columns."""
         return list(meta["target_columns"])
 
+    def labels_text(self, meta: Mapping[str, Any]) -> str:
+        """Count and name the targets (the first five)."""
+        targets = meta["target_columns"]
+        return f"{len(targets)} target(s): {', '.join(targets[:5])}" + (
+            " …" if len(targets) > 5 else ""
+        )
+
     def scaled_targets(self, y: np.ndarray, fitted: Any) -> np.ndarray:
         """Standardised with the training side's mean and scale (``preprocess.scale_targets``)."""
         return fitted.scale_targets(y)
@@ -593,8 +606,102 @@ class Regression(Task):
             )
 
 
+#: ``y_true`` of a positive and of a negative pair in a link-prediction table.
+EDGE, NON_EDGE = "edge", "non_edge"
+
+
+class LinkPrediction(Task):
+    """Whether a node pair is an edge: pairs scored and ranked against sampled non-edges.
+
+    Every learner gives a score per pair, higher for a likelier edge: the GNN's inner product
+    (as a sigmoid), a heuristic's count (common neighbours) or the logistic regression on the
+    heuristics. Only rankings are judged (auROC, auPRC, Hits@K): the negatives are a sample of
+    the non-edges, so the level of a score follows the sampled ratio and is not a calibrated
+    probability of an interaction (no temperature, no reliability diagram).
+    """
+
+    name = "link_prediction"
+    loss = "binary_cross_entropy"
+    probabilistic = False
+    metric_names = LINK_METRICS
+    headline = ("auroc", "auprc")
+    primary_metric = "auprc"
+    figures = ("roc_pr.png",)
+    outputs_text = "scores a node pair by the inner product of its two node embeddings"
+    baseline_name = "heuristic_regression"
+
+    def outputs(self, meta: Mapping[str, Any]) -> list[str]:
+        """One output: the score of a pair."""
+        return ["score"]
+
+    def labels_text(self, meta: Mapping[str, Any]) -> str:
+        """Say what a positive and a negative pair are."""
+        m = meta.get("meta") or {}
+        return (
+            f"{m.get('n_edges')} edges over {m.get('n_nodes')} nodes (positives) against "
+            "non-edges drawn per fold (negatives)"
+        )
+
+    def baseline_model_name(self, kind: str) -> str:
+        """Name a baseline by its kind (``common_neighbours`` …, ``heuristic_regression``)."""
+        return kind
+
+    def baseline_model_text(self, cfg: Mapping[str, Any], kind: str) -> str:
+        """Describe a heuristic, or the logistic regression on the heuristics."""
+        from dlpipe.link_heuristics import heuristic_text  # lazy: scipy and scikit-learn
+
+        return heuristic_text(kind)
+
+    def prediction_columns(
+        self,
+        frame: pd.DataFrame,
+        y_true: np.ndarray,
+        scores: np.ndarray,
+        meta: Mapping[str, Any],
+        calibrated: np.ndarray | None,
+    ) -> None:
+        """``y_true`` (``edge`` or ``non_edge``) and ``score`` of each pair."""
+        frame["y_true"] = np.where(np.asarray(y_true).ravel() == 1, EDGE, NON_EDGE)
+        frame["score"] = np.asarray(scores, dtype=np.float64).ravel()
+
+    def truth(self, frame: pd.DataFrame, meta: Mapping[str, Any]) -> np.ndarray:
+        """1 for an edge, 0 for a non-edge."""
+        return (frame["y_true"] == EDGE).to_numpy().astype(int)
+
+    def table_metrics(self, frame: pd.DataFrame, meta: Mapping[str, Any]) -> dict[str, Any]:
+        """AuROC, auPRC and Hits@K, with the counts of edges and non-edges."""
+        from dlpipe.link_metrics import link_metrics  # lazy: scikit-learn, 0.7 s
+
+        return link_metrics(self.truth(frame, meta), frame["score"].to_numpy())
+
+    def draw_figures(self, oof: pd.DataFrame, meta: Mapping[str, Any], out: Path) -> None:
+        """ROC and precision-recall curves of the pairs' scores."""
+        from dlpipe.plots import performance  # lazy: matplotlib and scikit-learn
+
+        performance.link_curves(oof, out / "roc_pr.png")
+
+    def check_config(self, key: str, exp: Mapping[str, Any]) -> None:
+        """Link prediction is a graph task, split by a link plan; no SMOTE or class weights."""
+        if exp["data"]["modality"] != "graph":
+            raise ConfigError(
+                f"config key {key}.task: link_prediction needs a graph (data.modality: graph)"
+            )
+        if exp["cv"]["plan"] not in LINK_PLANS:
+            raise ConfigError(
+                f"config key {key}.cv.plan: {exp['cv']['plan']!r} splits samples, not the edges "
+                f"of a graph; use {' or '.join(LINK_PLANS)}"
+            )
+        if exp["preprocess"]["smote"] or exp["training"]["class_weights"] != "none":
+            raise ConfigError(
+                f"config key {key}: link prediction draws as many non-edges as edges per side; "
+                "set preprocess.smote: false and training.class_weights: none"
+            )
+
+
 #: Every task by name.
-TASKS: dict[str, Task] = {t.name: t for t in (Classification(), MultiLabel(), Regression())}
+TASKS: dict[str, Task] = {
+    t.name: t for t in (Classification(), MultiLabel(), Regression(), LinkPrediction())
+}
 
 
 def get_task(name: str) -> Task:

@@ -6,8 +6,9 @@ registry the config takes ``data.modality`` from: a new modality is one module h
 file for steps of its own, and one line below.
 
 Modules are imported when first asked for, so a config of tables never needs the packages of
-sequences (``dlpipe[sequence]``), single cells (``dlpipe[singlecell]``) or images
-(``dlpipe[image]``); the config check names the missing extra before anything is imported.
+sequences (``dlpipe[sequence]``), single cells (``dlpipe[singlecell]``), images
+(``dlpipe[image]``) or graphs (``dlpipe[graph]``); the config check names the missing extra
+before anything is imported.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ MODALITIES: dict[str, tuple[str, tuple[str, ...]]] = {
     "sequence": ("dlpipe.modalities.sequence", ("sequence",)),
     "singlecell": ("dlpipe.modalities.singlecell", ("singlecell",)),
     "image": ("dlpipe.modalities.image", ("image",)),
+    "graph": ("dlpipe.modalities.graph", ("graph",)),
 }
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+import pandas as pd
 
 from dlpipe.errors import ConfigError, InputError
 from dlpipe.io.fitted import load_fitted
@@ -53,6 +54,13 @@ class Modality:
     interpret_reads_predictions: ClassVar[bool] = False
     #: Extras of pyproject (``dlpipe[...]``) its interpretation needs beyond the core.
     interpret_extras: ClassVar[tuple[str, ...]] = ()
+    #: Whether the modality scores its learners itself (:meth:`side_scores`), not from ``X``.
+    scores_learners: ClassVar[bool] = False
+    #: What was fitted on training sides only, for the report's cross-validation section.
+    fitted_sentence: ClassVar[str] = (
+        "Everything fitted (imputer, feature filters, normalisation, SMOTE, early stopping) saw "
+        "the training side of its fold only; each test fold was scored once."
+    )
 
     # --- configuration ----------------------------------------------------------------------
 
@@ -127,7 +135,7 @@ class Modality:
             class too small for a side), naming the experiment.
         """
         try:
-            dataset_folds(data, exp)
+            self.folds(data, exp)
         except InputError as err:
             raise InputError(f"experiments.{name}: {err}") from None
         except ValueError as err:  # scikit-learn's splitters refuse some small data
@@ -136,6 +144,18 @@ class Modality:
                 f"({err}); lower cv.n_splits or use more samples"
             ) from None
 
+    def folds(self, data: Any, exp: Mapping[str, Any]) -> pd.DataFrame:
+        """Assign every sample to train, val or test in every fold (the split step's table)."""
+        return dataset_folds(data, exp)
+
+    def fold_sides(
+        self, data: Any, folds: pd.DataFrame, fold: int, exp: Mapping[str, Any]
+    ) -> tuple[dict[str, Any], Any, dict[str, Any]]:
+        """Preprocess one fold of the split step's table (see :meth:`preprocess_fold`)."""
+        from dlpipe.split import fold_indices  # lazy: scikit-learn, 0.7 s
+
+        return self.preprocess_fold(data, fold_indices(folds, fold, data.ids), exp)
+
     def preprocess_fold(
         self, data: Any, index: Mapping[str, np.ndarray], exp: Mapping[str, Any]
     ) -> tuple[dict[str, Any], Any, dict[str, Any]]:
@@ -143,6 +163,96 @@ class Modality:
         from dlpipe.preprocess import preprocess_fold  # lazy: scikit-learn, 0.7 s
 
         return preprocess_fold(data, index, exp["preprocess"], int(exp["seed"]))
+
+    def load_side(self, path: str) -> Any:
+        """Read one side of a fold written by :meth:`fold_sides` (``ids``, ``X``, ``y``)."""
+        from dlpipe.preprocess import FoldArrays  # lazy: scikit-learn, 0.7 s
+
+        return FoldArrays.load(path)
+
+    def train_fold(
+        self,
+        exp: Mapping[str, Any],
+        info: Mapping[str, Any],
+        train: str,
+        val: str,
+        preprocessor: str,
+        checkpoint: str,
+        history: str,
+        threads: int = 1,
+        state_dir: str | None = None,
+    ) -> None:
+        """Train the deep model of one fold with Lightning; write checkpoint and history.
+
+        ``info`` is the dataset's ``dataset.json``; ``exp`` holds the data's task.
+        """
+        from dlpipe.datasets import learner_input  # lazy: pyarrow
+        from dlpipe.models import fold_model
+        from dlpipe.train import fit  # lazy: Lightning, 4 s
+
+        task = get_task(info["task"])
+        # training.reverse_complement as resolved for these data when they were prepared (auto:
+        # unstranded DNA windows only); data without a strand plan are not sequences.
+        plan = info.get("meta", {}).get("strand", {})
+        exp = {**exp}
+        exp["training"] = {
+            **exp["training"],
+            "reverse_complement": bool(plan.get("reverse_complement", False)),
+        }
+        fitted = load_fitted(preprocessor)
+        # p ≫ n folds: an MLP's unset hidden_layers and dropout take the narrow defaults.
+        exp["model"] = fold_model(exp["model"], getattr(fitted, "selection", None))
+        tr, va = self.load_side(train), self.load_side(val)
+        y_tr, y_va = task.scaled_targets(tr.y, fitted), task.scaled_targets(va.y, fitted)
+        X_tr, X_va = (learner_input(a.X, info, "model", fitted) for a in (tr, va))  # noqa: N806
+        fit(
+            (X_tr, y_tr),
+            (X_va, y_va),
+            exp,
+            task,
+            task.n_outputs(info),
+            checkpoint,
+            history,
+            threads,
+            state_dir,
+        )
+
+    def fit_baselines(
+        self, exp: Mapping[str, Any], info: Mapping[str, Any], train: str, preprocessor: str
+    ) -> dict[str, Any]:
+        """Fit every baseline on the fold's training side: ``{name: fitted model}``."""
+        from dlpipe.datasets import learner_input  # lazy: pyarrow
+
+        task = get_task(info["task"])
+        fitted = load_fitted(preprocessor)
+        tr = self.load_side(train)
+        y = task.scaled_targets(tr.y, fitted)
+        X = learner_input(tr.X, info, "baseline", fitted)  # noqa: N806
+        return {
+            name: self.make_baseline(exp, task, kind).fit(X, y)
+            for name, kind in self.baselines_of(exp, task, info).items()
+        }
+
+    def side_scores(
+        self,
+        exp: Mapping[str, Any],
+        task: Task,
+        info: Mapping[str, Any],
+        learner: str,
+        path: str,
+        side: Any,
+        fitted: Any,
+    ) -> np.ndarray:
+        """Scores of one learner on a side's rows, where :attr:`scores_learners` says so.
+
+        The other modalities' learners read a side's ``X`` and are scored by
+        :func:`dlpipe.learners.learner_scores`.
+        """
+        raise NotImplementedError
+
+    def prediction_extras(self, table: pd.DataFrame, side: Any, fitted: Any) -> pd.DataFrame:
+        """Add the modality's own columns to a learner's prediction rows (none for tables)."""
+        return table
 
     # --- learners ---------------------------------------------------------------------------
 
@@ -295,6 +405,15 @@ class Modality:
         return (
             f"preprocessing (imputation, feature filters, normalisation{smote}) and model "
             "weights: training side of each fold"
+        )
+
+    def optimisation_text(self, exp: Mapping[str, Any]) -> str:
+        """Say how the deep model was optimised, for the DOME summary."""
+        train = exp["training"]
+        return (
+            f"{train['optimizer']} lr {train['learning_rate']}, weight decay "
+            f"{train['weight_decay']}, batch {train['batch_size']}, up to {train['max_epochs']} "
+            f"epochs, patience {train['patience']}, class weights {train['class_weights']}"
         )
 
     def training_text(self, exp: Mapping[str, Any], meta: Mapping[str, Any]) -> str:

@@ -45,11 +45,12 @@ BUILTIN: dict[str, str] = {
     "resnet1d": "dlpipe.models.resnet1d:ResNet1D",
     "resnet": "dlpipe.models.resnet2d:ResNet2D",
     "smallcnn": "dlpipe.models.smallcnn:SmallCNN",
+    "gnn": "dlpipe.models.gnn:LinkGNN",
 }
 #: Entry point group through which installed packages register families.
 ENTRY_POINT_GROUP = "dlpipe.models"
 #: What a family can read.
-INPUT_KINDS = ("features", "sequence", "image")
+INPUT_KINDS = ("features", "sequence", "image", "graph")
 #: Arguments every family takes first; the rest are hyperparameters.
 _FIXED = ("self", "n_inputs", "n_outputs")
 #: Keys of a ``model`` section that the workflow reads, not the family: ``pretrain`` (a job

@@ -12,7 +12,8 @@ a cold-start protein honestly is to such a model.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -36,6 +37,8 @@ class LinkGNN(nn.Module):
     n_inputs
         Number of node features; 0 for a graph without them (see ``n_nodes``).
     n_outputs
+        Scores per node pair: 1 (the inner product of the two embeddings).
+    embedding_size
         Size of the node embedding the decoder compares.
     conv
         ``gcn`` (GCNConv), ``sage`` (SAGEConv, mean aggregation) or ``gat`` (GATConv).
@@ -55,7 +58,8 @@ class LinkGNN(nn.Module):
     def __init__(
         self,
         n_inputs: int,
-        n_outputs: int = 32,
+        n_outputs: int = 1,
+        embedding_size: int = 32,
         conv: str = "gcn",
         hidden_layers: Sequence[int] = (64,),
         dropout: float = 0.2,
@@ -65,16 +69,18 @@ class LinkGNN(nn.Module):
         super().__init__()
         if conv not in CONVOLUTIONS:
             raise ValueError(f"conv must be one of {CONVOLUTIONS}, not {conv!r}")
-        if n_outputs < 1:
+        if n_outputs != 1:
+            raise ValueError("a link-prediction model gives one score per node pair")
+        if embedding_size < 1:
             raise ValueError("the node embedding needs at least one dimension")
         self.embedding: nn.Embedding | None = None
         width = n_inputs
         if n_inputs == 0:
             if not n_nodes:
                 raise ValueError("a graph without node features needs n_nodes (learned inputs)")
-            width = hidden_layers[0] if hidden_layers else n_outputs
+            width = hidden_layers[0] if hidden_layers else embedding_size
             self.embedding = nn.Embedding(n_nodes, width)
-        sizes = [*hidden_layers, n_outputs]
+        sizes = [*hidden_layers, embedding_size]
         self.convs = nn.ModuleList()
         for i, size in enumerate(sizes):
             last = i == len(sizes) - 1
@@ -91,7 +97,7 @@ class LinkGNN(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def encode(self, x: torch.Tensor | None, edges: torch.Tensor) -> torch.Tensor:
-        """Return the ``(n_nodes, n_outputs)`` node embeddings.
+        """Return the ``(n_nodes, embedding_size)`` node embeddings.
 
         Parameters
         ----------
@@ -112,6 +118,25 @@ class LinkGNN(nn.Module):
             if i < len(self.convs) - 1:
                 h = torch.relu(h)
         return h
+
+    @contextmanager
+    def fixed_graph(self) -> Iterator[None]:
+        """Normalise the graph once for every GCN layer while the block runs, then forget it.
+
+        A GCN layer recomputes its symmetric normalisation of the edges (self loops, degrees)
+        on every call. Training calls the encoder twice an epoch on the same message-passing
+        graph, so inside this block each layer keeps the first result and reuses it. Only one
+        graph may be encoded inside the block; the cache is dropped on leaving it. The values
+        are those an uncached call computes, bit for bit.
+        """
+        layers = [layer for layer in self.convs if isinstance(layer, GCNConv)]
+        for layer in layers:
+            layer.cached, layer._cached_edge_index = True, None
+        try:
+            yield
+        finally:
+            for layer in layers:
+                layer.cached, layer._cached_edge_index = False, None
 
     @staticmethod
     def decode(z: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:

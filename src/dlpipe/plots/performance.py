@@ -177,6 +177,25 @@ def roc_pr_curves(oof: pd.DataFrame, classes: Sequence[str], path: str | Path) -
     _roc_pr_grid(panels, path, show_folds=len(classes) == 2)
 
 
+def link_curves(oof: pd.DataFrame, path: str | Path) -> None:
+    """ROC and precision-recall curves of node pairs' scores, edges against sampled non-edges.
+
+    Thick lines: each learner's pooled out-of-fold pairs; thin lines: its folds. The PR plot's
+    prevalence line is the sampled share of edges, not the density of the network.
+    """
+    per_learner = {
+        learner: pd.DataFrame(
+            {
+                "truth": (rows["y_true"] == "edge").to_numpy(),
+                "score": rows["score"].to_numpy(),
+                "fold": rows["fold"].to_numpy(),
+            }
+        )
+        for learner, rows in oof.groupby("learner", sort=False)
+    }
+    _roc_pr_grid([("edge vs non-edge", per_learner)], path, show_folds=True)
+
+
 def multilabel_curves(oof: pd.DataFrame, targets: Sequence[str], path: str | Path) -> None:
     """One ROC and one PR plot per target, every learner overlaid, pooled out-of-fold."""
     _roc_pr_grid(one_vs_rest_panels(oof, targets, multilabel=True), path, show_folds=False)
@@ -211,14 +230,22 @@ def confusion_matrices(oof: pd.DataFrame, classes: Sequence[str], path: str | Pa
 
 
 def training_curves(histories: Mapping[int, pd.DataFrame], path: str | Path) -> None:
-    """Training and validation loss per epoch, one line per fold."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    """Training and validation loss per epoch, one line per fold.
+
+    Link prediction stops early on the validation auPRC and records it instead of a
+    validation loss: the right panel then shows it.
+    """
+    val = "val_loss"
+    if any("val_loss" not in h and "val_auprc" in h for h in histories.values()):
+        val = "val_auprc"
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=val == "val_loss")
     for fold, hist in sorted(histories.items()):
-        for ax, col in zip(axes, ("train_loss", "val_loss"), strict=True):
+        for ax, col in zip(axes, ("train_loss", val), strict=True):
             if col in hist:
                 ax.plot(hist["epoch"], hist[col], lw=1, label=f"fold {fold}")
-    for ax, title in zip(axes, ("training loss", "validation loss"), strict=True):
-        ax.set(xlabel="epoch", ylabel="loss", title=title)
+    right = ("validation loss", "loss") if val == "val_loss" else ("validation auPRC", "auPRC")
+    for ax, (title, ylabel) in zip(axes, (("training loss", "loss"), right), strict=True):
+        ax.set(xlabel="epoch", ylabel=ylabel, title=title)
     if len(histories) <= 10:
         axes[1].legend(fontsize="small")
     save_figure(fig, path)

@@ -164,6 +164,7 @@ def _plan_section(
         seed=exp["seed"],
         val_percent=f"{cv['val_fraction']:.0%}",
         preprocessing=preprocessing,
+        fitted=modality_of(exp).fitted_sentence,
         table=table(pd.DataFrame(rows)),
     )
 

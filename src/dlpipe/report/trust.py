@@ -23,6 +23,7 @@ from dlpipe.metrics import CHANCE, LOWER_IS_BETTER, at_chance, summary_value
 from dlpipe.modalities import modality_of
 from dlpipe.models import WORKFLOW_KEYS, hyperparameter_names
 from dlpipe.report.files import ExperimentFiles
+from dlpipe.report.graph import graph_interpretation
 from dlpipe.report.render import anchor, fmt, image, section, table
 from dlpipe.report.saliency import image_interpretation
 from dlpipe.tasks import Task, get_task
@@ -66,6 +67,9 @@ def _best_epochs(histories: Sequence[str]) -> tuple[list[int], list[str]]:
         if "early_stopping" in hist.columns:
             epochs.append(int(hist["epoch"].iloc[-1]) + 1)
             skipped.append(f"fold {Path(path).parent.name}: {hist['early_stopping'].iloc[-1]}")
+        elif "val_loss" not in hist.columns and "val_auprc" in hist.columns:
+            # Link prediction keeps the epoch of the best validation auPRC.
+            epochs.append(int(hist.loc[hist["val_auprc"].idxmax(), "epoch"]) + 1)
         else:
             epochs.append(int(hist.loc[hist["val_loss"].idxmin(), "epoch"]) + 1)
     return epochs, skipped
@@ -123,11 +127,7 @@ def dome_section(
     checksums = "; ".join(
         f"{Path(p).name} {h[:12]}…" for p, h in flat_inputs(prov["inputs"]).items()
     )
-    if not task.probabilistic:
-        labels = f"{len(meta['target_columns'])} target(s): {', '.join(meta['target_columns'][:5])}"
-        labels += " …" if len(meta["target_columns"]) > 5 else ""
-    else:
-        labels = ", ".join(f"{k}: {v}" for k, v in (info.get("class_counts") or {}).items())
+    labels = task.labels_text(meta)
     cv = cfg["cv"]
     sizes = {k: [s[f"n_{k}"] for s in summaries] for k in ("train", "val", "test")}
     split = (
@@ -163,12 +163,7 @@ def dome_section(
         f"{k}={v}" for k, v in cfg["model"].items() if k not in ("name", *WORKFLOW_KEYS)
     )
     train = cfg["training"]
-    optim = (
-        f"{train['optimizer']} lr {train['learning_rate']}, weight decay {train['weight_decay']}, "
-        f"batch {train['batch_size']}, up to {train['max_epochs']} epochs, patience "
-        f"{train['patience']}, class weights {train['class_weights']}"
-    )
-    optim += modality.training_text(cfg, meta)
+    optim = modality.optimisation_text(cfg) + modality.training_text(cfg, meta)
     epochs, no_stopping = _best_epochs(extras.get("histories", []))
     if epochs:
         optim += f"; best epoch per fold {', '.join(map(str, epochs))}"
@@ -635,6 +630,8 @@ def interpretation_section(exp: ExperimentFiles, meta: Mapping[str, Any]) -> dic
         return None
     if kind == "image":
         return image_interpretation(folder, exp.name)
+    if kind == "graph":
+        return graph_interpretation(folder, exp.name)
     if kind == "sequence":
         return _sequence_interpretation(folder, exp.name)
     top = int(exp.config["interpret"]["top_features"])

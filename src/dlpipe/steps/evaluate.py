@@ -19,10 +19,27 @@ from dlpipe.io.files import read_json, read_predictions, write_json
 from dlpipe.io.fitted import load_fitted
 from dlpipe.metrics import summarise_folds
 from dlpipe.modalities import modality_of
-from dlpipe.preprocess import FoldArrays
 from dlpipe.tasks import figure_names, get_task
 
 log = logging.getLogger(__name__)
+
+
+def side_scores(
+    exp: Mapping[str, Any],
+    task: Any,
+    info: Mapping[str, Any],
+    learner: str,
+    path: str,
+    side: Any,
+    fitted: Any,
+) -> Any:
+    """Scores of one learner on a fold side: the modality's own, or from the side's ``X``."""
+    modality = modality_of(exp)
+    if modality.scores_learners:
+        return modality.side_scores(exp, task, info, learner, path, side, fitted)
+    from dlpipe.learners import learner_scores  # lazy: torch, 1.2 s
+
+    return learner_scores(exp, learner, path, side.X, fitted, task, info)
 
 
 def learner_files(
@@ -78,8 +95,6 @@ def calibrate_step(
     dict
         What was written.
     """
-    from dlpipe.learners import learner_scores  # lazy: torch, 1.2 s
-
     info = read_json(meta)
     task = get_task(info["task"])
     enabled = bool(exp.get("calibration", {}).get("enabled", True))
@@ -95,11 +110,12 @@ def calibrate_step(
     if not result["enabled"]:
         write_json(result, out_json)
         return result
+    modality = modality_of(exp)
     fitted = load_fitted(preprocessor)
-    va = FoldArrays.load(val)
+    va = modality.load_side(val)
     result["n_val"] = len(va.ids)
     for learner, path in learner_files(exp, task, info, model, baselines).items():
-        scores = learner_scores(exp, learner, path, va.X, fitted, task, info)
+        scores = side_scores(exp, task, info, learner, path, va, fitted)
         temperature, skipped = task.calibration_fit(va.y, scores, min_rows)
         after = task.apply_calibration(scores, temperature)
         result["learners"][learner] = {
@@ -137,25 +153,24 @@ def evaluate_step(
     With ``calibration`` (the fold's ``calibration.json``, fitted on its validation side) the
     predictions also hold each learner's temperature-scaled probabilities (``calprob_*``).
     """
-    from dlpipe.learners import learner_scores  # lazy: torch, 1.2 s
-
     info = read_json(meta)
     task = get_task(info["task"])
     temperatures = {}
     if calibration is not None:
         fitted_t = read_json(calibration)["learners"]
         temperatures = {name: rec["temperature"] for name, rec in fitted_t.items()}
+    modality = modality_of(exp)
     fitted = load_fitted(preprocessor)
-    te = FoldArrays.load(test)
+    te = modality.load_side(test)
     tables, results = [], {}
     for learner, path in learner_files(exp, task, info, model, baselines).items():
-        scores = learner_scores(exp, learner, path, te.X, fitted, task, info)
+        scores = side_scores(exp, task, info, learner, path, te, fitted)
         calibrated = None
         if learner in temperatures:
             calibrated = task.apply_calibration(scores, temperatures[learner])
         table = task.prediction_table(te.ids, fold, learner, te.y, scores, info, calibrated)
         results[learner] = task.table_metrics(table, info)
-        tables.append(table)
+        tables.append(modality.prediction_extras(table, te, fitted))
     pd.concat(tables).to_csv(predictions_tsv, sep="\t", index=False, float_format="%.8g")
     write_json(results, metrics_json)
     return results

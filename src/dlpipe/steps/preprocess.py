@@ -9,7 +9,7 @@ from dlpipe.datasets import load_dataset
 from dlpipe.io.files import write_json
 from dlpipe.io.fitted import save_fitted
 from dlpipe.modalities import modality_of
-from dlpipe.split import fold_indices, read_folds
+from dlpipe.split import read_folds
 
 
 def preprocess_step(
@@ -26,8 +26,7 @@ def preprocess_step(
     ``outputs`` maps ``train``, ``val``, ``test``, ``preprocessor`` and ``summary`` to paths.
     """
     data = load_dataset(dataset, meta)
-    index = fold_indices(read_folds(folds_tsv), fold, data.ids)
-    arrays, fitted, summary = modality_of(exp).preprocess_fold(data, index, exp)
+    arrays, fitted, summary = modality_of(exp).fold_sides(data, read_folds(folds_tsv), fold, exp)
     for side, arr in arrays.items():
         arr.save(outputs[side])
     save_fitted(fitted, outputs["preprocessor"])

@@ -1,0 +1,150 @@
+"""What a link-prediction experiment shows beyond one number per learner.
+
+- Metrics by group of held-out pairs (:func:`grouped_link_metrics`, fold by fold, then
+  averaged): by the smaller degree of a pair's two nodes in its fold's training graph (a
+  protein with few known interactions is where topology says least), and for cold start by
+  the number of unseen ends.
+- The top novel pairs (:func:`novel_pairs`): node pairs that are not edges of the input graph,
+  ranked by the mean probability of the fold models, each model encoding its own training
+  graph. They are hypotheses for follow-up: the negatives the models were trained against are
+  a sample of the non-edges, so a probability is relative to that sampling, and a non-edge of
+  an interaction database is often an untested pair rather than a known non-interaction.
+- The node embeddings of a fold model (:func:`node_embeddings`), drawn by UMAP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from dlpipe.link_metrics import degree_bin_labels, link_metrics
+from dlpipe.models.gnn import LinkGNN, edge_index
+
+#: Scores held at once per fold model when ranking every pair (a block of rows × all nodes).
+_BLOCK_SCORES = 4_000_000
+
+
+def grouped_link_metrics(oof: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Return auROC, auPRC and Hits@K of held-out pairs per learner and group, fold by fold.
+
+    Each fold's pairs are scored by that fold's models, whose scores need not share a scale
+    (a heuristic regression refitted per fold gives every tied pair a different constant), so
+    a group's metrics are computed within each fold and averaged over the folds that define
+    them, never on pairs pooled across folds.
+
+    Parameters
+    ----------
+    oof
+        Out-of-fold predictions of a link-prediction experiment (``learner``, ``fold``,
+        ``y_true``, ``score`` and ``column``).
+    column
+        ``min_degree`` (grouped into degree bins) or ``unseen`` (unseen ends of a cold-start
+        pair).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per learner and group: ``learner``, ``group``, the metrics (means over folds;
+        NaN where no fold holds both classes), ``n_pos`` and ``n_neg`` (over all folds) and
+        ``folds`` (how many folds define the auROC).
+    """
+    groups = oof[column].to_numpy()
+    if column == "min_degree":
+        groups = degree_bin_labels(groups)
+    frame = oof.assign(_group=groups)
+    order = {g: i for i, g in enumerate(_sorted_groups(groups))}
+    rows = []
+    for learner, of_learner in frame.groupby("learner", sort=False):
+        for group, part in sorted(of_learner.groupby("_group"), key=lambda item: order[item[0]]):
+            per_fold = pd.DataFrame(
+                [
+                    link_metrics((rows_["y_true"] == "edge").to_numpy(), rows_["score"])
+                    for _, rows_ in part.groupby("fold")
+                ]
+            )
+            means = per_fold.drop(columns=["n_pos", "n_neg"]).mean(skipna=True)
+            rows.append(
+                {
+                    "learner": learner,
+                    "group": group,
+                    **means.to_dict(),
+                    "n_pos": int(per_fold["n_pos"].sum()),
+                    "n_neg": int(per_fold["n_neg"].sum()),
+                    "folds": int(per_fold["auroc"].notna().sum()),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def _sorted_groups(groups: np.ndarray) -> list:
+    """Degree bins in the order of their lower edge; other groups sorted."""
+
+    def low(g: object) -> float:
+        text = str(g).lstrip(">=")
+        head = text.split("-")[0]
+        return float(head) if head.replace(".", "").isdigit() else float("inf")
+
+    return sorted(set(groups.tolist()), key=lambda g: (low(g), str(g)))
+
+
+@torch.no_grad()
+def node_embeddings(
+    model: LinkGNN, x: np.ndarray | None, message_passing: np.ndarray, n_nodes: int
+) -> np.ndarray:
+    """Return the ``(n_nodes, embedding_size)`` embeddings a model gives its fold's graph."""
+    model.eval()
+    features = None if x is None else torch.as_tensor(np.asarray(x), dtype=torch.float32)
+    z = model.encode(features, edge_index(message_passing, n_nodes))
+    return z.numpy().astype(np.float64)
+
+
+def novel_pairs(embeddings: Sequence[np.ndarray], edges: np.ndarray, top: int = 50) -> pd.DataFrame:
+    """Rank the node pairs that are not edges by the fold models' mean probability.
+
+    Parameters
+    ----------
+    embeddings
+        Per fold model, ``(n_nodes, d)`` node embeddings (:func:`node_embeddings`); a pair's
+        probability under a model is the sigmoid of the inner product of its two rows.
+    edges
+        ``(m, 2)`` every edge of the input graph (smaller index first): never listed.
+    top
+        How many pairs to return.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``a``, ``b`` (node indices, ``a < b``), ``mean`` and ``sd`` (over the fold models) of
+        the ``top`` pairs, best first; ties broken by the node indices.
+    """
+    if not embeddings:
+        raise ValueError("no fold model to rank pairs with")
+    n = len(embeddings[0])
+    known = np.sort(np.asarray(edges, dtype=np.int64)[:, 0] * n + np.asarray(edges)[:, 1])
+    best_codes = np.zeros(0, np.int64)
+    best_scores = np.zeros(0)
+    block = max(1, _BLOCK_SCORES // n)
+    for start in range(0, n, block):
+        rows = np.arange(start, min(n, start + block))
+        probs = np.mean([1.0 / (1.0 + np.exp(-(z[rows] @ z.T))) for z in embeddings], axis=0)
+        # Only pairs (i, j) with i < j, and none that is an edge of the input graph.
+        probs[np.arange(n)[None, :] <= rows[:, None]] = -np.inf
+        codes = rows[:, None] * n + np.arange(n)[None, :]
+        probs[np.isin(codes, known)] = -np.inf
+        flat, flat_codes = probs.ravel(), codes.ravel()
+        keep = min(top, int(np.isfinite(flat).sum()))
+        if keep == 0:
+            continue
+        at = np.argpartition(-flat, keep - 1)[:keep]
+        best_codes = np.r_[best_codes, flat_codes[at]]
+        best_scores = np.r_[best_scores, flat[at]]
+        order = np.lexsort((best_codes, -best_scores))[:top]
+        best_codes, best_scores = best_codes[order], best_scores[order]
+    a, b = best_codes // n, best_codes % n
+    per_model = np.stack([1.0 / (1.0 + np.exp(-np.sum(z[a] * z[b], axis=1))) for z in embeddings])
+    return pd.DataFrame(
+        {"a": a, "b": b, "mean": per_model.mean(axis=0), "sd": per_model.std(axis=0)}
+    )

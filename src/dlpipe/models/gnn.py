@@ -12,7 +12,8 @@ a cold-start protein honestly is to such a model.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -112,6 +113,25 @@ class LinkGNN(nn.Module):
             if i < len(self.convs) - 1:
                 h = torch.relu(h)
         return h
+
+    @contextmanager
+    def fixed_graph(self) -> Iterator[None]:
+        """Normalise the graph once for every GCN layer while the block runs, then forget it.
+
+        A GCN layer recomputes its symmetric normalisation of the edges (self loops, degrees)
+        on every call. Training calls the encoder twice an epoch on the same message-passing
+        graph, so inside this block each layer keeps the first result and reuses it. Only one
+        graph may be encoded inside the block; the cache is dropped on leaving it. The values
+        are those an uncached call computes, bit for bit.
+        """
+        layers = [layer for layer in self.convs if isinstance(layer, GCNConv)]
+        for layer in layers:
+            layer.cached, layer._cached_edge_index = True, None
+        try:
+            yield
+        finally:
+            for layer in layers:
+                layer.cached, layer._cached_edge_index = False, None
 
     @staticmethod
     def decode(z: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:

@@ -91,3 +91,19 @@ def test_bad_model_settings_are_refused() -> None:
         LinkGNN(4, 1, conv="gin")
     with pytest.raises(ValueError, match="needs n_nodes"):
         LinkGNN(0, 1)
+
+
+def test_a_fixed_graph_is_normalised_once_with_the_same_bits_and_forgotten_after() -> None:
+    torch.manual_seed(0)
+    model = LinkGNN(0, 1, embedding_size=8, conv="gcn", hidden_layers=(16,), n_nodes=80).eval()
+    edges = edge_index(FOLD.message_passing, 80)
+    plain = model.encode(None, edges)
+    with model.fixed_graph():
+        first = model.encode(None, edges)
+        assert all(layer._cached_edge_index is not None for layer in model.convs)
+        again = model.encode(None, edges)
+    assert torch.equal(plain, first)
+    assert torch.equal(plain, again)
+    assert all(not layer.cached and layer._cached_edge_index is None for layer in model.convs)
+    # Other graphs are normalised afresh after the block.
+    assert not torch.equal(model.encode(None, edges[:, :10]), plain)

@@ -57,3 +57,36 @@ def test_grouped_metrics_are_computed_within_folds_never_across_them() -> None:
     assert table["folds"].iloc[0] == 2
     assert table["n_pos"].iloc[0] == 25
     assert np.isnan(table["hits@20"].iloc[0])  # fewer than 20 non-edges per fold
+
+
+@pytest.mark.parametrize(("low", "tie"), [(0.9995, True), (0.7, False)])
+def test_the_report_calls_near_equal_novel_pairs_a_tie(tmp_path, low: float, tie: bool) -> None:
+    from dlpipe.io.files import write_json
+    from dlpipe.report.graph import graph_interpretation
+
+    write_json({"novel_pairs": 2, "novel_pairs_closing_triangles": 0, "fold_models": 5},
+               tmp_path / "summary.json")  # fmt: skip
+    grouped = pd.DataFrame({"learner": ["gnn"], "group": ["0"], "auroc": [0.5], "auprc": [0.5],
+                            "hits@100": [np.nan], "n_pos": [1], "n_neg": [1]})  # fmt: skip
+    grouped.to_csv(tmp_path / "by_degree.tsv", sep="\t", index=False)
+    pd.DataFrame({"rank": [1, 2], "node_a": ["A", "A"], "node_b": ["B", "C"],
+                  "probability_mean": [0.9999, low], "probability_sd": [0.0, 0.0],
+                  "degree_a": [1, 1], "degree_b": [1, 2], "common_neighbours": [0, 0]}).to_csv(
+        tmp_path / "novel_pairs.tsv", sep="\t", index=False)  # fmt: skip
+    section = graph_interpretation(tmp_path, "g")
+    assert ("order is no ranking" in section["spread"]) == tie
+    assert section["by_unseen"] is None
+
+
+def test_a_learner_ranked_on_auprc_is_called_at_chance_by_its_auroc() -> None:
+    from dlpipe.report.trust import chance_note
+    from dlpipe.steps.compare import chance_flag
+
+    metrics = pd.DataFrame({
+        "learner": ["gnn", "gnn", "cn", "cn"], "metric": ["auprc", "auroc"] * 2,
+        "ci95_low": [0.49, 0.49, 0.90, 0.91], "ci95_high": [0.51, 0.51, 0.95, 0.96],
+    })  # fmt: skip
+    assert chance_note(metrics, "gnn", "auprc").startswith("at chance: its auroc interval")
+    assert chance_note(metrics, "cn", "auprc") == ""
+    assert chance_flag(metrics, "gnn", "auprc")
+    assert not chance_flag(metrics, "cn", "auprc")

@@ -87,6 +87,17 @@ def metric_bounds(metric: str) -> tuple[float, float]:
 #: What a metric scores for predictions unrelated to the truth (metrics not listed depend on the
 #: data, e.g. auPRC on the prevalence).
 CHANCE = {"auroc": 0.5, "mcc": 0.0, "r2": 0.0, "pearson": 0.0, "spearman": 0.0}
+#: The metric a learner ranked on one without a fixed chance level is judged at chance by.
+CHANCE_STAND_IN = {"auprc": "auroc"}
+
+
+def chance_metric(metric: str) -> str | None:
+    """Return the metric whose interval says whether a learner ranked on ``metric`` is at chance.
+
+    The metric itself when it has a fixed chance level (:data:`CHANCE`); for auPRC, whose
+    chance level is the data's prevalence, the auROC of the same predictions; else ``None``.
+    """
+    return metric if metric in CHANCE else CHANCE_STAND_IN.get(metric)
 
 
 def at_chance(metric: str, ci_low: float) -> bool:

@@ -15,6 +15,8 @@ import pandas as pd
 from dlpipe.io.files import read_json
 from dlpipe.report.render import anchor, fmt, image, section, table
 
+#: Listed novel pairs whose mean probabilities differ by less than this are called a tie.
+TIE_SPREAD = 0.01
 #: The metrics shown per group of held-out pairs.
 _SHOWN = ("auroc", "auprc", "hits@100")
 
@@ -67,6 +69,16 @@ def graph_interpretation(folder: Path, name: str) -> dict[str, Any] | None:
         "degree in the input graph. Nearby proteins get high pair scores; a layout that "
         "follows degree alone means the model mostly learned how connected a protein is."
     )
+    spread = ""
+    if len(novel) > 1:
+        high, low = float(novel["probability_mean"].max()), float(novel["probability_mean"].min())
+        spread = f"The listed mean probabilities span {fmt(low, 6)} to {fmt(high, 6)}"
+        if high - low < TIE_SPREAD:
+            spread += (
+                ": the models do not tell these pairs apart, so their order is no ranking "
+                "(a tie at the top)"
+            )
+        spread += "."
     figure = None
     if (folder / "embedding.png").is_file():
         figure = image(folder / "embedding.png", "node embeddings", caption)
@@ -79,6 +91,7 @@ def graph_interpretation(folder: Path, name: str) -> dict[str, Any] | None:
         novel=table(shown) if len(shown) else None,
         n_novel=int(summary["novel_pairs"]),
         closing=int(summary["novel_pairs_closing_triangles"]),
+        spread=spread,
         fold_models=int(summary["fold_models"]),
         figure=figure,
     )

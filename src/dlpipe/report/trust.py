@@ -17,9 +17,9 @@ import pandas as pd
 
 from dlpipe.calibrate import SKIPPED
 from dlpipe.compare import POOLED_TEST
-from dlpipe.cv import GROUP_PLANS, plan_text
+from dlpipe.cv import GROUP_PLANS, LINK_PLANS, plan_text
 from dlpipe.io.files import read_json
-from dlpipe.metrics import CHANCE, LOWER_IS_BETTER, at_chance, summary_value
+from dlpipe.metrics import CHANCE, LOWER_IS_BETTER, at_chance, chance_metric, summary_value
 from dlpipe.modalities import modality_of
 from dlpipe.models import WORKFLOW_KEYS, hyperparameter_names
 from dlpipe.report.files import ExperimentFiles
@@ -44,14 +44,21 @@ def _metric_text(metrics: pd.DataFrame, learner: str, metric: str) -> str:
 
 
 def chance_note(metrics: pd.DataFrame, learner: str, metric: str) -> str:
-    """Say ``"at chance: …"`` when a learner's 95 % interval of ``metric`` reaches chance."""
-    rec = metrics[(metrics["learner"] == learner) & (metrics["metric"] == metric)]
-    if rec.empty or "ci95_low" not in rec or not at_chance(metric, float(rec["ci95_low"].iloc[0])):
+    """Say ``"at chance: …"`` when a learner's 95 % interval of ``metric`` reaches chance.
+
+    A metric without a fixed chance level (auPRC) is judged by its stand-in, the auROC of the
+    same predictions (:func:`dlpipe.metrics.chance_metric`), which the sentence names.
+    """
+    judged = chance_metric(metric)
+    rec = metrics[(metrics["learner"] == learner) & (metrics["metric"] == judged)]
+    if judged is None or rec.empty or "ci95_low" not in rec:
+        return ""
+    if not at_chance(judged, float(rec["ci95_low"].iloc[0])):
         return ""
     r = rec.iloc[0]
     return (
-        f"at chance: its {metric} interval [{fmt(r['ci95_low'])}, {fmt(r['ci95_high'])}] "
-        f"reaches {CHANCE[metric]:g}"
+        f"at chance: its {judged} interval [{fmt(r['ci95_low'])}, {fmt(r['ci95_high'])}] "
+        f"reaches {CHANCE[judged]:g}"
     )
 
 
@@ -701,6 +708,11 @@ def split_guard(cfg: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
     text = f"Split: {plan_text(cv)}"
     if facts.get("fold_guard"):
         return f"{text}; {facts['fold_guard']}."
+    if cv["plan"] in LINK_PLANS:
+        return (
+            f"{text}; non-edges drawn per fold from the whole graph, none on two sides, no "
+            "held-out edge in any graph a learner propagates over or counts on."
+        )
     if cv["plan"] in GROUP_PLANS and meta.get("group_column"):
         return f"{text}; whole groups of {meta['group_column']} per fold."
     if cv["plan"] in GROUP_PLANS:

@@ -11,7 +11,7 @@ import pandas as pd
 
 from dlpipe.compare import comparison_key, fold_scores, fold_size_ratio, leaderboard, summary_of
 from dlpipe.io.files import read_json, read_predictions
-from dlpipe.metrics import at_chance, bootstrap_values, resample_indices
+from dlpipe.metrics import at_chance, bootstrap_values, chance_metric, resample_indices
 from dlpipe.modalities import task_of
 from dlpipe.tasks import get_task
 
@@ -19,11 +19,16 @@ log = logging.getLogger(__name__)
 
 
 def chance_flag(metrics: pd.DataFrame, learner: str, metric: str) -> bool:
-    """Whether a learner's 95 % interval of ``metric`` (its ``metrics.tsv`` row) reaches chance."""
-    row = metrics[(metrics["learner"] == learner) & (metrics["metric"] == metric)]
-    if row.empty or "ci95_low" not in row:
+    """Whether a learner's 95 % interval of ``metric`` (its ``metrics.tsv`` row) reaches chance.
+
+    A metric without a fixed chance level (auPRC) is judged by its stand-in (the auROC,
+    :func:`dlpipe.metrics.chance_metric`).
+    """
+    judged = chance_metric(metric)
+    row = metrics[(metrics["learner"] == learner) & (metrics["metric"] == judged)]
+    if judged is None or row.empty or "ci95_low" not in row:
         return False
-    return at_chance(metric, float(row["ci95_low"].iloc[0]))
+    return at_chance(judged, float(row["ci95_low"].iloc[0]))
 
 
 def compare_step(

@@ -17,6 +17,7 @@ CONDA_NAME = {
     "matplotlib": "matplotlib-base",
     "snakemake": "snakemake-minimal",
     "igraph": "python-igraph",
+    "torch_geometric": "pytorch_geometric",
 }
 RULES = ("prepare", "split", "preprocess", "train", "baseline", "evaluate", "aggregate", "report",
          "integrate", "integration_metrics", "embed", "embedding", "interpret",
@@ -36,7 +37,7 @@ def _pyproject() -> dict:
 
 
 #: Extras of pyproject that the rules need (cluster and dev are for the machine running them).
-RULE_EXTRAS = ("sequence", "singlecell", "motifs", "embed", "image", "workflow")
+RULE_EXTRAS = ("sequence", "singlecell", "motifs", "embed", "image", "graph", "workflow")
 
 
 def _requirements() -> list[str]:

@@ -286,3 +286,32 @@ def test_a_graph_results_folder_is_not_predicted_from(edge_run) -> None:
     (res / "config.yaml").write_text("{}\n")
     with pytest.raises(InputError, match="score pairs of its own graph"):
         FoldModels.from_results(res)
+
+
+def test_protein_sequences_become_node_features_by_composition(tmp_path: Path) -> None:
+    from dlpipe.modalities.graph import protein_features
+
+    files = _planted(tmp_path)
+    nodes = sorted(set(pd.read_csv(files["edges"], sep="\t")[["a", "b"]].to_numpy().ravel()))
+    # Two communities, two kinds of protein: basic and acidic residues.
+    rng = np.random.default_rng(1)
+    records = []
+    for node in nodes:
+        kind = "KRHAG" if node < "P030" else "DEQNS"
+        seq = "".join(rng.choice(list(kind), 80)) + "X"
+        records.append(f">{node} some description\n{seq}\n")
+    (tmp_path / "proteins.faa").write_text("".join(records))
+    x, names = protein_features(tmp_path / "proteins.faa", np.array(nodes))
+    assert x.shape == (len(nodes), 420)
+    assert names[:2] == ["aa_A", "aa_C"]
+    assert np.allclose(x[:, :20].sum(axis=1), 1)  # X left out of the composition
+    assert x[0, names.index("aa_K")] > x[-1, names.index("aa_K")]
+    exp = _config(files, plan="cold_start_kfold", node_features=str(tmp_path / "proteins.faa"))
+    res = _run(exp, tmp_path, folds=1)
+    assert load_fitted(res / "0" / "preprocessor.skops")["x"].shape == (len(nodes), 420)
+    # A protein unseen in training is scored from its sequence: the communities show.
+    auroc = pd.read_json(res / "0" / "metrics.json").loc["auroc", "gnn"]
+    assert auroc > 0.6
+    (tmp_path / "short.faa").write_text("".join(records[1:]))
+    with pytest.raises(InputError, match=r"short\.faa: 1 node\(s\) of the graph have no sequence"):
+        protein_features(tmp_path / "short.faa", np.array(nodes))

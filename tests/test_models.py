@@ -31,7 +31,7 @@ def _layers(model: nn.Module, kind: type[nn.Module]) -> list[nn.Module]:
 
 
 def test_registry_lists_every_family() -> None:
-    assert available_models() == ["cnn", "danq", "mlp", "resnet", "resnet1d", "smallcnn"]
+    assert available_models() == ["cnn", "danq", "gnn", "mlp", "resnet", "resnet1d", "smallcnn"]
     assert hyperparameter_names("mlp") == ["hidden_layers", "dropout", "batch_norm", "activation"]
 
 

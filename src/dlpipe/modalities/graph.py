@@ -29,6 +29,8 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from dlpipe import extras
+from dlpipe.alphabet import LETTERS
 from dlpipe.cv import LINK_PLANS
 from dlpipe.datasets import GraphDataset, pair_ids
 from dlpipe.errors import ConfigError, InputError
@@ -48,6 +50,65 @@ LINK_BASELINES = (
 )
 #: Columns of a link plan's fold table besides ``fold``, ``id`` and ``set``.
 PAIR_COLUMNS = ("node_a", "node_b", "label", "unseen")
+#: File names read as a FASTA of protein sequences when they give ``data.node_features``.
+FASTA_SUFFIXES = (".fa", ".fasta", ".faa", ".fa.gz", ".fasta.gz", ".faa.gz")
+#: k-mer lengths of the protein composition of a node: amino acids and dipeptides (420 values).
+PROTEIN_KS = (1, 2)
+
+
+def is_fasta(path: str | Path) -> bool:
+    """Whether node features given as ``path`` are protein sequences (by the file name)."""
+    return str(path).lower().endswith(FASTA_SUFFIXES)
+
+
+def protein_features(path: str | Path, nodes: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Encode each node's protein sequence as its amino-acid and dipeptide composition.
+
+    The record's name (the header up to the first space) is the node id. The composition is
+    that of dlpipe's protein k-mer baseline (:func:`dlpipe.kmers.composition`, X and other
+    unknown letters left out), a fixed-length description of a sequence of any length.
+
+    Raises
+    ------
+    InputError
+        For a FASTA that cannot be read, a node named by two records, or graph nodes without a
+        record, naming the file.
+    """
+    from dlpipe.alphabet import encode  # lazy: numba, compiled on first use
+    from dlpipe.io.fasta import read_fasta_records  # lazy: pysam (dlpipe[sequence])
+    from dlpipe.kmers import composition  # lazy: scikit-learn, 0.7 s
+
+    records = read_fasta_records(path, "data.node_features")
+    ids = pd.Index([header.split()[0] for header, _ in records])
+    if ids.has_duplicates:
+        twice = ids[ids.duplicated()][0]
+        raise InputError(f"{path}: protein {twice!r} has two records; give each node one sequence")
+    rows = ids.get_indexer([str(n) for n in nodes])
+    if (rows < 0).any():
+        absent = [str(n) for n, r in zip(nodes, rows, strict=True) if r < 0]
+        raise InputError(
+            f"{path}: {len(absent)} node(s) of the graph have no sequence, e.g. "
+            f"{', '.join(map(repr, absent[:3]))}; add their records (named by node id), or "
+            "remove their edges"
+        )
+    letters = LETTERS["protein"]
+    matrix = np.stack(
+        [
+            composition(encode(records[r][1].upper(), "protein")[None, :], PROTEIN_KS, 20)[0]
+            for r in rows
+        ]
+    ).astype(np.float32)
+    names = [f"aa_{a}" for a in letters] + [f"dipeptide_{a}{b}" for a in letters for b in letters]
+    return matrix, names
+
+
+def node_features(
+    path: str | Path, nodes: np.ndarray, id_column: str
+) -> tuple[np.ndarray, list[str]]:
+    """Read node features: a table keyed by node id, or a FASTA of the nodes' proteins."""
+    if is_fasta(path):
+        return protein_features(path, nodes)
+    return read_node_features(path, nodes, id_column)
 
 
 @dataclass
@@ -242,6 +303,8 @@ class GraphModality(Modality):
                 raise ConfigError(
                     f"config key {key}.training.{setting}: {why}; set it to {allowed} or remove it"
                 )
+        if data["node_features"] and is_fasta(data["node_features"]):
+            extras.require("sequence", f"{key}.data.node_features", "protein sequences")
         if data["min_score"] is not None and not data["score_column"]:
             raise ConfigError(
                 f"config key {key}.data.min_score: a score threshold needs data.score_column, "
@@ -268,7 +331,7 @@ class GraphModality(Modality):
         )
         if not data["node_features"]:
             return graph, None, []
-        x, names = read_node_features(data["node_features"], graph.nodes, data["node_id_column"])
+        x, names = node_features(data["node_features"], graph.nodes, data["node_id_column"])
         return graph, x, names
 
     def prepare(
@@ -315,7 +378,7 @@ class GraphModality(Modality):
 
     def folds(self, data: Any, exp: Mapping[str, Any]) -> pd.DataFrame:
         """Every pair of every side of every fold of the link plan (edges and drawn non-edges)."""
-        from dlpipe.edge_split import link_folds
+        from dlpipe.edge_split import link_folds  # lazy: the Snakefile imports modalities
 
         cv = exp["cv"]
         folds = link_folds(
@@ -356,7 +419,7 @@ class GraphModality(Modality):
                     f"{path}: changed since the prepare step read it; rerun the workflow so "
                     "that every step reads the same node features"
                 )
-            x, _ = read_node_features(path, data.nodes, data.meta["node_id_column"])
+            x, _ = node_features(path, data.nodes, data.meta["node_id_column"])
         x, scaling = standardise_nodes(x, touched)
         fitted = {
             "message_passing": message_passing,
@@ -531,7 +594,7 @@ class GraphModality(Modality):
         """
         from dlpipe import link_interpret  # lazy: torch and PyTorch Geometric, 2 s
         from dlpipe.io.files import read_predictions
-        from dlpipe.models.checkpoint import load_model
+        from dlpipe.models.checkpoint import load_model  # lazy: torch, 1.2 s
         from dlpipe.plots.graph import embedding_map  # lazy: matplotlib and umap, 3 s
 
         oof = pd.concat([read_predictions(p) for p in predictions], ignore_index=True)
@@ -597,9 +660,12 @@ class GraphModality(Modality):
         )
         features = "none: the GNN learns an embedding per node from the topology alone"
         if m.get("n_features"):
+            source = m["node_features"]
+            if is_fasta(source):
+                source = f"the amino-acid and dipeptide composition of the proteins in {source}"
             features = (
-                f"{m['n_features']} per node from {m['node_features']} (standardised on each "
-                "fold's training nodes)"
+                f"{m['n_features']} per node from {source} (standardised on each fold's "
+                "training nodes)"
             )
         d = m["degree"]
         return [

@@ -90,3 +90,12 @@ def test_a_learner_ranked_on_auprc_is_called_at_chance_by_its_auroc() -> None:
     assert chance_note(metrics, "cn", "auprc") == ""
     assert chance_flag(metrics, "gnn", "auprc")
     assert not chance_flag(metrics, "cn", "auprc")
+
+
+def test_small_p_values_are_never_shown_as_zero() -> None:
+    from dlpipe.report.render import fmt_p
+
+    assert fmt_p(6.6e-5) == "6.6e-05"
+    assert fmt_p(0.0312) == "0.0312"
+    assert fmt_p(0.0) == "0.0000"
+    assert fmt_p(float("nan")) == "–"

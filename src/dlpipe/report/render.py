@@ -115,6 +115,14 @@ def table(
     }
 
 
+def fmt_p(value: Any) -> str:
+    """Format a p-value: 4 decimals, or 2 significant digits below 0.0001 (never ``0.0000``)."""
+    if value is None or not np.isfinite(float(value)):
+        return "–"
+    value = float(value)
+    return f"{value:.1e}" if 0 < value < 1e-4 else f"{value:.4f}"
+
+
 def fmt(value: Any, digits: int = 3) -> str:
     """Format a number with ``digits`` decimals; ``–`` for a missing or non-finite value."""
     if value is None or (isinstance(value, float) and not np.isfinite(value)):

@@ -24,7 +24,7 @@ from dlpipe.modalities import modality_of
 from dlpipe.models import WORKFLOW_KEYS, hyperparameter_names
 from dlpipe.report.files import ExperimentFiles
 from dlpipe.report.graph import graph_interpretation
-from dlpipe.report.render import anchor, fmt, image, section, table
+from dlpipe.report.render import anchor, fmt, fmt_p, image, section, table
 from dlpipe.report.saliency import image_interpretation
 from dlpipe.tasks import Task, get_task
 
@@ -98,10 +98,10 @@ def _pair_p(pairs: pd.DataFrame | None, name: str, a: str, b: str) -> str:
         return ""
     r = rec.iloc[0]
     if np.isfinite(r.get("p_bootstrap", np.nan)):
-        return f"; paired bootstrap over pooled samples p = {fmt(r['p_bootstrap'], 4)}"
+        return f"; paired bootstrap over pooled samples p = {fmt_p(r['p_bootstrap'])}"
     return (
-        f"; paired over folds: corrected t-test p = {fmt(r['p_corrected_t'], 4)}, "
-        f"Wilcoxon p = {fmt(r['p_wilcoxon'], 4)}"
+        f"; paired over folds: corrected t-test p = {fmt_p(r['p_corrected_t'])}, "
+        f"Wilcoxon p = {fmt_p(r['p_wilcoxon'])}"
     )
 
 
@@ -665,8 +665,8 @@ def comparison_section(files: Mapping[str, str], order: Sequence[str] = ()) -> d
                 ],
                 "folds": rows["folds"],
                 "difference to best": [fmt(v) for v in rows["difference"]],
-                "p (corrected t)": [fmt(v, 4) for v in rows["p_corrected_t"]],
-                "p (Wilcoxon)": [fmt(v, 4) for v in rows["p_wilcoxon"]],
+                "p (corrected t)": [fmt_p(v) for v in rows["p_corrected_t"]],
+                "p (Wilcoxon)": [fmt_p(v) for v in rows["p_wilcoxon"]],
                 "note": [
                     "at chance (95 % interval reaches it)" if flag else ""
                     for flag in rows.get("at_chance", pd.Series(False, index=rows.index))
@@ -678,7 +678,7 @@ def comparison_section(files: Mapping[str, str], order: Sequence[str] = ()) -> d
             # Ranked on the pooled value: no fold mean, no test over folds.
             shown = shown.drop(columns=["mean ± sd", "p (corrected t)", "p (Wilcoxon)"])
             shown.insert(4, "pooled", [fmt(v) for v in rows["pooled"]])
-            shown["p (paired bootstrap)"] = [fmt(v, 4) for v in rows["p_bootstrap"]]
+            shown["p (paired bootstrap)"] = [fmt_p(v) for v in rows["p_bootstrap"]]
         first = min(place.get(e, len(place)) for e in rows["experiment"])
         groups.append((first, {"title": str(group), "table": table(shown), "pooled": pooled}))
     groups.sort(key=lambda item: item[0])  # stable: unknown experiments keep board order

@@ -7,6 +7,7 @@ joined by few edges) without Snakemake: the files each step writes are the ones 
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
@@ -163,7 +164,8 @@ def test_interpretation_ranks_novel_pairs_that_are_not_edges(edge_run) -> None:
     assert len(novel) == 10
     assert not known & set(zip(novel["node_a"], novel["node_b"], strict=True))
     assert (novel["node_a"] < novel["node_b"]).all()
-    assert novel["probability_mean"].is_monotonic_decreasing
+    assert novel["logit_mean"].is_monotonic_decreasing
+    assert (novel["models"] >= 1).all()
     # Two communities: the top pairs lie inside one.
     same = (novel["node_a"] < "P030") == (novel["node_b"] < "P030")
     assert same.mean() >= 0.8
@@ -315,3 +317,37 @@ def test_protein_sequences_become_node_features_by_composition(tmp_path: Path) -
     (tmp_path / "short.faa").write_text("".join(records[1:]))
     with pytest.raises(InputError, match=r"short\.faa: 1 node\(s\) of the graph have no sequence"):
         protein_features(tmp_path / "short.faa", np.array(nodes))
+
+
+def test_node_ids_that_look_like_numbers_or_hold_a_pipe(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    i, j = np.triu_indices(40, k=1)
+    keep = rng.random(len(i)) < 0.3
+    names = np.array([f"{k:04d}" for k in range(39)] + ["NA"])  # 0001 stays text; NA is an id
+    pd.DataFrame({"a": names[i[keep]], "b": names[j[keep]], "score": 900}).to_csv(
+        tmp_path / "edges.tsv", sep="\t", index=False
+    )
+    exp = _config({"edges": str(tmp_path / "edges.tsv")})
+    res = _run(exp, tmp_path, folds=1)
+    nodes = json.loads((res / "dataset.json").read_text())["nodes"]
+    assert "0001" in nodes
+    assert "NA" in nodes
+    assert len(LinkSide.load(res / "0" / "test.npz").ids) > 0
+    names[3] = "A|B"
+    pd.DataFrame({"a": names[i[keep]], "b": names[j[keep]], "score": 900}).to_csv(
+        tmp_path / "piped.tsv", sep="\t", index=False
+    )
+    with pytest.raises(InputError, match="holds '\\|'"):
+        get_modality("graph").describe_data("g", _config({"edges": str(tmp_path / "piped.tsv")}))
+
+
+def test_bad_protein_records_are_named(tmp_path: Path) -> None:
+    from dlpipe.modalities.graph import protein_features
+
+    nodes = np.array(["p1", "p2"])
+    (tmp_path / "gap.faa").write_text(">p1\nMKV-LL\n>p2\nMKKL\n")
+    with pytest.raises(InputError, match=r"gap\.faa: protein 'p1'"):
+        protein_features(tmp_path / "gap.faa", nodes)
+    (tmp_path / "one.faa").write_text(">p1\nM\n>p2\nMKKL\n")
+    with pytest.raises(InputError, match=r"one\.faa: protein 'p1' has 1 residue"):
+        protein_features(tmp_path / "one.faa", nodes)

@@ -15,19 +15,30 @@ def test_novel_pairs_match_a_brute_force_ranking_of_every_non_edge() -> None:
     rng = np.random.default_rng(0)
     n = 30
     embeddings = [rng.normal(size=(n, 4)) for _ in range(3)]
+    seen = [np.ones(n, bool), np.ones(n, bool), np.arange(n) >= 5]  # model 3 held out 0-4
     edges = np.array([(a, b) for a, b in itertools.combinations(range(n), 2) if rng.random() < 0.2])
     known = set(map(tuple, edges.tolist()))
     expected = []
     for a, b in itertools.combinations(range(n), 2):
         if (a, b) in known:
             continue
-        p = [1 / (1 + np.exp(-z[a] @ z[b])) for z in embeddings]
-        expected.append((-np.mean(p), a, b))
+        voters = [z for z, ok in zip(embeddings, seen, strict=True) if ok[a] and ok[b]]
+        expected.append((-np.mean([z[a] @ z[b] for z in voters]), a, b, len(voters)))
     expected.sort()
-    got = novel_pairs(embeddings, edges, top=15)
-    assert list(zip(got["a"], got["b"], strict=True)) == [(a, b) for _, a, b in expected[:15]]
-    assert np.allclose(got["mean"], [-m for m, _, _ in expected[:15]])
+    got = novel_pairs(embeddings, edges, top=15, seen=seen)
+    assert list(zip(got["a"], got["b"], strict=True)) == [(a, b) for _, a, b, _ in expected[:15]]
+    assert np.allclose(got["logit"], [-m for m, _, _, _ in expected[:15]])
+    assert got["models"].tolist() == [k for _, _, _, k in expected[:15]]
     assert (got["sd"] >= 0).all()
+    assert got["mean"].between(0, 1).all()
+
+
+def test_a_pair_no_model_saw_both_ends_of_is_not_ranked() -> None:
+    z = np.eye(4)
+    seen = [np.array([True, True, True, False])]
+    got = novel_pairs([z], np.array([[0, 1]]), top=10, seen=seen)
+    assert 3 not in set(got["a"]) | set(got["b"])
+    assert len(got) == 2  # (0, 2) and (1, 2)
 
 
 def test_novel_pairs_never_list_an_edge_or_a_self_pair_even_when_top_exceeds_them() -> None:
@@ -59,7 +70,7 @@ def test_grouped_metrics_are_computed_within_folds_never_across_them() -> None:
     assert np.isnan(table["hits@20"].iloc[0])  # fewer than 20 non-edges per fold
 
 
-@pytest.mark.parametrize(("low", "tie"), [(0.9995, True), (0.7, False)])
+@pytest.mark.parametrize(("low", "tie"), [(9.88, True), (7.0, False)])
 def test_the_report_calls_near_equal_novel_pairs_a_tie(tmp_path, low: float, tie: bool) -> None:
     from dlpipe.io.files import write_json
     from dlpipe.report.graph import graph_interpretation
@@ -70,7 +81,8 @@ def test_the_report_calls_near_equal_novel_pairs_a_tie(tmp_path, low: float, tie
                             "hits@100": [np.nan], "n_pos": [1], "n_neg": [1]})  # fmt: skip
     grouped.to_csv(tmp_path / "by_degree.tsv", sep="\t", index=False)
     pd.DataFrame({"rank": [1, 2], "node_a": ["A", "A"], "node_b": ["B", "C"],
-                  "probability_mean": [0.9999, low], "probability_sd": [0.0, 0.0],
+                  "logit_mean": [9.9, low], "probability_mean": [0.99, 0.98],
+                  "probability_sd": [0.0, 0.0], "models": [5, 5],
                   "degree_a": [1, 1], "degree_b": [1, 2], "common_neighbours": [0, 0]}).to_csv(
         tmp_path / "novel_pairs.tsv", sep="\t", index=False)  # fmt: skip
     section = graph_interpretation(tmp_path, "g")

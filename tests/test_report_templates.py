@@ -285,7 +285,8 @@ def _graph_interpretation(tmp_path: Path, make_exp: Any) -> dict[str, Any]:
     _write(folder / "by_degree.tsv", grouped)
     _write(folder / "by_unseen.tsv", grouped)
     _write(folder / "novel_pairs.tsv", pd.DataFrame({
-        "rank": [1], "node_a": [EVIL], "node_b": ["b"], "probability_mean": [0.9],
+        "rank": [1], "node_a": [EVIL], "node_b": ["b"], "logit_mean": [2.2],
+        "probability_mean": [0.9], "models": [2],
         "probability_sd": [0.01], "degree_a": [3], "degree_b": [4], "common_neighbours": [1],
     }))  # fmt: skip
     _png(folder / "embedding.png")

@@ -399,6 +399,11 @@ def cold_start_kfold(
             f"cold-start fold {fold}: no edge joins two training nodes; the graph is too sparse "
             "for a node-disjoint plan with this many folds: lower cv.n_splits"
         )
+    if not in_val.any():
+        raise InputError(
+            f"cold-start fold {fold}: no edge touches a validation node, so early stopping "
+            "would have nothing to score; raise cv.val_fraction or lower cv.n_splits"
+        )
     test_pos, test_unseen = _sorted_with(edges[in_test], n_test_ends[in_test], n_nodes)
     pos = {
         "train": _sorted(edges[train], n_nodes),

@@ -5,10 +5,11 @@
   protein with few known interactions is where topology says least), and for cold start by
   the number of unseen ends.
 - The top novel pairs (:func:`novel_pairs`): node pairs that are not edges of the input graph,
-  ranked by the mean probability of the fold models, each model encoding its own training
-  graph. They are hypotheses for follow-up: the negatives the models were trained against are
-  a sample of the non-edges, so a probability is relative to that sampling, and a non-edge of
-  an interaction database is often an untested pair rather than a known non-interaction.
+  ranked by the mean logit of the fold models that saw both nodes, each model encoding its own
+  training graph. They are hypotheses for follow-up: the negatives the models were trained
+  against are a sample of the non-edges, so a probability is relative to that sampling, and a
+  non-edge of an interaction database is often an untested pair rather than a known
+  non-interaction.
 - The node embeddings of a fold model (:func:`node_embeddings`), drawn by UMAP.
 """
 
@@ -21,7 +22,7 @@ import pandas as pd
 import torch
 
 from dlpipe.link_metrics import degree_bin_labels, link_metrics
-from dlpipe.models.gnn import LinkGNN, edge_index
+from dlpipe.models.gnn import LinkGNN, deterministic, edge_index
 
 #: Scores held at once per fold model when ranking every pair (a block of rows × all nodes).
 _BLOCK_SCORES = 4_000_000
@@ -97,54 +98,98 @@ def node_embeddings(
     """Return the ``(n_nodes, embedding_size)`` embeddings a model gives its fold's graph."""
     model.eval()
     features = None if x is None else torch.as_tensor(np.asarray(x), dtype=torch.float32)
-    z = model.encode(features, edge_index(message_passing, n_nodes))
+    with deterministic():
+        z = model.encode(features, edge_index(message_passing, n_nodes))
     return z.numpy().astype(np.float64)
 
 
-def novel_pairs(embeddings: Sequence[np.ndarray], edges: np.ndarray, top: int = 50) -> pd.DataFrame:
-    """Rank the node pairs that are not edges by the fold models' mean probability.
+def _sigmoid(logit: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-logit))
+
+
+def novel_pairs(
+    embeddings: Sequence[np.ndarray],
+    edges: np.ndarray,
+    top: int = 50,
+    seen: Sequence[np.ndarray] | None = None,
+) -> pd.DataFrame:
+    """Rank the node pairs that are not edges by the fold models' mean logit.
+
+    A model scores a pair by the inner product of its two embeddings (the logit). A model
+    whose fold held out one of the two nodes (no training edge: an embedding the data never
+    shaped) does not vote on the pair; a pair no model saw both ends of is not ranked. Pairs
+    are ranked on the mean logit, not the mean probability, which saturates at 1 and would
+    make strong pairs look tied.
 
     Parameters
     ----------
     embeddings
-        Per fold model, ``(n_nodes, d)`` node embeddings (:func:`node_embeddings`); a pair's
-        probability under a model is the sigmoid of the inner product of its two rows.
+        Per fold model, ``(n_nodes, d)`` node embeddings (:func:`node_embeddings`).
     edges
         ``(m, 2)`` every edge of the input graph (smaller index first): never listed.
     top
         How many pairs to return.
+    seen
+        Per fold model, a boolean mask of the nodes with a training edge in its fold; ``None``:
+        every model saw every node.
 
     Returns
     -------
     pandas.DataFrame
-        ``a``, ``b`` (node indices, ``a < b``), ``mean`` and ``sd`` (over the fold models) of
-        the ``top`` pairs, best first; ties broken by the node indices.
+        ``a``, ``b`` (node indices, ``a < b``), ``logit`` (mean over the models that saw both
+        nodes), ``mean`` and ``sd`` of their probabilities, and ``models`` (how many voted),
+        best first; equal logits ordered by the node indices.
     """
     if not embeddings:
         raise ValueError("no fold model to rank pairs with")
     n = len(embeddings[0])
-    known = np.sort(np.asarray(edges, dtype=np.int64)[:, 0] * n + np.asarray(edges)[:, 1])
-    best_codes = np.zeros(0, np.int64)
-    best_scores = np.zeros(0)
+    masks = (
+        [np.ones(n, bool) for _ in embeddings]
+        if seen is None
+        else [np.asarray(m, bool) for m in seen]
+    )
+    edges = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
+    known = np.sort(edges[:, 0] * n + edges[:, 1])
+    best_codes, best_logits = np.zeros(0, np.int64), np.zeros(0)
     block = max(1, _BLOCK_SCORES // n)
     for start in range(0, n, block):
         rows = np.arange(start, min(n, start + block))
-        probs = np.mean([1.0 / (1.0 + np.exp(-(z[rows] @ z.T))) for z in embeddings], axis=0)
+        total = np.zeros((len(rows), n))
+        votes = np.zeros((len(rows), n))
+        for z, ok in zip(embeddings, masks, strict=True):
+            both = ok[rows][:, None] & ok[None, :]
+            total += np.where(both, z[rows] @ z.T, 0.0)
+            votes += both
+        with np.errstate(invalid="ignore", divide="ignore"):
+            logit = np.where(votes > 0, total / np.maximum(votes, 1), -np.inf)
         # Only pairs (i, j) with i < j, and none that is an edge of the input graph.
-        probs[np.arange(n)[None, :] <= rows[:, None]] = -np.inf
-        codes = rows[:, None] * n + np.arange(n)[None, :]
-        probs[np.isin(codes, known)] = -np.inf
-        flat, flat_codes = probs.ravel(), codes.ravel()
-        keep = min(top, int(np.isfinite(flat).sum()))
-        if keep == 0:
+        logit[np.arange(n)[None, :] <= rows[:, None]] = -np.inf
+        lo, hi = np.searchsorted(known, [rows[0] * n, (rows[-1] + 1) * n])
+        inside = known[lo:hi]
+        logit[inside // n - start, inside % n] = -np.inf
+        flat = logit.ravel()
+        finite = np.isfinite(flat)
+        if not finite.any():
             continue
-        at = np.argpartition(-flat, keep - 1)[:keep]
-        best_codes = np.r_[best_codes, flat_codes[at]]
-        best_scores = np.r_[best_scores, flat[at]]
-        order = np.lexsort((best_codes, -best_scores))[:top]
-        best_codes, best_scores = best_codes[order], best_scores[order]
+        keep = min(top, int(finite.sum()))
+        threshold = np.partition(flat[finite], len(flat[finite]) - keep)[len(flat[finite]) - keep]
+        chosen = np.flatnonzero(flat >= threshold)  # every pair tied at the threshold, too
+        codes = rows[chosen // n] * n + chosen % n
+        best_codes = np.r_[best_codes, codes]
+        best_logits = np.r_[best_logits, flat[chosen]]
+        order = np.lexsort((best_codes, -best_logits))[:top]
+        best_codes, best_logits = best_codes[order], best_logits[order]
     a, b = best_codes // n, best_codes % n
-    per_model = np.stack([1.0 / (1.0 + np.exp(-np.sum(z[a] * z[b], axis=1))) for z in embeddings])
+    voted = np.stack([m[a] & m[b] for m in masks])
+    probs = np.stack([_sigmoid(np.sum(z[a] * z[b], axis=1)) for z in embeddings])
+    probs = np.where(voted, probs, np.nan)
     return pd.DataFrame(
-        {"a": a, "b": b, "mean": per_model.mean(axis=0), "sd": per_model.std(axis=0)}
+        {
+            "a": a,
+            "b": b,
+            "logit": best_logits,
+            "mean": np.nanmean(probs, axis=0) if len(a) else np.zeros(0),
+            "sd": np.nanstd(probs, axis=0) if len(a) else np.zeros(0),
+            "models": voted.sum(axis=0),
+        }
     )

@@ -18,17 +18,14 @@ million edges and 150,000 nodes took 6 s and 3.4 GB on two CPU cores (benchmarks
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 import torch
-import torch.utils.deterministic
 from sklearn.metrics import average_precision_score
 from torch import nn
 
-from dlpipe.models.gnn import LinkGNN, edge_index
+from dlpipe.models.gnn import LinkGNN, deterministic, edge_index
 
 
 def _tensor(
@@ -48,29 +45,6 @@ def _device(device: str | torch.device) -> torch.device:
     if where.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} asked for, but torch sees no CUDA device here")
     return where
-
-
-@contextmanager
-def _deterministic() -> Iterator[None]:
-    """Run with torch's deterministic algorithms (and restore the setting after).
-
-    The scatter-sums of message passing are summed in thread order otherwise: two runs on the
-    same CPU differed by 1e-5 on the STRING demo.
-    """
-    before = torch.are_deterministic_algorithms_enabled()
-    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
-    fill = torch.utils.deterministic.fill_uninitialized_memory
-    # warn_only: an operation without a deterministic kernel (on some GPUs) warns, not fails.
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    # Deterministic mode also fills every new uninitialised tensor with NaN, a guard against
-    # kernels that read memory before writing it. It changes no result of a correct kernel
-    # (tests/test_link_train.py) but costs some 120 fills an epoch, so it is off here.
-    torch.utils.deterministic.fill_uninitialized_memory = False
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(before, warn_only=warn_only)
-        torch.utils.deterministic.fill_uninitialized_memory = fill
 
 
 def _n_nodes(model: LinkGNN, x: np.ndarray | None) -> int:
@@ -146,7 +120,7 @@ def fit_link_model(
     loss_fn = nn.BCEWithLogitsLoss()
     # Every call encodes the same graph: the GCN normalisation is computed once, not twice an
     # epoch.
-    with _deterministic(), model.fixed_graph():
+    with deterministic(), model.fixed_graph():
         best, best_state, waited, history = -1.0, copy.deepcopy(model.state_dict()), 0, []
         for epoch in range(epochs):
             model.train()
@@ -207,7 +181,7 @@ def predict_links(
     model.to(where)
     model.eval()
     try:
-        with torch.inference_mode(), _deterministic():
+        with torch.inference_mode(), deterministic():
             logits = model(
                 _tensor(x, torch.float32, where),
                 edge_index(message_passing, _n_nodes(model, x)).to(where),

@@ -239,5 +239,9 @@ def write_folds(folds: pd.DataFrame, path: str) -> None:
 
 
 def read_folds(path: str) -> pd.DataFrame:
-    """Read a fold table written by :func:`write_folds` (ids kept as strings)."""
-    return pd.read_csv(path, sep="\t", dtype={"fold": int, "id": str, "set": str})
+    """Read a fold table written by :func:`write_folds` (ids kept as strings).
+
+    Ids and node ids are text exactly as written: ``01005`` stays, ``NA`` is an id, not missing.
+    """
+    text = {"id": str, "set": str, "node_a": str, "node_b": str}
+    return pd.read_csv(path, sep="\t", dtype={"fold": int, **text}, na_filter=False)

@@ -693,8 +693,9 @@ class LinkPrediction(Task):
             )
         if exp["preprocess"]["smote"] or exp["training"]["class_weights"] != "none":
             raise ConfigError(
-                f"config key {key}: link prediction draws as many non-edges as edges per side; "
-                "set preprocess.smote: false and training.class_weights: none"
+                f"config key {key}: link prediction draws its non-edges per side "
+                "(cv.negative_ratio per edge); set preprocess.smote: false and "
+                "training.class_weights: none"
             )
 
 

@@ -92,12 +92,22 @@ def protein_features(path: str | Path, nodes: np.ndarray) -> tuple[np.ndarray, l
             "remove their edges"
         )
     letters = LETTERS["protein"]
-    matrix = np.stack(
-        [
-            composition(encode(records[r][1].upper(), "protein")[None, :], PROTEIN_KS, 20)[0]
-            for r in rows
-        ]
-    ).astype(np.float32)
+    encoded = []
+    for r in rows:
+        header, sequence = records[r]
+        name = header.split()[0]
+        if len(sequence) < max(PROTEIN_KS):
+            raise InputError(
+                f"{path}: protein {name!r} has {len(sequence)} residue(s); a composition of "
+                f"dipeptides needs at least {max(PROTEIN_KS)}"
+            )
+        try:
+            encoded.append(encode(sequence.upper(), "protein"))
+        except InputError as err:
+            raise InputError(f"{path}: protein {name!r}: {err}") from None
+    matrix = np.stack([composition(codes[None, :], PROTEIN_KS, 20)[0] for codes in encoded]).astype(
+        np.float32
+    )
     names = [f"aa_{a}" for a in letters] + [f"dipeptide_{a}{b}" for a in letters for b in letters]
     return matrix, names
 
@@ -329,6 +339,12 @@ class GraphModality(Modality):
             data["score_column"],
             data["min_score"],
         )
+        piped = [str(n) for n in graph.nodes if "|" in str(n)]
+        if piped:
+            raise InputError(
+                f"{data['path']}: node id {piped[0]!r} holds '|', which dlpipe uses to join the "
+                f"two node ids of a pair ({len(piped)} such ids); rename those nodes"
+            )
         if not data["node_features"]:
             return graph, None, []
         x, names = node_features(data["node_features"], graph.nodes, data["node_id_column"])
@@ -446,6 +462,11 @@ class GraphModality(Modality):
             "test_pairs_two_unseen": int((test.unseen == 2).sum()),
         }
         return sides, fitted, summary
+
+    def preprocess_inputs(self, name: str, exp: Mapping[str, Any]) -> dict[str, str]:
+        """Name the node features, which each fold's preprocess job reads and standardises."""
+        path = exp["data"]["node_features"]
+        return {"node_features": path} if path else {}
 
     def load_side(self, path: str) -> LinkSide:
         """Read one side of a link-prediction fold."""
@@ -587,10 +608,11 @@ class GraphModality(Modality):
     ) -> dict[str, Any]:
         """Metrics by degree (and unseen ends), the top novel pairs, a UMAP of the embeddings.
 
-        Tables: ``by_degree.tsv`` and, for cold start, ``by_unseen.tsv`` (every learner, pooled
-        held-out pairs); ``novel_pairs.tsv`` (the GNN fold models' mean probability of pairs
-        that are not edges of the input graph). Figure: ``embedding.png`` (fold 0's node
-        embeddings by UMAP, coloured by degree).
+        Tables: ``by_degree.tsv`` and, for cold start, ``by_unseen.tsv`` (every learner, within
+        folds then averaged); ``novel_pairs.tsv`` (pairs that are not edges of the input graph,
+        ranked by the mean logit of the GNN fold models that saw both nodes). Figure:
+        ``embedding.png`` (fold 0's embeddings of the nodes with a training edge, by UMAP,
+        coloured by degree).
         """
         from dlpipe import link_interpret  # lazy: torch and PyTorch Geometric, 2 s
         from dlpipe.io.files import read_predictions
@@ -605,9 +627,12 @@ class GraphModality(Modality):
             by_unseen = link_interpret.grouped_link_metrics(oof, "unseen")
             by_unseen.to_csv(out / "by_unseen.tsv", sep="\t", index=False, float_format="%.6g")
             written.append("by_unseen.tsv")
-        embeddings = []
+        embeddings, seen = [], []
         for fold in sorted(checkpoints):
             fitted = load_fitted(preprocessors[fold])
+            trained = np.zeros(data.n_nodes, bool)
+            trained[np.asarray(fitted["message_passing"]).ravel()] = True
+            seen.append(trained)
             embeddings.append(
                 link_interpret.node_embeddings(
                     load_model(checkpoints[fold]),
@@ -617,7 +642,7 @@ class GraphModality(Modality):
                 )
             )
         top = int(exp["interpret"]["top_pairs"])
-        novel = link_interpret.novel_pairs(embeddings, data.edges, top)
+        novel = link_interpret.novel_pairs(embeddings, data.edges, top, seen)
         degree = np.bincount(data.edges.ravel(), minlength=data.n_nodes)
         from dlpipe.link_heuristics import adjacency, heuristic_scores  # lazy: scipy
 
@@ -628,21 +653,27 @@ class GraphModality(Modality):
                 "rank": np.arange(1, len(novel) + 1),
                 "node_a": data.nodes[novel["a"]],
                 "node_b": data.nodes[novel["b"]],
+                "logit_mean": novel["logit"],
                 "probability_mean": novel["mean"],
                 "probability_sd": novel["sd"],
+                "models": novel["models"],
                 "degree_a": degree[novel["a"]],
                 "degree_b": degree[novel["b"]],
                 "common_neighbours": shared.astype(int),
             }
         )
         table.to_csv(out / "novel_pairs.tsv", sep="\t", index=False, float_format="%.6g")
-        embedding_map(embeddings[0], degree, out / "embedding.png", int(exp["seed"]))
+        # Fold 0's nodes with a training edge: the others' embeddings the data never shaped.
+        embedding_map(
+            embeddings[0][seen[0]], degree[seen[0]], out / "embedding.png", int(exp["seed"])
+        )
         return {
             "tables": [*written, "novel_pairs.tsv"],
             "figures": ["embedding.png"],
             "novel_pairs": len(table),
             "novel_pairs_closing_triangles": int((table["common_neighbours"] > 0).sum()),
             "fold_models": len(embeddings),
+            "embedding_nodes": int(seen[0].sum()),
             "embedding_size": int(embeddings[0].shape[1]),
         }
 

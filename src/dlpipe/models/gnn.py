@@ -6,8 +6,9 @@ only) to one embedding per node; a pair's logit is the inner product of its two 
 suits interaction networks of thousands to a few hundred thousand nodes.
 
 A graph without node features (``n_inputs = 0``) gets a learned embedding per node as input
-(``n_nodes`` rows): a node without a training edge then keeps its random start, which is what
-a cold-start protein honestly is to such a model.
+(``n_nodes`` rows): a node without a training edge is in no training pair, so its row learns
+nothing from the data (weight decay only shrinks it), which is what a cold-start protein
+honestly is to such a model.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import torch
+import torch.utils.deterministic
 from torch import nn
 from torch_geometric.nn import GATConv, GCNConv, SAGEConv
 from torch_geometric.utils import to_undirected
@@ -27,6 +29,30 @@ def edge_index(edges: torch.Tensor | Sequence[Sequence[int]], n_nodes: int) -> t
     """Return the ``(2, 2m)`` edge index of undirected edges given once each as ``(m, 2)`` pairs."""
     pairs = torch.as_tensor(edges, dtype=torch.long).reshape(-1, 2)
     return to_undirected(pairs.t().contiguous(), num_nodes=n_nodes)
+
+
+@contextmanager
+def deterministic() -> Iterator[None]:
+    """Run with torch's deterministic algorithms (and restore the setting after).
+
+    The scatter-sums of message passing are summed in thread order otherwise: two runs on the
+    same CPU differed by 1e-5 on the STRING demo. Training, scoring and the embeddings the
+    interpretation draws all run inside it.
+    """
+    before = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    fill = torch.utils.deterministic.fill_uninitialized_memory
+    # warn_only: an operation without a deterministic kernel (on some GPUs) warns, not fails.
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    # Deterministic mode also fills every new uninitialised tensor with NaN, a guard against
+    # kernels that read memory before writing it. It changes no result of a correct kernel
+    # (tests/test_link_train.py) but costs some 120 fills an epoch, so it is off here.
+    torch.utils.deterministic.fill_uninitialized_memory = False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before, warn_only=warn_only)
+        torch.utils.deterministic.fill_uninitialized_memory = fill
 
 
 class LinkGNN(nn.Module):

@@ -15,8 +15,8 @@ import pandas as pd
 from dlpipe.io.files import read_json
 from dlpipe.report.render import anchor, fmt, image, section, table
 
-#: Listed novel pairs whose mean probabilities differ by less than this are called a tie.
-TIE_SPREAD = 0.01
+#: Listed novel pairs whose mean logits differ by less than this are called a tie.
+TIE_SPREAD = 0.05
 #: The metrics shown per group of held-out pairs.
 _SHOWN = ("auroc", "auprc", "hits@100")
 
@@ -53,26 +53,30 @@ def graph_interpretation(folder: Path, name: str) -> dict[str, Any] | None:
         by_unseen = pd.read_csv(folder / "by_unseen.tsv", sep="\t", dtype={"group": str})
     novel = pd.read_csv(folder / "novel_pairs.tsv", sep="\t", dtype={"node_a": str, "node_b": str})
     shown = novel.assign(
-        probability_mean=[fmt(v) for v in novel["probability_mean"]],
-        probability_sd=[fmt(v) for v in novel["probability_sd"]],
+        logit_mean=[fmt(v, 2) for v in novel["logit_mean"]],
+        probability_mean=[fmt(v, 4) for v in novel["probability_mean"]],
+        probability_sd=[fmt(v, 4) for v in novel["probability_sd"]],
     ).rename(
         columns={
-            "probability_mean": "mean p (fold models)",
-            "probability_sd": "sd",
+            "logit_mean": "mean logit",
+            "probability_mean": "mean p",
+            "probability_sd": "sd of p",
+            "models": "fold models",
             "degree_a": "degree a",
             "degree_b": "degree b",
             "common_neighbours": "shared neighbours",
         }
     )
     caption = (
-        "Node embeddings of fold 0's GNN in two dimensions (UMAP), each protein coloured by its "
-        "degree in the input graph. Nearby proteins get high pair scores; a layout that "
-        "follows degree alone means the model mostly learned how connected a protein is."
+        "Node embeddings of fold 0's GNN in two dimensions (UMAP), the proteins with a training "
+        "edge in that fold, each coloured by its degree in the input graph. Nearby proteins get "
+        "high pair scores; a layout that follows degree alone means the model mostly learned "
+        "how connected a protein is."
     )
     spread = ""
     if len(novel) > 1:
-        high, low = float(novel["probability_mean"].max()), float(novel["probability_mean"].min())
-        spread = f"The listed mean probabilities span {fmt(low, 6)} to {fmt(high, 6)}"
+        high, low = float(novel["logit_mean"].max()), float(novel["logit_mean"].min())
+        spread = f"The listed mean logits span {fmt(low, 2)} to {fmt(high, 2)}"
         if high - low < TIE_SPREAD:
             spread += (
                 ": the models do not tell these pairs apart, so their order is no ranking "

@@ -25,7 +25,7 @@ def test_novel_pairs_match_a_brute_force_ranking_of_every_non_edge() -> None:
         voters = [z for z, ok in zip(embeddings, seen, strict=True) if ok[a] and ok[b]]
         expected.append((-np.mean([z[a] @ z[b] for z in voters]), a, b, len(voters)))
     expected.sort()
-    got = novel_pairs(embeddings, edges, top=15, seen=seen)
+    got = novel_pairs(embeddings, edges, top=15, seen=seen, min_models=1)
     assert list(zip(got["a"], got["b"], strict=True)) == [(a, b) for _, a, b, _ in expected[:15]]
     assert np.allclose(got["logit"], [-m for m, _, _, _ in expected[:15]])
     assert got["models"].tolist() == [k for _, _, _, k in expected[:15]]
@@ -39,6 +39,12 @@ def test_a_pair_no_model_saw_both_ends_of_is_not_ranked() -> None:
     got = novel_pairs([z], np.array([[0, 1]]), top=10, seen=seen)
     assert 3 not in set(got["a"]) | set(got["b"])
     assert len(got) == 2  # (0, 2) and (1, 2)
+    # Three models, one of which held out node 3: a pair with node 3 has 2 of 3 votes (a
+    # majority); with node 3 held out by two models, it has 1 and is not ranked.
+    three = [np.ones(4, bool), np.ones(4, bool), np.array([True, True, True, False])]
+    assert 3 in set(novel_pairs([z, z, z], np.array([[0, 1]]), top=10, seen=three)["b"])
+    three[1] = three[2]
+    assert 3 not in set(novel_pairs([z, z, z], np.array([[0, 1]]), top=10, seen=three)["b"])
 
 
 def test_novel_pairs_never_list_an_edge_or_a_self_pair_even_when_top_exceeds_them() -> None:

@@ -112,14 +112,16 @@ def novel_pairs(
     edges: np.ndarray,
     top: int = 50,
     seen: Sequence[np.ndarray] | None = None,
+    min_models: int | None = None,
 ) -> pd.DataFrame:
     """Rank the node pairs that are not edges by the fold models' mean logit.
 
     A model scores a pair by the inner product of its two embeddings (the logit). A model
     whose fold held out one of the two nodes (no training edge: an embedding the data never
-    shaped) does not vote on the pair; a pair no model saw both ends of is not ranked. Pairs
-    are ranked on the mean logit, not the mean probability, which saturates at 1 and would
-    make strong pairs look tied.
+    shaped) does not vote on the pair, and a pair fewer than ``min_models`` models voted on is
+    not ranked: one model's extreme logit for two proteins it saw through one edge each is not
+    the ensemble's judgement. Pairs are ranked on the mean logit, not the mean probability,
+    which saturates at 1 and would make strong pairs look tied.
 
     Parameters
     ----------
@@ -132,6 +134,8 @@ def novel_pairs(
     seen
         Per fold model, a boolean mask of the nodes with a training edge in its fold; ``None``:
         every model saw every node.
+    min_models
+        Fewest voting models a ranked pair needs (default: a majority of the models).
 
     Returns
     -------
@@ -143,6 +147,7 @@ def novel_pairs(
     if not embeddings:
         raise ValueError("no fold model to rank pairs with")
     n = len(embeddings[0])
+    needed = len(embeddings) // 2 + 1 if min_models is None else int(min_models)
     masks = (
         [np.ones(n, bool) for _ in embeddings]
         if seen is None
@@ -161,7 +166,7 @@ def novel_pairs(
             total += np.where(both, z[rows] @ z.T, 0.0)
             votes += both
         with np.errstate(invalid="ignore", divide="ignore"):
-            logit = np.where(votes > 0, total / np.maximum(votes, 1), -np.inf)
+            logit = np.where(votes >= max(needed, 1), total / np.maximum(votes, 1), -np.inf)
         # Only pairs (i, j) with i < j, and none that is an edge of the input graph.
         logit[np.arange(n)[None, :] <= rows[:, None]] = -np.inf
         lo, hi = np.searchsorted(known, [rows[0] * n, (rows[-1] + 1) * n])

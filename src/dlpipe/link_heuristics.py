@@ -126,12 +126,11 @@ def heuristic_baselines(
         ``{name: (n,) scores of score_pairs}``, the three :data:`HEURISTICS` (higher: more
         likely an edge) and :data:`REGRESSION` (a probability).
     """
+    fitted = fit_link_baselines(
+        BASELINE_KINDS, message_passing, n_nodes, fit_pairs, fit_labels, seed
+    )
     adj = adjacency(message_passing, n_nodes)
-    model = heuristic_regression(seed).fit(heuristic_matrix(adj, fit_pairs), fit_labels)
-    features = heuristic_matrix(adj, score_pairs)
-    scores = dict(zip(HEURISTICS, features.T, strict=True))
-    scores[REGRESSION] = model.predict_proba(features)[:, 1]
-    return scores
+    return {kind: link_baseline_scores(model, adj, score_pairs) for kind, model in fitted.items()}
 
 
 #: Baseline kinds of a graph experiment: the heuristics, then the regression on them.
@@ -179,10 +178,12 @@ def fit_link_baselines(
 
 
 def link_baseline_scores(
-    fitted: Pipeline | str, message_passing: np.ndarray, n_nodes: int, pairs: np.ndarray
+    fitted: Pipeline | str, adj: sp.csr_matrix, pairs: np.ndarray
 ) -> np.ndarray:
-    """Score pairs with a baseline of :func:`fit_link_baselines` (higher: likelier an edge)."""
-    adj = adjacency(message_passing, n_nodes)
+    """Score pairs with a baseline of :func:`fit_link_baselines` (higher: likelier an edge).
+
+    ``adj`` is the fold's training graph (:func:`adjacency` of its message-passing edges).
+    """
     if isinstance(fitted, str):
         return heuristic_scores(adj, pairs)[fitted].astype(np.float64)
     return fitted.predict_proba(heuristic_matrix(adj, pairs))[:, 1].astype(np.float64)

@@ -52,14 +52,15 @@ def grouped_link_metrics(oof: pd.DataFrame, column: str) -> pd.DataFrame:
         NaN where no fold holds both classes), ``n_pos`` and ``n_neg`` (over all folds) and
         ``folds`` (how many folds define the auROC).
     """
-    groups = oof[column].to_numpy()
-    if column == "min_degree":
-        groups = degree_bin_labels(groups)
+    values = oof[column].to_numpy()
+    groups = degree_bin_labels(values) if column == "min_degree" else values
     frame = oof.assign(_group=groups)
-    order = {g: i for i, g in enumerate(_sorted_groups(groups))}
+    # Groups in the order of their values (degree bins by their lower edge).
+    order = frame.assign(_value=values).groupby("_group")["_value"].min().sort_values()
+    rank = {g: i for i, g in enumerate(order.index)}
     rows = []
     for learner, of_learner in frame.groupby("learner", sort=False):
-        for group, part in sorted(of_learner.groupby("_group"), key=lambda item: order[item[0]]):
+        for group, part in sorted(of_learner.groupby("_group"), key=lambda item: rank[item[0]]):
             per_fold = pd.DataFrame(
                 [
                     link_metrics((rows_["y_true"] == "edge").to_numpy(), rows_["score"])
@@ -78,17 +79,6 @@ def grouped_link_metrics(oof: pd.DataFrame, column: str) -> pd.DataFrame:
                 }
             )
     return pd.DataFrame(rows)
-
-
-def _sorted_groups(groups: np.ndarray) -> list:
-    """Degree bins in the order of their lower edge; other groups sorted."""
-
-    def low(g: object) -> float:
-        text = str(g).lstrip(">=")
-        head = text.split("-")[0]
-        return float(head) if head.replace(".", "").isdigit() else float("inf")
-
-    return sorted(set(groups.tolist()), key=lambda g: (low(g), str(g)))
 
 
 @torch.no_grad()

@@ -216,7 +216,7 @@ def read_node_features(
         that is not numeric, naming file and line or column.
     """
     path = Path(path)
-    table = read_table(path, exact_columns=[id_column])
+    table = read_table(path, exact_columns=[id_column], key="data.node_features")
     if id_column not in table.columns:
         raise InputError(
             f"{path}, line 1: no node id column {id_column!r} in the node feature table; name "

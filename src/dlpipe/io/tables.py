@@ -227,6 +227,7 @@ def read_table(
     layer: str | None = None,
     text_columns: list[str] | None = None,
     exact_columns: list[str] | None = None,
+    key: str = "data.path",
 ) -> pd.DataFrame:
     """Read a sample × column table from CSV, TSV, Parquet or ``.h5ad``.
 
@@ -243,6 +244,8 @@ def read_table(
     exact_columns
         Columns of a CSV/TSV read as text in which only an empty field is missing: ids, labels
         and groups, where ``NA`` or ``None`` may be a real value.
+    key
+        The config key that gave the path, named in the messages of a missing file.
 
     Returns
     -------
@@ -257,9 +260,9 @@ def read_table(
     """
     path = Path(path)
     if not path.exists():
-        raise InputError(f"{path}: file not found; check data.path in the config")
+        raise InputError(f"{path}: file not found; check {key} in the config")
     if path.is_dir():
-        raise InputError(f"{path}: is a folder, not a file; check data.path in the config")
+        raise InputError(f"{path}: is a folder, not a file; check {key} in the config")
     fmt = infer_format(path) if fmt == "auto" else fmt
     if layer is not None and fmt != "h5ad":
         raise InputError(f"{path}: data.layer is set but the file is not .h5ad")

@@ -31,7 +31,6 @@ import pandas as pd
 
 from dlpipe import extras
 from dlpipe.alphabet import LETTERS
-from dlpipe.cv import LINK_PLANS
 from dlpipe.datasets import GraphDataset, pair_ids
 from dlpipe.errors import ConfigError, InputError
 from dlpipe.io.edges import read_edges, read_node_features
@@ -287,7 +286,7 @@ class GraphModality(Modality):
         return get_task("link_prediction")
 
     def check_config(self, key: str, exp: Mapping[str, Any]) -> None:
-        """Require an edge list, link prediction under a link plan, a threshold's column."""
+        """Require an edge list, link prediction (its task checks the plan), a score column."""
         data = exp["data"]
         if not data["path"]:
             raise ConfigError(
@@ -297,11 +296,6 @@ class GraphModality(Modality):
         if exp["task"] != "link_prediction":
             raise ConfigError(
                 f"config key {key}.task: graph experiments predict links; set task: link_prediction"
-            )
-        if exp["cv"]["plan"] not in LINK_PLANS:
-            raise ConfigError(
-                f"config key {key}.cv.plan: {exp['cv']['plan']!r} splits samples, not a graph; "
-                f"use {' or '.join(LINK_PLANS)}"
             )
         training = exp["training"]
         for setting, allowed, why in (
@@ -408,13 +402,6 @@ class GraphModality(Modality):
         )
         return folds_table(folds, data.nodes)
 
-    def check_split(self, name: str, data: Any, exp: Mapping[str, Any]) -> None:
-        """Build the folds as the split step will, to fail before any job if they cannot be."""
-        try:
-            self.folds(data, exp)
-        except InputError as err:
-            raise InputError(f"experiments.{name}: {err}") from None
-
     def fold_sides(
         self, data: Any, folds: pd.DataFrame, fold: int, exp: Mapping[str, Any]
     ) -> tuple[dict[str, Any], Any, dict[str, Any]]:
@@ -481,10 +468,6 @@ class GraphModality(Modality):
     def baseline_name(self, exp: Mapping[str, Any], task: Task, kind: str = "linear") -> str:
         """Name a heuristic as itself."""
         return kind
-
-    def baseline_text(self, exp: Mapping[str, Any], kind: str = "linear") -> str:
-        """Describe a heuristic in words."""
-        return self.task(exp).baseline_model_text(exp["baseline"], kind)
 
     def train_fold(
         self,
@@ -574,12 +557,10 @@ class GraphModality(Modality):
             return predict_links(
                 load_model(path), fitted["x"], fitted["message_passing"], side.pairs
             ).reshape(-1, 1)
-        from dlpipe.link_heuristics import link_baseline_scores  # lazy: scikit-learn, 0.7 s
+        from dlpipe.link_heuristics import adjacency, link_baseline_scores  # lazy: sklearn, 0.7 s
 
-        baselines = load_fitted(path)
-        return link_baseline_scores(
-            baselines[learner], fitted["message_passing"], int(fitted["n_nodes"]), side.pairs
-        ).reshape(-1, 1)
+        adj = adjacency(fitted["message_passing"], int(fitted["n_nodes"]))
+        return link_baseline_scores(load_fitted(path)[learner], adj, side.pairs).reshape(-1, 1)
 
     def prediction_extras(self, table: pd.DataFrame, side: Any, fitted: Any) -> pd.DataFrame:
         """Add a pair's unseen ends (cold start) and its ends' degrees in the training graph."""

@@ -178,8 +178,9 @@ _CAPTIONS = {
     "reliability.png": "Reliability diagram of the pooled out-of-fold probabilities: accuracy "
     "against confidence per bin, raw and after temperature scaling; the diagonal is perfect "
     "calibration. The ECE in the legend is that of the pooled predictions.",
-    "training.png": "Training and validation loss per epoch (one line per fold); training "
-    "stopped early when the validation loss stopped improving.",
+    "training.png": "Training loss and the validation score early stopping follows, per epoch "
+    "(one line per fold): the validation loss, or for link prediction the validation auPRC; "
+    "each fold kept its best epoch and stopped when the score stopped improving.",
     "scatter.png": "Pooled out-of-fold predictions against true values of the best and worst "
     "targets (R² of the pooled predictions).",
     "r2_per_target.png": "Pooled out-of-fold R² per target, every learner side by side.",
